@@ -1,0 +1,3 @@
+from talkbook.cli import main
+
+main()

@@ -1,0 +1,60 @@
+"""One exception hierarchy; each class carries the exit code the command line uses.
+
+The core raises these; only the CLI turns them into a one-line message on stderr.
+"""
+
+
+class TalkbookError(Exception):
+    """Base class: bad usage or bad input (exit 2)."""
+
+    exit_code = 2
+
+
+class WorkspaceNotFound(TalkbookError):
+    pass
+
+
+class WorkspaceExists(TalkbookError):
+    pass
+
+
+class IdentityError(TalkbookError):
+    """No identity, unreadable identity, wrong passphrase, unknown acting person."""
+
+
+class DecryptionError(TalkbookError):
+    """Wrong key, not a recipient, corrupt or truncated ciphertext."""
+
+
+class NotFound(TalkbookError):
+    """Unknown id or path."""
+
+
+class InvalidDocument(TalkbookError):
+    """Malformed YAML, schema violation, missing field: the file is refused."""
+
+    def __init__(self, message: str, findings: list | None = None):
+        super().__init__(message)
+        self.findings = findings or []
+
+
+class PermissionDenied(TalkbookError):
+    """The acting person may not do this (e.g. approving one's own plan)."""
+
+
+class WorkflowError(TalkbookError):
+    """A transition that the talk's state does not allow."""
+
+
+class EditAborted(TalkbookError):
+    """The editor exited non-zero, or the user gave up after a failed validation."""
+
+
+class TemplateError(TalkbookError):
+    """A broken Jinja template: the message names the template and line."""
+
+
+class Findings(TalkbookError):
+    """Not an error of the tool: validation/audit/due found something (exit 1)."""
+
+    exit_code = 1
