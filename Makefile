@@ -1,0 +1,37 @@
+# talkbook: make demo · make test · make validate · make report · make bench
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint validate report bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+## demo: build a fictional workspace under build/demo and run the whole job on it
+demo: $(STAMP)
+	rm -rf build/demo build/demo.keys
+	$(BIN)/talkbook demo build/demo
+
+## test: ruff, then the whole test suite
+test: $(STAMP) lint
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check tools tests
+	$(BIN)/ruff format --check tools tests
+
+## validate: check every file of the workspace in this folder (or WORKSPACE=…)
+validate: $(STAMP)
+	$(BIN)/talkbook $(if $(WORKSPACE),--workspace $(WORKSPACE)) validate
+
+## bench: timings of the main operations, with the floor measured in the same run
+bench: $(STAMP)
+	$(BIN)/python -m talkbook.bench
+
+clean:
+	rm -rf build $(VENV)

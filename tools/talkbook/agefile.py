@@ -1,0 +1,147 @@
+"""Strict reading of the age header, without any cryptography.
+
+rage accepts a few malformed headers that the age specification rejects, and the tool needs the
+header anyway to choose between identity and passphrase decryption and to count recipients. The
+grammar checked here is the one of https://age-encryption.org/v1 (section "Header").
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+
+from talkbook.errors import DecryptionError
+
+ARMOR_BEGIN = b"-----BEGIN AGE ENCRYPTED FILE-----"
+ARMOR_END = b"-----END AGE ENCRYPTED FILE-----"
+VERSION_LINE = b"age-encryption.org/v1"
+VERSION_PREFIX = b"age-encryption.org/"
+
+RECIPIENT_TYPES = frozenset({"X25519", "ssh-ed25519", "ssh-rsa", "mlkem768x25519"})
+PASSPHRASE_TYPE = "scrypt"
+
+# age refuses scrypt work factors above 22: anything higher is a denial of service, not a file.
+MAX_SCRYPT_WORK_FACTOR = 22
+BODY_COLUMNS = 64
+MAC_COLUMNS = 43
+
+_ARG = re.compile(rb"[\x21-\x7e]+")
+_BASE64 = re.compile(rb"[A-Za-z0-9+/]*")
+_WORK_FACTOR = re.compile(r"[1-9][0-9]*")
+
+
+@dataclass(frozen=True)
+class Stanza:
+    type: str
+    args: tuple[str, ...]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Header:
+    stanzas: tuple[Stanza, ...]
+
+    @property
+    def recipient_stanzas(self) -> tuple[Stanza, ...]:
+        # rage writes a random "grease" stanza into every file; it is not a recipient.
+        return tuple(s for s in self.stanzas if s.type in RECIPIENT_TYPES)
+
+    @property
+    def is_passphrase(self) -> bool:
+        return any(s.type == PASSPHRASE_TYPE for s in self.stanzas)
+
+
+def normalize(data: bytes) -> bytes:
+    """Strip whitespace around an armored file (the spec allows it, rage does not)."""
+    stripped = data.strip()
+    if stripped.startswith(ARMOR_BEGIN):
+        return stripped
+    return data
+
+
+def _malformed(reason: str) -> DecryptionError:
+    return DecryptionError(f"corrupt age file: header is malformed ({reason})")
+
+
+def _dearmor(data: bytes) -> bytes:
+    """Decode the armor just enough to read the header; rage enforces the strict armor rules."""
+    lines = data.strip().split(b"\n")
+    body = [line.strip() for line in lines[1:] if line.strip() != ARMOR_END]
+    try:
+        return base64.b64decode(b"".join(body), validate=True)
+    except (binascii.Error, ValueError):
+        raise DecryptionError("corrupt age file: the armor is malformed") from None
+
+
+def _decode_b64(line: bytes, what: str) -> bytes:
+    """Decode canonical unpadded base64, as the header requires."""
+    if not _BASE64.fullmatch(line) or len(line) % 4 == 1:
+        raise _malformed(f"{what} is not unpadded base64")
+    decoded = base64.b64decode(line + b"=" * (-len(line) % 4))
+    if base64.b64encode(decoded).rstrip(b"=") != line:
+        raise _malformed(f"{what} is not canonical base64")
+    return decoded
+
+
+def _check_scrypt(args: tuple[str, ...]) -> None:
+    if len(args) != 2:
+        raise _malformed("scrypt stanza needs a salt and a work factor")
+    factor = args[1]
+    if not _WORK_FACTOR.fullmatch(factor):
+        raise _malformed("scrypt work factor is not a plain decimal number")
+    if len(factor) > 2 or int(factor) > MAX_SCRYPT_WORK_FACTOR:
+        raise _malformed(f"scrypt work factor is above {MAX_SCRYPT_WORK_FACTOR}")
+
+
+def _next_line(data: bytes, pos: int) -> tuple[bytes, int]:
+    end = data.find(b"\n", pos)
+    if end < 0:
+        raise _malformed("header ends before the MAC line")
+    return data[pos:end], end + 1
+
+
+def _parse_stanza(first: bytes, data: bytes, pos: int, index: int) -> tuple[Stanza, int]:
+    fields = first[3:].split(b" ")
+    if not all(_ARG.fullmatch(field) for field in fields):
+        raise _malformed(f"stanza {index} has an empty or invalid argument")
+    body = bytearray()
+    while True:
+        if data.startswith(b"-", pos):
+            # Another stanza or the MAC line arrived before the short line ending this body.
+            raise _malformed(f"stanza {index} does not end with a short body line")
+        line, pos = _next_line(data, pos)
+        if len(line) > BODY_COLUMNS:
+            raise _malformed(f"stanza {index} has a body line longer than {BODY_COLUMNS} columns")
+        body += _decode_b64(line, f"stanza {index} body")
+        if len(line) < BODY_COLUMNS:
+            break
+    names = tuple(field.decode("ascii") for field in fields)
+    stanza = Stanza(type=names[0], args=names[1:], body=bytes(body))
+    if stanza.type == PASSPHRASE_TYPE:
+        _check_scrypt(stanza.args)
+    return stanza, pos
+
+
+def parse_header(data: bytes) -> Header:
+    """Parse and strictly check the header of a binary or armored age file."""
+    if data.strip().startswith(ARMOR_BEGIN):
+        data = _dearmor(data)
+    if not data.startswith(VERSION_PREFIX):
+        raise DecryptionError("not an age-encrypted file")
+    first, pos = _next_line(data, 0)
+    if first != VERSION_LINE:
+        raise _malformed("unsupported version line")
+    stanzas: list[Stanza] = []
+    while True:
+        line, after = _next_line(data, pos)
+        if line.startswith(b"---"):
+            if line[3:4] != b" " or len(line) != 4 + MAC_COLUMNS:
+                raise _malformed("the MAC line is malformed")
+            _decode_b64(line[4:], "MAC")
+            return Header(stanzas=tuple(stanzas))
+        if not line.startswith(b"-> "):
+            raise _malformed("a header line is neither a stanza nor the MAC")
+        stanza, pos = _parse_stanza(line, data, after, len(stanzas) + 1)
+        stanzas.append(stanza)

@@ -1,0 +1,231 @@
+"""The application context: one workspace, one identity, one acting person.
+
+Commands (cli.py) build an App and call its methods; everything here raises TalkbookError
+subclasses and never prints. What needs the user (a passphrase, "open the editor again?", "no
+tmpfs, use disk?", progress) comes in through Prompts, so the core never imports click.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from talkbook import gittrail
+from talkbook.errors import IdentityError, InvalidDocument, PermissionDenied, TalkbookError
+from talkbook.identity import load_keyring
+from talkbook.models import Document, parse
+from talkbook.validation import Subject, check_document, summary
+from talkbook.vault import Vault
+from talkbook.workspace import Person, Workspace, find_root
+
+TOOL_AUTHOR = gittrail.Author("talkbook", "talkbook@talkbook.invalid")
+
+
+def _refuse(_: Any) -> bool:
+    return False
+
+
+@dataclass
+class Prompts:
+    """How the core asks the user. The defaults suit scripts: never ask, always refuse."""
+
+    passphrase: Callable[[], str] | None = None
+    reopen_editor: Callable[[str], bool] = _refuse
+    allow_disk: Callable[[Path], bool] = _refuse
+    progress: Callable[[Iterable[Any], int], Iterable[Any]] = field(
+        default=lambda items, total: items
+    )
+
+
+class App:
+    def __init__(
+        self,
+        workspace_dir: Path | None = None,
+        identity: Path | None = None,
+        prompts: Prompts | None = None,
+    ):
+        self._workspace_dir = workspace_dir
+        self._identity = identity
+        self.prompts = prompts or Prompts()
+        self._workspace: Workspace | None = None
+        self._vault: Vault | None = None
+
+    # -- context, loaded on first use --------------------------------------------------------
+    @property
+    def workspace(self) -> Workspace:
+        if self._workspace is None:
+            self._workspace = Workspace(find_root(self._workspace_dir))
+        return self._workspace
+
+    @property
+    def keyring(self):
+        return self.vault.keyring
+
+    @property
+    def vault(self) -> Vault:
+        if self._vault is None:
+            self._vault = Vault(load_keyring(self._identity, self.prompts.passphrase))
+        return self._vault
+
+    @staticmethod
+    def now() -> dt.datetime:
+        """The clock; TALKBOOK_NOW (ISO datetime) sets it for the demo's fictional history."""
+        if fixed := os.environ.get("TALKBOOK_NOW"):
+            try:
+                return dt.datetime.fromisoformat(fixed).replace(tzinfo=None)
+            except ValueError:
+                raise TalkbookError(f"TALKBOOK_NOW={fixed!r} is not an ISO datetime") from None
+        return dt.datetime.now().replace(second=0, microsecond=0)
+
+    def today(self) -> dt.date:
+        return self.now().date()
+
+    def actor(self) -> Person:
+        person = self.workspace.person_by_key(self.keyring.public_keys)
+        if person is None:
+            key = self.keyring.public_keys[0] if self.keyring.public_keys else "?"
+            raise IdentityError(
+                f"your identity ({key}) is not a person of this workspace; ask a custodian to "
+                "run `talkbook person add`"
+            )
+        return person
+
+    def require_role(self, role: str) -> Person:
+        person = self.actor()
+        if not person.has_role(role):
+            raise PermissionDenied(f"{person.id} is not a {role}")
+        return person
+
+    def author(self, person: Person | None) -> gittrail.Author:
+        return gittrail.Author(person.name, person.address) if person else TOOL_AUTHOR
+
+    # -- documents ----------------------------------------------------------------------------
+    def rel(self, path: Path) -> str:
+        return self.workspace.relative(path)
+
+    def check(self, kind: str, path: Path, text: str) -> Document:
+        """Parse and validate; raise InvalidDocument carrying every finding."""
+        rel = self.rel(path)
+        doc = parse(text, rel)
+        findings = check_document(Subject(kind, rel, doc, text), self.workspace)
+        if findings:
+            raise InvalidDocument(summary(findings), findings)
+        return doc
+
+    def problem(self, kind: str, path: Path, text: str) -> str | None:
+        try:
+            self.check(kind, path, text)
+        except InvalidDocument as exc:
+            return str(exc)
+        return None
+
+    def save(
+        self, kind: str, path: Path, text: str, message: str, actor: Person | None = None
+    ) -> bool:
+        """Validate, encrypt to the access rule's readers, write atomically, commit once.
+
+        Returns False, writing and committing nothing, when the plaintext did not change.
+        """
+        doc = self.check(kind, path, text)
+        recipients = self.workspace.recipients(kind, doc.meta)
+        if not self.vault.write(path, text, recipients):
+            return False
+        gittrail.commit(self.workspace.root, [path], message, self.author(actor or self.actor()))
+        return True
+
+    def read(self, path: Path) -> Document:
+        return self.vault.read(path, self.rel(path))
+
+    def edit_text(self, initial: str, kind: str, path: Path) -> str | None:
+        """The user's editor on a private copy; validation on save with re-open or abort."""
+        from talkbook.editor import edit_privately
+
+        return edit_privately(
+            initial,
+            lambda text: self.problem(kind, path, text),
+            ask_reopen=self.prompts.reopen_editor,
+            allow_disk=self.prompts.allow_disk,
+        )
+
+    def edit(self, ref: str) -> tuple[str, bool]:
+        """`talkbook edit ID`: returns (id, changed)."""
+        path = self.workspace.resolve(ref)
+        kind = self.workspace.kind_of(path)
+        actor = self.actor()
+        original = self.vault.read_text(path)
+        edited = self.edit_text(original, kind, path)
+        if edited is None or edited == original:
+            return _id_of(path), False
+        self.guard_edit(kind, path, parse(original, self.rel(path)), parse(edited))
+        changed = self.save(kind, path, edited, f"{_noun(kind)} {_id_of(path)}: edited", actor)
+        return _id_of(path), changed
+
+    def guard_edit(self, kind: str, path: Path, before: Document, after: Document) -> None:
+        """Rules that compare an edit with what it replaces."""
+        if before.meta.get("id") != after.meta.get("id"):
+            raise InvalidDocument(f"{self.rel(path)}: id: an id cannot be changed")
+        if kind == "record":
+            from talkbook.talks import confirmed_rewrite
+
+            if problem := confirmed_rewrite(before, after):
+                raise InvalidDocument(f"{self.rel(path)}: {problem}")
+
+    def cat(self, ref: str) -> bytes:
+        """Decrypted bytes of an id or a path; a path outside any workspace needs no workspace."""
+        path = Path(ref)
+        if not path.is_file():
+            path = self.workspace.resolve(ref)
+        return self.vault.read_plaintext(path)
+
+    # -- people ---------------------------------------------------------------------------------
+    def add_person(
+        self,
+        pid: str,
+        name: str,
+        roles: list[str],
+        keys: list[str],
+        email: str = "",
+        cadre: str | None = None,
+    ) -> Person:
+        """The first person may be added by anyone (bootstrap); after that, by a custodian."""
+        from talkbook.crypto import parse_recipient
+        from talkbook.workspace import ROLES
+
+        ws = self.workspace
+        for role in roles:
+            if role not in ROLES:
+                raise TalkbookError(f"unknown role {role!r}: choose from {', '.join(ROLES)}")
+        for key in keys:
+            parse_recipient(key)
+        actor = self.require_role("custodian") if ws.people else None
+        existing = ws.people.get(pid)
+        person = Person(pid, name, tuple(roles), tuple(keys), email, cadre)
+        ws.add_person(person)
+        action = "updated" if existing else "added"
+        author = actor or person
+        gittrail.commit(ws.root, [ws.config_path], f"person {pid}: {action}", self.author(author))
+        return person
+
+
+def _noun(kind: str) -> str:
+    return "cadre" if kind == "profile" else kind
+
+
+def _id_of(path: Path) -> str:
+    return path.name.removesuffix(".md.age") if path.parent.name == "cadres" else path.parent.name
+
+
+def init_workspace(root: Path, locale: str, organization: str) -> Path:
+    """`talkbook init`: layout, git repo, drivers and hook, one commit."""
+    from talkbook.workspace import create_layout
+
+    root = root.resolve()
+    written = create_layout(root, locale, organization)
+    gittrail.init_repo(root)
+    gittrail.setup(root)
+    gittrail.commit(root, written, "workspace: initialized", TOOL_AUTHOR)
+    return root

@@ -1,0 +1,339 @@
+"""The command line: parse, call the core, format. One exit point, in main().
+
+Every TalkbookError becomes one line on stderr and its exit code; tracebacks only with --debug.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from talkbook.app import App, Prompts
+from talkbook.errors import TalkbookError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _prompts() -> Prompts:
+    interactive = sys.stdin.isatty()
+
+    def passphrase() -> str:
+        return click.prompt("Passphrase", hide_input=True, err=True)
+
+    def reopen(problem: str) -> bool:
+        click.echo(f"talkbook: {problem}", err=True)
+        return interactive and click.confirm("Open the editor again?", default=True, err=True)
+
+    def allow_disk(folder: Path) -> bool:
+        click.echo(
+            f"talkbook: no in-memory folder (tmpfs) to edit in; {folder} is on disk", err=True
+        )
+        return interactive and click.confirm("Edit the decrypted copy there anyway?", err=True)
+
+    def progress(items, total):
+        with click.progressbar(items, length=total, label="rekey", file=sys.stderr) as bar:
+            yield from bar
+
+    return Prompts(passphrase, reopen, allow_disk, progress)
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+@click.group(context_settings=CONTEXT)
+@click.option(
+    "--workspace", "-w", type=click.Path(file_okay=False, path_type=Path), help="Workspace folder."
+)
+@click.option(
+    "--identity", "-i", type=click.Path(dir_okay=False, path_type=Path), help="Identity file."
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.version_option(package_name="talkbook")
+@click.pass_context
+def cli(ctx: click.Context, workspace: Path | None, identity: Path | None, debug: bool) -> None:
+    """talkbook: confidential heart-to-heart talk records in plain text, git and age.
+
+    \b
+    Workspace: --workspace, else TALKBOOK_WORKSPACE, else the nearest talkbook.toml upwards.
+    Identity:  --identity, else TALKBOOK_IDENTITY, else ~/.config/talkbook/identity.txt.
+    Exit codes: 0 success, 1 findings, 2 bad usage or input.
+    """
+    ctx.obj = App(workspace, identity, _prompts())
+    ctx.meta["debug"] = debug
+
+
+def read_source(source: str) -> str:
+    """--from FILE or - (stdin), as UTF-8 text."""
+    try:
+        if source == "-":
+            return sys.stdin.buffer.read().decode("utf-8")
+        return Path(source).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise TalkbookError(f"{source}: not UTF-8 text") from None
+    except OSError as exc:
+        raise TalkbookError(f"{source}: cannot read: {exc.strerror}") from None
+
+
+def emit_id(new_id: str) -> None:
+    """The created id alone on the last line of stdout, so scripts can chain commands."""
+    click.echo(new_id)
+
+
+from_option = click.option(
+    "--from",
+    "source",
+    metavar="FILE|-",
+    help="Take the document from FILE (or - for stdin) instead of opening an editor.",
+)
+
+
+# -- workspace ------------------------------------------------------------------------------
+@cli.command()
+@click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--locale", type=click.Choice(["zh-CN", "en"]), default="zh-CN", show_default=True)
+@click.option("--org", "organization", default="", help="Organization name.")
+def init(directory: Path, locale: str, organization: str) -> None:
+    """Create a workspace: git repo, talkbook.toml, folders, templates, hooks.
+
+    Example: talkbook init records --locale zh-CN --org "市委组织部"
+    """
+    from talkbook.app import init_workspace
+
+    root = init_workspace(directory, locale, organization)
+    click.echo(f"initialized talkbook workspace in {root}")
+    click.echo("next: talkbook keygen, then talkbook person add … --role custodian --key …")
+
+
+@cli.command()
+@pass_app
+def setup(app: App) -> None:
+    """Configure git in a fresh clone: the decrypting diff driver and the pre-commit hook.
+
+    Example: git clone … records && cd records && talkbook setup
+    """
+    from talkbook import gittrail
+
+    for item in gittrail.setup(app.workspace.root):
+        click.echo(f"configured {item}")
+
+
+@cli.command()
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Identity file to write [default: ~/.config/talkbook/identity.txt].",
+)
+@click.option("--passphrase", is_flag=True, help="Protect the file with a passphrase (age -p).")
+def keygen(out: Path | None, passphrase: bool) -> None:
+    """Create an X25519 identity file (mode 0600) and print its public key.
+
+    Example: talkbook keygen --out ~/.config/talkbook/identity.txt
+    """
+    from talkbook.crypto import generate_identity_file
+    from talkbook.identity import identity_path
+
+    target = out or identity_path(None)
+    secret = None
+    if passphrase:
+        secret = click.prompt("Passphrase", hide_input=True, confirmation_prompt=True, err=True)
+    public = generate_identity_file(target, secret)
+    click.echo(f"wrote {target}", err=True)
+    click.echo(public)
+
+
+@cli.group()
+def person() -> None:
+    """People of the workspace: staff with roles and public keys."""
+
+
+@person.command("add")
+@click.argument("pid", metavar="ID")
+@click.option("--name", required=True)
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    required=True,
+    type=click.Choice(["custodian", "approver", "speaker", "recorder"]),
+)
+@click.option("--key", "keys", multiple=True, required=True, help="age1… or ssh-ed25519 … key.")
+@click.option("--email", default="")
+@click.option("--cadre", default=None, help="Their own cadre id, if they are a cadre too.")
+@pass_app
+def person_add(
+    app: App,
+    pid: str,
+    name: str,
+    roles: tuple[str, ...],
+    keys: tuple[str, ...],
+    email: str,
+    cadre: str | None,
+) -> None:
+    """Add a person (or update one) in talkbook.toml; one commit.
+
+    The first person can be added by anyone; after that only a custodian adds people. New
+    readers get access to existing files after `talkbook rekey`.
+
+    Example: talkbook person add P-01 --name 王芳 --role custodian --key age1…
+    """
+    added = app.add_person(pid, name, list(roles), list(keys), email, cadre)
+    emit_id(added.id)
+
+
+@person.command("list")
+@pass_app
+def person_list(app: App) -> None:
+    """List people, their roles and keys.
+
+    Example: talkbook person list
+    """
+    for p in app.workspace.people.values():
+        click.echo(f"{p.id}\t{p.name}\t{','.join(p.roles)}\t{len(p.keys)} key(s)")
+
+
+# -- cadres ---------------------------------------------------------------------------------
+@cli.group()
+def cadre() -> None:
+    """Cadre profiles."""
+
+
+@cadre.command("new")
+@from_option
+@pass_app
+def cadre_new(app: App, source: str | None) -> None:
+    """Add a profile: from a file, or in your editor on the locale's template.
+
+    Example: talkbook cadre new --from 张伟.md
+    """
+    from talkbook.profiles import new_cadre
+
+    emit_id(new_cadre(app, read_source(source) if source else None))
+
+
+# -- any file -------------------------------------------------------------------------------
+@cli.command("cat")
+@click.argument("ref", metavar="ID|PATH")
+@pass_app
+def cat_command(app: App, ref: str) -> None:
+    """Print a decrypted file (an id like C-…, T-…, T-…/record, or a path).
+
+    Example: talkbook cat T-k3x9p2/record
+    """
+    data = app.cat(ref)
+    out = click.get_binary_stream("stdout")
+    out.write(data)
+    out.flush()
+
+
+@cli.command()
+@click.argument("ref", metavar="ID")
+@pass_app
+def edit(app: App, ref: str) -> None:
+    """Edit a profile, plan or record in $VISUAL/$EDITOR; validated on save.
+
+    The decrypted copy lives in a private tmpfs folder and is wiped however the editor ends.
+
+    Example: EDITOR=vim talkbook edit C-7k2m9q
+    """
+    doc_id, changed = app.edit(ref)
+    click.echo(f"{doc_id}: {'saved' if changed else 'unchanged'}", err=True)
+
+
+@cli.command()
+@click.argument("ref", metavar="ID")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@pass_app
+def history(app: App, ref: str, fmt: str) -> None:
+    """Who did what, when, and which fields changed.
+
+    Example: talkbook history T-k3x9p2
+    """
+    from talkbook.history import story
+
+    steps = story(app, ref)
+    if fmt == "json":
+        click.echo(json.dumps([s.as_dict() for s in steps], ensure_ascii=False, indent=2))
+        return
+    for step in steps:
+        fields = ", ".join(step.changed) if step.changed else ""
+        if not step.readable:
+            fields = "(not readable with your key)"
+        line = f"{step.when}  {step.author}  {step.message}"
+        click.echo(line + (f"  [{fields}]" if fields else ""))
+
+
+@cli.command()
+@pass_app
+def rekey(app: App) -> None:
+    """Re-encrypt exactly the files whose readers changed; one commit. Custodians only.
+
+    Example: talkbook person add P-04 --name 李强 --role custodian --key age1… && talkbook rekey
+    """
+    from talkbook.history import rekey as run_rekey
+
+    result = run_rekey(app)
+    if result.unreadable:
+        click.echo(f"skipped {len(result.unreadable)} file(s) you cannot read", err=True)
+    click.echo(f"rekeyed {len(result.rewritten)} file(s)")
+
+
+@cli.command(hidden=True)
+@click.argument("path", type=click.Path(path_type=Path))
+@pass_app
+def textconv(app: App, path: Path) -> None:
+    """git diff driver: decrypted text for a key holder, a placeholder for anyone else."""
+    try:
+        data = app.vault.read_plaintext(path)
+    except TalkbookError:
+        data = b"[talkbook: encrypted; not readable with your identity]\n"
+    out = click.get_binary_stream("stdout")
+    out.write(data)
+
+
+# -- entry point ----------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> None:
+    """The one exit point: exit codes 0 / 1 findings / 2 bad usage or input."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="talkbook", standalone_mode=False)
+    except TalkbookError as exc:
+        if debug:
+            raise
+        click.echo(f"talkbook: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("talkbook: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("talkbook: interrupted", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)
+    except OSError as exc:  # disk full, permission denied: the write was atomic, nothing is lost
+        if debug:
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        click.echo(f"talkbook: {exc.strerror or exc}{where}; nothing was changed", err=True)
+        sys.exit(2)
+    sys.exit(0)
+
+
+def parse_date(value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise TalkbookError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2))

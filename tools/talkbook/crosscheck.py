@@ -1,0 +1,302 @@
+"""`talkbook validate`: every file, then the rules that span files. Every finding in one run.
+
+Order: no plaintext where ciphertext belongs; talkbook.toml against its schema; each readable
+file against its schema; recipients against the access rule; then references, roles, workflow
+order, dates and the addenda-only rule for confirmed records.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from talkbook import gittrail
+from talkbook.catalog import Catalog, Item
+from talkbook.errors import DecryptionError, InvalidDocument, TalkbookError
+from talkbook.models import parse, parse_date, parse_datetime
+from talkbook.validation import Finding, Subject, check_document
+from talkbook.workspace import CONFIG_NAME, Workspace
+
+AGE_MAGIC = (b"age-encryption.org/v1\n", b"-----BEGIN AGE ENCRYPTED FILE-----")
+GUARDED = ("cadres/", "talks/")
+ALLOWED_PLAIN = ("cadres/README.md", "talks/README.md", "cadres/.gitkeep", "talks/.gitkeep")
+
+
+@dataclass
+class Report:
+    findings: list[Finding] = field(default_factory=list)
+    checked: int = 0
+    unreadable: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Context:
+    ws: Workspace
+    catalog: Catalog
+    today: dt.date
+    root: Path
+    keyring: object | None  # for reading earlier versions from git
+
+
+def plaintext_findings(rel: str, data: bytes) -> list[Finding]:
+    if not rel.startswith(GUARDED) or rel in ALLOWED_PLAIN:
+        return []
+    if not rel.endswith(".age"):
+        return [Finding(rel, 1, "(file)", "plaintext file: only .age ciphertext belongs here")]
+    if not data.lstrip().startswith(AGE_MAGIC):
+        return [Finding(rel, 1, "(file)", "not an age-encrypted file: plaintext refused")]
+    return []
+
+
+def config_findings(ws: Workspace) -> list[Finding]:
+    from jsonschema import Draft202012Validator
+
+    from talkbook.crypto import parse_recipient
+    from talkbook.validation import schema
+
+    found = []
+    for error in Draft202012Validator(schema("config")).iter_errors(ws.config):
+        where = ".".join(str(p) for p in error.absolute_path) or "(settings)"
+        found.append(Finding(CONFIG_NAME, 1, where, error.message))
+    for person in ws.people.values():
+        for key in person.keys:
+            try:
+                parse_recipient(key)
+            except TalkbookError:
+                found.append(
+                    Finding(CONFIG_NAME, 1, f"people.{person.id}.keys", "not a public key")
+                )
+    return found
+
+
+def recipient_findings(ws: Workspace, item: Item, data: bytes) -> list[Finding]:
+    from talkbook.agefile import parse_header
+
+    try:
+        stanzas = len(parse_header(data).recipient_stanzas)
+        expected = len(ws.recipients(item.kind, item.meta))
+    except TalkbookError as exc:
+        return [Finding(item.rel, 1, "(recipients)", str(exc))]
+    if stanzas != expected:
+        return [
+            Finding(
+                item.rel,
+                1,
+                "(recipients)",
+                f"encrypted to {stanzas} keys but the access rule gives {expected}; run "
+                "`talkbook rekey`",
+            )
+        ]
+    return []
+
+
+# -- rules across files ----------------------------------------------------------------------
+def _subject(item: Item) -> Subject:
+    return Subject(item.kind, item.rel, item.doc, item.text)
+
+
+def check_references(ctx: Context) -> Iterator[Finding]:
+    occasions = ctx.ws.config.get("occasions") or {}
+    talk_types = ctx.ws.config.get("talk_types") or {}
+    for item in ctx.catalog.items():
+        meta, s = item.meta, _subject(item)
+        cadre = meta.get("cadre")
+        if cadre and not ctx.ws.cadre_path(str(cadre)).is_file():
+            yield s.finding("cadre", f"{cadre} has no profile")
+        if meta.get("occasion") and meta["occasion"] not in occasions:
+            yield s.finding("occasion", f"{meta['occasion']} is not an occasion in {CONFIG_NAME}")
+        if item.kind == "plan" and meta.get("talk_type") not in talk_types:
+            yield s.finding("talk_type", f"{meta.get('talk_type')} is not a talk type")
+        if item.kind == "plan" and meta.get("continues"):
+            if not list((ctx.root / "talks").glob(f"*/{meta['continues']}")):
+                yield s.finding("continues", f"{meta['continues']} is not a talk")
+        if item.kind == "profile":
+            for index, event in enumerate(meta.get("events") or []):
+                if event.get("occasion") not in occasions:
+                    yield s.finding(
+                        f"events.{index}.occasion", f"{event.get('occasion')} is unknown"
+                    )
+
+
+def check_decisions(ctx: Context) -> Iterator[Finding]:
+    people = ctx.ws.people
+    for item in ctx.catalog.plans.values():
+        s = _subject(item)
+        decisions = item.meta.get("decisions") or []
+        for index, decision in enumerate(decisions):
+            who = decision.get("by")
+            where = f"decisions.{index}.by"
+            if who not in people:
+                yield s.finding(where, f"{who} is not a person in {CONFIG_NAME}")
+            elif decision.get("decision") in ("approved", "rejected"):
+                if not people[who].has_role("approver"):
+                    yield s.finding(where, f"{who} is not an approver")
+                elif who == item.meta.get("speaker"):
+                    yield s.finding(where, f"{who} approved a plan they speak in")
+        last = decisions[-1]["decision"] if decisions else "draft"
+        expected = {"reopened": "draft"}.get(last, last)
+        if item.meta.get("status") != expected:
+            yield s.finding(
+                "status", f"is {item.meta.get('status')} but the last decision is {last}"
+            )
+
+
+def check_workflow(ctx: Context) -> Iterator[Finding]:
+    for talk_id, record in ctx.catalog.records.items():
+        s = _subject(record)
+        plan = ctx.catalog.plans.get(talk_id)
+        if plan is None:
+            if not (ctx.ws.talk_dir(talk_id) / "plan.md.age").is_file():
+                yield s.finding("id", "a record needs a plan in the same folder")
+            continue
+        if plan.meta.get("status") != "approved":
+            yield s.finding("id", f"held, but its plan is {plan.meta.get('status')}, not approved")
+        for key in ("cadre", "speaker"):
+            if record.meta.get(key) != plan.meta.get(key):
+                yield s.finding(key, f"differs from the plan ({plan.meta.get(key)})")
+        approvals = [d for d in plan.meta.get("decisions") or [] if d.get("decision") == "approved"]
+        held = _datetime(record.meta.get("held_at"))
+        if approvals and held and (approved := _datetime(approvals[-1].get("at"))):
+            if held < approved:
+                yield s.finding("held_at", "held before the plan was approved")
+
+
+def check_dates(ctx: Context) -> Iterator[Finding]:
+    horizon = ctx.today + dt.timedelta(days=1)
+    for item in ctx.catalog.items():
+        meta, s = item.meta, _subject(item)
+        if item.kind == "profile":
+            birth, start = _date(meta.get("birth_date")), _date(meta.get("career_start"))
+            if birth and birth > ctx.today:
+                yield s.finding("birth_date", "is in the future")
+            if birth and start and start < birth:
+                yield s.finding("career_start", "is before the birth date")
+            for index, event in enumerate(meta.get("events") or []):
+                when = _date(event.get("date"))
+                if when and when > horizon:
+                    yield s.finding(f"events.{index}.date", "is in the future")
+        if item.kind == "record":
+            held = _date(meta.get("held_at"))
+            if held and held > horizon:
+                yield s.finding("held_at", "is in the future")
+            for index, follow in enumerate(meta.get("follow_ups") or []):
+                due = _date(follow.get("due"))
+                if held and due and due < held:
+                    yield s.finding(f"follow_ups.{index}.due", "is before the talk was held")
+            confirmed = _date(meta.get("confirmed_on"))
+            if held and confirmed and confirmed < held:
+                yield s.finding("confirmed_on", "is before the talk was held")
+
+
+def check_confirmed_records(ctx: Context) -> Iterator[Finding]:
+    """A confirmed record changes only by addenda: compare with the version first confirmed."""
+    from talkbook.crypto import decrypt
+    from talkbook.talks import confirmed_rewrite
+
+    if ctx.keyring is None:
+        return
+    for record in ctx.catalog.records.values():
+        if not record.meta.get("confirmed_on"):
+            continue
+        for rev in gittrail.revisions(ctx.root, record.rel):
+            blob = gittrail.blob_at(ctx.root, rev.sha, record.rel)
+            try:
+                earlier = parse(decrypt(blob or b"", ctx.keyring).decode("utf-8"), record.rel)
+            except (DecryptionError, InvalidDocument, UnicodeDecodeError):
+                continue
+            if earlier.meta.get("confirmed_on"):
+                if problem := confirmed_rewrite(earlier, record.doc):
+                    field_name, _, message = problem.partition(": ")
+                    yield _subject(record).finding(field_name, message)
+                break
+
+
+CROSS_FILE: list[Callable[[Context], Iterator[Finding]]] = [
+    check_references,
+    check_decisions,
+    check_workflow,
+    check_dates,
+    check_confirmed_records,
+]
+
+
+def _date(value: object) -> dt.date | None:
+    try:
+        return parse_date(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+def _datetime(value: object) -> dt.datetime | None:
+    try:
+        return parse_datetime(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+# -- the run ----------------------------------------------------------------------------------
+def validate(app, paths: list[str] | None = None, staged: bool = False) -> Report:
+    from talkbook.crypto import decrypt
+
+    ws = app.workspace
+    report = Report()
+    catalog = Catalog()
+    buckets = {"profile": catalog.profiles, "plan": catalog.plans, "record": catalog.records}
+    if staged:
+        candidates = gittrail.staged_paths(ws.root)
+        read = lambda rel: gittrail.staged_blob(ws.root, rel)  # noqa: E731
+    else:
+        chosen = [ws.resolve(p) for p in paths] if paths else ws.encrypted_files()
+        candidates = [ws.relative(p) for p in chosen]
+        read = lambda rel: (ws.root / rel).read_bytes()  # noqa: E731
+        report.findings += config_findings(ws)
+    if staged and CONFIG_NAME in candidates:
+        report.findings += config_findings(ws)
+    keyring = _keyring_or_none(app)
+    for rel in candidates:
+        data = read(rel)
+        if problems := plaintext_findings(rel, data):
+            report.findings += problems
+            continue
+        if not rel.startswith(GUARDED) or not rel.endswith(".md.age"):
+            continue
+        report.checked += 1
+        try:
+            kind = ws.kind_of(ws.root / rel)
+            if keyring is None:
+                raise DecryptionError("no identity")
+            text = decrypt(data, keyring).decode("utf-8")
+        except DecryptionError:
+            report.unreadable.append(rel)
+            continue
+        except UnicodeDecodeError:
+            report.findings.append(Finding(rel, 1, "(file)", "decrypted content is not UTF-8"))
+            continue
+        try:
+            doc = parse(text, rel)
+        except InvalidDocument as exc:
+            line = str(exc).split(":")[1] if str(exc).startswith(rel) else "1"
+            message = str(exc).split(": ", 1)[-1]
+            report.findings.append(Finding(rel, int(line), "(front matter)", message))
+            continue
+        item = Item(kind, rel, doc, text)
+        report.findings += check_document(Subject(kind, rel, doc, text), ws)
+        report.findings += recipient_findings(ws, item, data)
+        key = Path(rel).name.removesuffix(".md.age") if kind == "profile" else Path(rel).parent.name
+        buckets[kind][key] = item
+    context = Context(ws, catalog, app.today(), ws.root, keyring)
+    for rule in CROSS_FILE:
+        report.findings += list(rule(context))
+    report.findings = sorted(set(report.findings))
+    return report
+
+
+def _keyring_or_none(app):
+    from talkbook.errors import IdentityError
+
+    try:
+        return app.keyring
+    except IdentityError:
+        return None

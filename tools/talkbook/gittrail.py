@@ -1,0 +1,181 @@
+"""Git as the audit trail: one commit per change, authored by the acting person.
+
+Commit messages are structured (`plan T-k3x9p2: approved`) and never carry names or content.
+The diff driver shows decrypted text to key holders; it must never cache that text (no
+`cachetextconv`), or plaintext would land in .git.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shlex
+import stat
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from talkbook.errors import TalkbookError
+
+HOOK_MARK = "# talkbook pre-commit hook"
+
+
+@dataclass(frozen=True)
+class Author:
+    name: str
+    email: str
+
+
+@dataclass(frozen=True)
+class Revision:
+    sha: str
+    author: str
+    email: str
+    when: str  # ISO 8601
+    message: str
+    path: str
+
+
+def _repo(root: Path):
+    import git
+
+    try:
+        return git.Repo(root)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        raise TalkbookError(f"{root}: not a git repository (run `talkbook setup`)") from None
+
+
+def tool_command() -> str:
+    """How git should call talkbook back: this interpreter, so a venv needs no PATH tweaks."""
+    return f"{shlex.quote(sys.executable)} -m talkbook"
+
+
+def init_repo(root: Path) -> None:
+    import git
+
+    if not (root / ".git").exists():
+        git.Repo.init(root, initial_branch="main")
+
+
+def setup(root: Path) -> list[str]:
+    """Diff driver and pre-commit hook; safe to run again. Returns what was configured."""
+    repo = _repo(root)
+    command = tool_command()
+    with repo.config_writer() as config:
+        config.set_value('diff "talkbook"', "textconv", f"{command} textconv")
+        config.set_value('diff "talkbook"', "binary", "true")
+    hooks = Path(repo.git_dir) / "hooks"
+    hooks.mkdir(exist_ok=True)
+    hook = hooks / "pre-commit"
+    if hook.exists() and HOOK_MARK not in hook.read_text(errors="replace"):
+        raise TalkbookError(f"{hook}: a pre-commit hook exists that talkbook did not write")
+    hook.write_text(
+        f"#!/bin/sh\n{HOOK_MARK}: refuses plaintext under cadres/ and talks/ and runs validation\n"
+        f"exec {command} validate --staged\n",
+        encoding="utf-8",
+    )
+    hook.chmod(hook.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return ["diff.talkbook.textconv", "hooks/pre-commit"]
+
+
+def commit(root: Path, paths: list[Path], message: str, author: Author) -> str:
+    """Stage exactly these paths (added, changed or removed) and make one commit."""
+    import git
+
+    repo = _repo(root)
+    rel = [p.resolve().relative_to(root).as_posix() for p in paths]
+    present = [r for r in rel if (root / r).exists()]
+    gone = [r for r in rel if not (root / r).exists()]
+    if present:
+        repo.index.add(present)
+    if gone:
+        repo.index.remove(gone, working_tree=False, ignore_unmatch=True)
+    actor = git.Actor(author.name, author.email)
+    env_date = os.environ.get("TALKBOOK_NOW")  # the demo and tests set the clock; see App.now
+    if env_date:
+        env_date = dt.datetime.fromisoformat(env_date).strftime("%Y-%m-%dT%H:%M:%S")
+    result = repo.index.commit(
+        message,
+        author=actor,
+        committer=actor,
+        author_date=env_date,
+        commit_date=env_date,
+        skip_hooks=True,  # the tool validated what it wrote; the hook guards hand-made commits
+    )
+    return result.hexsha
+
+
+def has_changes(root: Path, paths: list[Path]) -> bool:
+    repo = _repo(root)
+    rel = [p.resolve().relative_to(root).as_posix() for p in paths]
+    return bool(repo.git.status("--porcelain", "--", *rel).strip())
+
+
+def revisions(root: Path, rel_path: str) -> list[Revision]:
+    """Every commit that touched a path, oldest first."""
+    repo = _repo(root)
+    if not repo.head.is_valid():
+        return []
+    fmt = "%H%x1f%an%x1f%ae%x1f%aI%x1f%s"
+    out = repo.git.log("--format=" + fmt, "--reverse", "--", rel_path)
+    revs = []
+    for line in out.splitlines():
+        sha, name, email, when, message = line.split("\x1f")
+        revs.append(Revision(sha, name, email, when, message, rel_path))
+    return revs
+
+
+def blob_at(root: Path, sha: str, rel_path: str) -> bytes | None:
+    repo = _repo(root)
+    try:
+        return (repo.commit(sha).tree / rel_path).data_stream.read()
+    except KeyError:
+        return None  # removed in that commit
+
+
+def last_commits(root: Path) -> dict[str, str]:
+    """For every tracked path, the sha of the last commit that changed it (one git call)."""
+    repo = _repo(root)
+    if not repo.head.is_valid():
+        return {}
+    out = repo.git.log("--format=@%H", "--name-only", "--no-renames")
+    latest: dict[str, str] = {}
+    sha = ""
+    for line in out.splitlines():
+        if line.startswith("@"):
+            sha = line[1:]
+        elif line and line not in latest:
+            latest[line] = sha
+    return latest
+
+
+def staged_paths(root: Path) -> list[str]:
+    repo = _repo(root)
+    out = repo.git.diff("--cached", "--name-only", "--diff-filter=ACMR")
+    return [line for line in out.splitlines() if line]
+
+
+def staged_blob(root: Path, rel_path: str) -> bytes:
+    repo = _repo(root)
+    return repo.git.show(f":{rel_path}", stdout_as_string=False)
+
+
+def commit_count(root: Path) -> int:
+    repo = _repo(root)
+    return int(repo.git.rev_list("--count", "HEAD")) if repo.head.is_valid() else 0
+
+
+def first_added(root: Path) -> dict[str, dt.date]:
+    """For every path, the date of the commit that added it (one git call)."""
+    repo = _repo(root)
+    if not repo.head.is_valid():
+        return {}
+    out = repo.git.log("--format=@%aI", "--name-only", "--diff-filter=A", "--no-renames")
+    added: dict[str, dt.date] = {}
+    day = dt.date.today()
+    for line in out.splitlines():
+        if line.startswith("@"):
+            day = dt.date.fromisoformat(line[1:11])
+        elif line:
+            added[line] = day  # log runs newest first: the last seen is the first added
+    return added

@@ -1,0 +1,132 @@
+"""The story of a file from git, and rekeying when readers change.
+
+Who could read a file when it was last written is derived, not stored: the talkbook.toml of the
+commit that last wrote the file, applied to the file's own front matter. Storing recipient lists
+in plaintext would tell everyone who talks to whom.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from talkbook import gittrail
+from talkbook.app import App
+from talkbook.errors import DecryptionError, InvalidDocument, NotFound
+from talkbook.models import ID_PATTERNS, parse
+from talkbook.workspace import CONFIG_NAME, Workspace
+
+
+@dataclass(frozen=True)
+class Step:
+    when: str
+    author: str
+    message: str
+    file: str
+    changed: tuple[str, ...]  # field names; empty for the first version
+    readable: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "when": self.when,
+            "author": self.author,
+            "message": self.message,
+            "file": self.file,
+            "changed": list(self.changed),
+            "readable": self.readable,
+        }
+
+
+def changed_fields(before: dict[str, Any], after: dict[str, Any], bodies: tuple[str, str]) -> list:
+    keys = list(dict.fromkeys([*before, *after]))
+    fields = [k for k in keys if before.get(k) != after.get(k)]
+    if bodies[0].strip() != bodies[1].strip():
+        fields.append("(body)")
+    return fields
+
+
+def story(app: App, ref: str) -> list[Step]:
+    """Every commit that touched the file (for a talk: its plan and its record), oldest first."""
+    ws = app.workspace
+    if ID_PATTERNS["talk"].match(ref):
+        folder = ws.talk_dir(ref)
+        paths = [folder / "plan.md.age", folder / "record.md.age"]
+    else:
+        paths = [ws.resolve(ref)]
+    steps: list[Step] = []
+    for path in paths:
+        rel = ws.relative(path)
+        previous: tuple[dict[str, Any], str] | None = None
+        for rev in gittrail.revisions(ws.root, rel):
+            blob = gittrail.blob_at(ws.root, rev.sha, rel)
+            current = _decrypt_blob(app, blob, rel) if blob is not None else None
+            if current is None:
+                changed: list[str] = []
+            elif previous is None:
+                changed = []
+            else:
+                changed = changed_fields(previous[0], current[0], (previous[1], current[1]))
+            steps.append(
+                Step(rev.when, rev.author, rev.message, rel, tuple(changed), current is not None)
+            )
+            previous = current or previous
+    if not steps:
+        raise NotFound(f"no history for {ref}")
+    return sorted(steps, key=lambda s: s.when)
+
+
+def _decrypt_blob(app: App, blob: bytes, rel: str) -> tuple[dict[str, Any], str] | None:
+    from talkbook.crypto import decrypt
+
+    try:
+        doc = parse(decrypt(blob, app.keyring).decode("utf-8"), rel)
+    except (DecryptionError, InvalidDocument, UnicodeDecodeError):
+        return None
+    return doc.meta, doc.body
+
+
+@dataclass(frozen=True)
+class RekeyResult:
+    rewritten: list[str]
+    unreadable: list[str]
+    commit: str | None
+
+
+def rekey(app: App) -> RekeyResult:
+    """Re-encrypt exactly the files whose readers changed since they were written; one commit."""
+    ws = app.workspace
+    actor = app.require_role("custodian")
+    last = gittrail.last_commits(ws.root)
+    configs: dict[str, Workspace] = {}
+    rewritten: list[Path] = []
+    unreadable: list[str] = []
+    files = ws.encrypted_files()
+    for path in app.prompts.progress(files, len(files)):
+        rel = ws.relative(path)
+        kind = ws.kind_of(path)
+        try:
+            text = app.vault.read_text(path)
+        except DecryptionError:
+            unreadable.append(rel)
+            continue
+        meta = parse(text, rel).meta
+        now = ws.recipients(kind, meta)
+        sha = last.get(rel)
+        then = _workspace_at(ws, sha, configs).recipients(kind, meta) if sha else None
+        if then != now:
+            app.vault.write(path, text, now, force=True)
+            rewritten.append(path)
+    sha = None
+    if rewritten:
+        message = f"rekey: {len(rewritten)} file{'s' if len(rewritten) != 1 else ''}"
+        sha = gittrail.commit(ws.root, rewritten, message, app.author(actor))
+    return RekeyResult([ws.relative(p) for p in rewritten], unreadable, sha)
+
+
+def _workspace_at(ws: Workspace, sha: str, cache: dict[str, Workspace]) -> Workspace:
+    if sha not in cache:
+        blob = gittrail.blob_at(ws.root, sha, CONFIG_NAME)
+        cache[sha] = ws.with_config(tomllib.loads(blob.decode("utf-8")) if blob else {})
+    return cache[sha]

@@ -1,0 +1,38 @@
+"""Which identity is in use, and so which person is acting.
+
+--identity FILE, else TALKBOOK_IDENTITY, else the user's config folder. The acting person is the
+one in talkbook.toml whose public key matches: never a name typed on the command line.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from talkbook.errors import IdentityError
+
+
+def default_identity_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "talkbook" / "identity.txt"
+
+
+def identity_path(explicit: Path | None = None) -> Path:
+    if explicit is not None:
+        return explicit
+    if env := os.environ.get("TALKBOOK_IDENTITY"):
+        return Path(env)
+    return default_identity_path()
+
+
+def load_keyring(explicit: Path | None, passphrase_prompt: Callable[[], str] | None = None):
+    from talkbook.crypto import Keyring
+
+    path = identity_path(explicit)
+    if not path.exists():
+        raise IdentityError(
+            f"no identity file at {path} (run `talkbook keygen`, or pass --identity / set "
+            "TALKBOOK_IDENTITY)"
+        )
+    return Keyring.from_file(path, passphrase_prompt=passphrase_prompt)

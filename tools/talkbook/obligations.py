@@ -1,0 +1,217 @@
+"""What is owed: occasion talks, cadence gaps, follow-ups, approvals waiting.
+
+Each obligation is a value; `due` lists those not met, most urgent first. A talk meets an occasion
+when its record names that cadre and occasion and it was held on or after the event's date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from talkbook import rules
+from talkbook.catalog import Catalog, Item
+from talkbook.models import parse_date
+from talkbook.workspace import Workspace
+
+DEFAULT_HORIZON_DAYS = 30
+
+
+@dataclass(frozen=True)
+class Obligation:
+    cadre: str
+    reason: str  # an occasion id, "cadence", "follow_up" or "approval"
+    deadline: dt.date
+    overdue: bool
+    since: dt.date | None = None
+    talk: str | None = None
+    detail: str = ""
+    owner: str | None = None
+
+    def days_left(self, as_of: dt.date) -> int:
+        return (self.deadline - as_of).days
+
+    def as_dict(self, as_of: dt.date, catalog: Catalog | None = None) -> dict[str, Any]:
+        return {
+            "cadre": self.cadre,
+            "name": catalog.cadre_name(self.cadre) if catalog else "",
+            "reason": self.reason,
+            "talk": self.talk,
+            "since": self.since.isoformat() if self.since else None,
+            "deadline": self.deadline.isoformat(),
+            "days_left": self.days_left(as_of),
+            "overdue": self.overdue,
+            "owner": self.owner,
+            "detail": self.detail,
+        }
+
+
+def _held_on(record: Item) -> dt.date | None:
+    try:
+        return parse_date(str(record.meta.get("held_at")))
+    except ValueError:
+        return None
+
+
+def occasion_obligations(ws: Workspace, catalog: Catalog, as_of: dt.date) -> list[Obligation]:
+    found = []
+    for cadre_id, profile in catalog.profiles.items():
+        for event in rules.as_list(profile.meta.get("events")):
+            deadline = rules.deadline(event, ws.config)
+            if deadline is None:
+                continue  # an occasion the workspace dropped
+            since = parse_date(str(event["date"]))
+            if since > as_of:
+                continue
+            occasion = event["occasion"]
+            held = [
+                _held_on(r)
+                for r in catalog.held_talks(cadre_id)
+                if r.meta.get("occasion") == occasion
+            ]
+            met = any(d is not None and since <= d <= as_of for d in held)
+            if met:
+                continue
+            planned = [
+                talk_id
+                for talk_id, plan in catalog.plans.items()
+                if plan.meta.get("cadre") == cadre_id
+                and plan.meta.get("occasion") == occasion
+                and plan.meta.get("status") != "cancelled"
+                and talk_id not in catalog.records
+            ]
+            found.append(
+                Obligation(
+                    cadre_id,
+                    occasion,
+                    deadline,
+                    deadline < as_of,
+                    since=since,
+                    talk=planned[-1] if planned else None,
+                    detail=ws.label("occasions", occasion),
+                )
+            )
+    return found
+
+
+def _speakers_with_role(ws: Workspace, catalog: Catalog, role: str, unit: Any) -> set[str]:
+    """People whose own cadre profile has this role in this unit (a unit head, say)."""
+    chosen = set()
+    for person in ws.people.values():
+        profile = catalog.profiles.get(person.cadre or "")
+        if profile and role in rules.as_list(profile.meta.get("roles")):
+            if profile.meta.get("unit") == unit:
+                chosen.add(person.id)
+    return chosen
+
+
+def cadence_obligations(
+    ws: Workspace,
+    catalog: Catalog,
+    as_of: dt.date,
+    created: dict[str, dt.date],
+    horizon: int = DEFAULT_HORIZON_DAYS,
+) -> list[Obligation]:
+    found = []
+    for rule in ws.config.get("cadence") or []:
+        every = int(rule["every_days"])
+        for cadre_id, profile in catalog.profiles.items():
+            meta = profile.meta
+            if rule.get("cadre_role") and rule["cadre_role"] not in rules.as_list(
+                meta.get("roles")
+            ):
+                continue
+            talks = catalog.held_talks(cadre_id)
+            if rule.get("speaker_role"):
+                speakers = _speakers_with_role(ws, catalog, rule["speaker_role"], meta.get("unit"))
+                speakers.discard(_person_of(ws, cadre_id))
+                if not speakers:
+                    continue  # nobody in that role here: the rule cannot be met by anyone
+                talks = [t for t in talks if t.meta.get("speaker") in speakers]
+            held = [d for d in map(_held_on, talks) if d and d <= as_of]
+            since = max(held) if held else created.get(cadre_id, as_of)
+            deadline = since + dt.timedelta(days=every)
+            if (deadline - as_of).days > horizon:
+                continue
+            label = (rule.get("label") or {}).get(ws.locale) or rule.get("id", "cadence")
+            found.append(
+                Obligation(cadre_id, "cadence", deadline, deadline < as_of, since, detail=label)
+            )
+    return found
+
+
+def _person_of(ws: Workspace, cadre_id: str) -> str | None:
+    return next((p.id for p in ws.people.values() if p.cadre == cadre_id), None)
+
+
+def followup_obligations(catalog: Catalog, as_of: dt.date, upcoming: bool = False) -> list:
+    found = []
+    for talk_id, record in catalog.records.items():
+        for item in rules.as_list(record.meta.get("follow_ups")):
+            if item.get("done"):
+                continue
+            try:
+                due = parse_date(str(item.get("due")))
+            except ValueError:
+                continue
+            if due > as_of and not upcoming:
+                continue
+            found.append(
+                Obligation(
+                    str(record.meta.get("cadre")),
+                    "follow_up",
+                    due,
+                    due < as_of,
+                    since=_held_on(record),
+                    talk=talk_id,
+                    detail=str(item.get("what", "")),
+                    owner=item.get("owner"),
+                )
+            )
+    return found
+
+
+def approval_obligations(ws: Workspace, catalog: Catalog, as_of: dt.date) -> list[Obligation]:
+    wait = int(ws.config.get("approval_wait_days", 3))
+    found = []
+    for talk_id, plan in catalog.plans.items():
+        if plan.meta.get("status") != "submitted":
+            continue
+        submitted = [
+            d for d in plan.meta.get("decisions") or [] if d.get("decision") == "submitted"
+        ]
+        if not submitted:
+            continue
+        since = parse_date(str(submitted[-1]["at"]))
+        deadline = since + dt.timedelta(days=wait)
+        if deadline >= as_of:
+            continue
+        found.append(
+            Obligation(
+                str(plan.meta.get("cadre")),
+                "approval",
+                deadline,
+                True,
+                since,
+                talk=talk_id,
+                detail=f"submitted {since.isoformat()}",
+            )
+        )
+    return found
+
+
+def due(
+    ws: Workspace,
+    catalog: Catalog,
+    as_of: dt.date,
+    created: dict[str, dt.date],
+    horizon: int = DEFAULT_HORIZON_DAYS,
+) -> list[Obligation]:
+    everything = [
+        *occasion_obligations(ws, catalog, as_of),
+        *cadence_obligations(ws, catalog, as_of, created, horizon),
+        *followup_obligations(catalog, as_of),
+        *approval_obligations(ws, catalog, as_of),
+    ]
+    return sorted(everything, key=lambda o: (not o.overdue, o.deadline, o.cadre, o.reason))

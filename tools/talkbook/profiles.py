@@ -1,0 +1,100 @@
+"""Cadre profiles: create one, log events on it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from talkbook.app import App
+from talkbook.errors import EditAborted, NotFound, TalkbookError
+from talkbook.models import Document, new_id, parse
+from talkbook.templating import render
+
+# The order fields appear in a new profile: the design's minimum, then what cadence rules use.
+PROFILE_FIELDS: dict[str, Any] = {
+    "id": None,
+    "name": "",
+    "gender": None,
+    "birth_date": None,
+    "unit": None,
+    "post": None,
+    "rank": None,
+    "roles": [],
+    "education": None,
+    "major": None,
+    "career_start": None,
+    "work_history": [],
+    "rewards": [],
+    "punishments": [],
+    "personality": None,
+    "talkative": None,
+    "strengths": None,
+    "weaknesses": None,
+    "evaluations": None,
+    "difficulties": None,
+    "family": None,
+    "private": None,
+    "events": [],
+}
+
+
+def render_body(app: App, kind: str, context: dict[str, Any]) -> str:
+    ws = app.workspace
+    return render(f"{kind}.md.j2", ws.locale, context, ws.templates_dir)
+
+
+def new_cadre(app: App, text: str | None) -> str:
+    """`talkbook cadre new [--from]`: returns the new id. Editor when text is None."""
+    ws = app.workspace
+    actor = app.require_role("custodian")
+    taken = set(ws.cadre_ids())
+    if text is None:
+        meta = {**PROFILE_FIELDS, "id": new_id("C", taken)}
+        initial = Document(meta, render_body(app, "profile", {"cadre": meta})).text()
+        path = ws.cadre_path(meta["id"])
+        edited = app.edit_text(initial, "profile", path)
+        if edited is None:
+            raise EditAborted("the profile was left as the template; nothing was added")
+        doc = parse(edited, "profile")
+        if doc.meta.get("id") != meta["id"]:
+            raise TalkbookError("id: keep the id the template gave")
+        text = edited
+    else:
+        doc = parse(text, "--from")
+        if not doc.meta.get("id"):
+            doc = Document({"id": new_id("C", taken), **doc.meta}, doc.body)
+        if not doc.body.strip():
+            doc = Document(doc.meta, render_body(app, "profile", {"cadre": doc.meta}))
+        text = doc.text()
+    cadre_id = str(doc.meta["id"])
+    path = ws.cadre_path(cadre_id)
+    if path.exists():
+        raise TalkbookError(f"{cadre_id} exists already; use `talkbook edit {cadre_id}`")
+    app.save("profile", path, text, f"cadre {cadre_id}: created", actor)
+    return cadre_id
+
+
+def read_profile(app: App, cadre_id: str) -> Document:
+    path = app.workspace.cadre_path(cadre_id)
+    if not path.is_file():
+        raise NotFound(f"unknown cadre: {cadre_id}")
+    return app.read(path)
+
+
+def add_event(
+    app: App, cadre_id: str, occasion: str, date: dt.date | None, note: str | None
+) -> dict[str, Any]:
+    """`talkbook event`: logged on the profile itself, so it stays encrypted with it."""
+    ws = app.workspace
+    occasions = ws.config.get("occasions") or {}
+    if occasion not in occasions:
+        raise TalkbookError(
+            f"unknown occasion {occasion!r}: choose from {', '.join(sorted(occasions))}"
+        )
+    actor = app.require_role("custodian")
+    doc = read_profile(app, cadre_id)
+    event = {"date": (date or dt.date.today()).isoformat(), "occasion": occasion, "note": note}
+    events = [*(doc.meta.get("events") or []), event]
+    updated = doc.with_meta(events=events)
+    app.save("profile", ws.cadre_path(cadre_id), updated.text(), f"cadre {cadre_id}: event", actor)
+    return event

@@ -1,0 +1,276 @@
+"""The life of a talk: plan → submitted → approved (or rejected) → held (record), or
+postponed / cancelled. Each step is one commit authored by whoever took it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from talkbook import rules
+from talkbook.app import App
+from talkbook.errors import (
+    EditAborted,
+    InvalidDocument,
+    NotFound,
+    PermissionDenied,
+    TalkbookError,
+    WorkflowError,
+)
+from talkbook.models import Document, new_id, parse, parse_datetime
+from talkbook.profiles import read_profile, render_body
+from talkbook.workspace import Person
+
+# decision → (states it may leave from, state it leads to)
+TRANSITIONS: dict[str, tuple[set[str], str]] = {
+    "submitted": ({"draft", "rejected", "postponed"}, "submitted"),
+    "approved": ({"submitted"}, "approved"),
+    "rejected": ({"submitted"}, "rejected"),
+    "postponed": ({"draft", "submitted", "approved"}, "postponed"),
+    "cancelled": ({"draft", "submitted", "approved", "rejected", "postponed"}, "cancelled"),
+}
+# who may take each step, besides the rules in _authorize
+DECIDERS = {
+    "submitted": ("custodian", "speaker"),
+    "approved": ("approver",),
+    "rejected": ("approver",),
+    "postponed": ("custodian", "approver", "speaker"),
+    "cancelled": ("custodian", "approver"),
+}
+
+
+def plan_path(app: App, talk_id: str) -> Path:
+    return app.workspace.talk_dir(talk_id) / "plan.md.age"
+
+
+def record_path(app: App, talk_id: str) -> Path:
+    return app.workspace.talk_dir(talk_id) / "record.md.age"
+
+
+def read_plan(app: App, talk_id: str) -> Document:
+    path = plan_path(app, talk_id)
+    if not path.is_file():
+        raise NotFound(f"unknown talk: {talk_id}")
+    return app.read(path)
+
+
+def _deferred_from(app: App, talk_id: str | None) -> list[str]:
+    if not talk_id:
+        return []
+    path = record_path(app, talk_id)
+    if not path.is_file():
+        raise WorkflowError(f"{talk_id} has no record yet; only a held talk can be continued")
+    return [str(t) for t in rules.as_list(app.read(path).meta.get("deferred"))]
+
+
+def draft_plan(
+    app: App,
+    cadre_id: str,
+    *,
+    speaker: str | None,
+    at: str | None,
+    occasion: str | None = None,
+    place: str | None = None,
+    continues: str | None = None,
+    text: str | None = None,
+    use_editor: bool = False,
+) -> str:
+    """`talkbook plan`: suggestions from the profile, the user's file or editor on top."""
+    ws = app.workspace
+    actor = app.require_role("custodian")  # the brief comes from the profile: custodians only
+    given = parse(text, "--from") if text else Document({})
+    meta_in = given.meta
+    speaker = speaker or meta_in.get("speaker")
+    at = at or meta_in.get("at")
+    occasion = occasion or meta_in.get("occasion")
+    continues = continues or meta_in.get("continues")
+    if not speaker or not at:
+        raise TalkbookError("a plan needs --speaker and --at (or both in the --from file)")
+    try:
+        when = parse_datetime(str(at))
+    except ValueError:
+        raise TalkbookError(f"--at {at!r} is not a date and time (YYYY-MM-DDTHH:MM)") from None
+    if occasion and occasion not in (ws.config.get("occasions") or {}):
+        raise TalkbookError(f"unknown occasion {occasion!r}")
+    profile = read_profile(app, cadre_id).meta
+    today = app.today()
+    deferred = _deferred_from(app, continues)
+    event = rules.latest_event(profile, occasion) if occasion else None
+    talk_type = "continuation" if continues else ("occasion" if occasion else "routine")
+    talk_id = str(meta_in.get("id") or new_id("T", set(ws.talk_ids())))
+    meta: dict[str, Any] = {
+        "id": talk_id,
+        "cadre": cadre_id,
+        "speaker": speaker,
+        "at": when.isoformat(timespec="minutes"),
+        "place": place or meta_in.get("place"),
+        "talk_type": talk_type,
+        "occasion": occasion,
+        "event_date": event["date"] if event else None,
+        "method": rules.suggest_method(profile, ws.config, today),
+        "focus": rules.suggest_focus(profile, occasion, deferred, ws.label, today),
+        "preparations": None,
+        "status": "draft",
+        "decisions": [],
+        "continues": continues,
+        "created_by": actor.id,
+    }
+    meta.update({k: v for k, v in meta_in.items() if v is not None})
+    meta.update(cadre=cadre_id, speaker=speaker, status="draft", decisions=[])
+    context = {
+        "plan": meta,
+        "brief": rules.brief(profile, occasion, deferred, ws.label, today),
+        "occasion_label": ws.label("occasions", occasion) or None,
+        "talk_type_label": ws.label("talk_types", meta["talk_type"]),
+        "method": meta["method"],
+        "continues": continues,
+    }
+    body = given.body if given.body.strip() else render_body(app, "plan", context)
+    document = Document(meta, body)
+    path = ws.talk_dir(talk_id, when.year) / "plan.md.age"
+    if path.exists():
+        raise TalkbookError(f"{talk_id} exists already; use `talkbook edit {talk_id}`")
+    final = document.text()
+    if use_editor:
+        edited = app.edit_text(final, "plan", path)
+        if edited is None:
+            edited = final  # accepted as suggested
+        final = edited
+    app.save("plan", path, final, f"plan {talk_id}: drafted", actor)
+    return talk_id
+
+
+def _authorize(app: App, decision: str, plan: dict[str, Any]) -> Person:
+    actor = app.actor()
+    allowed = DECIDERS[decision]
+    is_speaker = actor.id == plan.get("speaker")
+    if not (any(actor.has_role(r) for r in allowed) or ("speaker" in allowed and is_speaker)):
+        raise PermissionDenied(f"{actor.id} may not mark this plan {decision}")
+    if decision in ("approved", "rejected") and is_speaker:
+        raise PermissionDenied(f"{actor.id} is this plan's speaker and cannot approve or reject it")
+    return actor
+
+
+def decide(
+    app: App, talk_id: str, decision: str, comment: str | None = None, at: str | None = None
+) -> str:
+    """submit / approve / reject / postpone / cancel: returns the new status."""
+    sources, target = TRANSITIONS[decision]
+    doc = read_plan(app, talk_id)
+    status = doc.meta.get("status")
+    if record_path(app, talk_id).exists():
+        raise WorkflowError(f"{talk_id} has been held; its plan no longer changes")
+    if status not in sources:
+        raise WorkflowError(f"{talk_id} is {status}; it cannot be {decision}")
+    if decision == "rejected" and not (comment or "").strip():
+        raise TalkbookError("a rejection needs --comment saying why")
+    actor = _authorize(app, decision, doc.meta)
+    entry = {
+        "by": actor.id,
+        "at": app.now().isoformat(timespec="minutes"),
+        "decision": decision,
+        "comment": comment,
+    }
+    changes: dict[str, Any] = {
+        "status": target,
+        "decisions": [*doc.meta.get("decisions", []), entry],
+    }
+    if at:
+        changes["at"] = parse_datetime(at).isoformat(timespec="minutes")
+    updated = doc.with_meta(**changes)
+    app.save("plan", plan_path(app, talk_id), updated.text(), f"plan {talk_id}: {decision}", actor)
+    return target
+
+
+def write_record(app: App, talk_id: str, text: str | None = None, use_editor: bool = False) -> str:
+    """`talkbook record T`: needs an approved plan; prefilled from it."""
+    plan = read_plan(app, talk_id).meta
+    path = record_path(app, talk_id)
+    if path.exists():
+        raise WorkflowError(f"{talk_id} has a record already; use `talkbook edit {talk_id}/record`")
+    if plan.get("status") != "approved":
+        raise WorkflowError(f"{talk_id} is {plan.get('status')}; a record needs an approved plan")
+    actor = app.actor()
+    if not (actor.id == plan.get("speaker") or actor.has_role("recorder")):
+        raise PermissionDenied(f"{actor.id} is neither this talk's speaker nor a recorder")
+    given = parse(text, "--from") if text else Document({})
+    meta: dict[str, Any] = {
+        "id": talk_id,
+        "cadre": plan["cadre"],
+        "speaker": plan["speaker"],
+        "recorder": actor.id,
+        "held_at": plan["at"],
+        "place": plan.get("place"),
+        "present": sorted({plan["speaker"], actor.id}),
+        "method": plan.get("method"),
+        "occasion": plan.get("occasion"),
+        "topics": list(plan.get("focus") or []),
+        "follow_ups": [],
+        "deferred": [],
+        "confirmed_on": None,
+        "addenda": [],
+    }
+    meta.update({k: v for k, v in given.meta.items() if v is not None})
+    meta.update(id=talk_id, cadre=plan["cadre"], speaker=plan["speaker"])
+    body = (
+        given.body
+        if given.body.strip()
+        else render_body(app, "record", {"record": meta, "plan": plan})
+    )
+    final = Document(meta, body).text()
+    if use_editor:
+        edited = app.edit_text(final, "record", path)
+        if edited is None:
+            raise EditAborted("the record was left as the template; nothing was recorded")
+        final = edited
+    app.save("record", path, final, f"record {talk_id}: written", actor)
+    return talk_id
+
+
+def confirm_record(app: App, talk_id: str, on: dt.date | None = None) -> None:
+    path = record_path(app, talk_id)
+    if not path.is_file():
+        raise NotFound(f"{talk_id} has no record")
+    doc = app.read(path)
+    if doc.meta.get("confirmed_on"):
+        raise WorkflowError(f"{talk_id}: the record was confirmed on {doc.meta['confirmed_on']}")
+    actor = app.actor()
+    day = (on or app.today()).isoformat()
+    app.save(
+        "record",
+        path,
+        doc.with_meta(confirmed_on=day).text(),
+        f"record {talk_id}: confirmed",
+        actor,
+    )
+
+
+def add_addendum(app: App, talk_id: str, text: str) -> None:
+    """After confirmation the record changes only by dated, attributed addenda."""
+    path = record_path(app, talk_id)
+    if not path.is_file():
+        raise NotFound(f"{talk_id} has no record")
+    if not text.strip():
+        raise TalkbookError("an addendum needs text")
+    doc = app.read(path)
+    actor = app.actor()
+    entry = {"by": actor.id, "at": app.now().isoformat(timespec="minutes"), "text": text}
+    updated = doc.with_meta(addenda=[*(doc.meta.get("addenda") or []), entry])
+    app.save("record", path, updated.text(), f"record {talk_id}: addendum", actor)
+
+
+def confirmed_rewrite(before: Document, after: Document) -> str | None:
+    """None when `after` is `before` plus appended addenda; else what was rewritten."""
+    if not before.meta.get("confirmed_on"):
+        return None
+    old_addenda = list(before.meta.get("addenda") or [])
+    if list(after.meta.get("addenda") or [])[: len(old_addenda)] != old_addenda:
+        return "addenda: earlier addenda were changed"
+    keys = dict.fromkeys([*before.meta, *after.meta])
+    changed = [k for k in keys if k != "addenda" and before.meta.get(k) != after.meta.get(k)]
+    if before.body.strip() != after.body.strip():
+        changed.append("body")
+    if changed:
+        return f"{changed[0]}: the record was confirmed; change it only by an addendum"
+    return None

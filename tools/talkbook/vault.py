@@ -1,0 +1,72 @@
+"""The vault: encrypted files in, documents out, in memory only.
+
+Read = decrypt in memory. Write = encrypt to the given recipients, then an atomic replace. A file
+whose plaintext did not change is never re-encrypted: age output is random, so rewriting it would
+put noise into history.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from talkbook.errors import DecryptionError, NotFound, TalkbookError
+from talkbook.fsutil import atomic_write
+from talkbook.models import Document, parse
+
+
+class Vault:
+    def __init__(self, keyring):
+        self.keyring = keyring
+        self._cache: dict[Path, tuple[int, bytes]] = {}
+
+    def read_plaintext(self, path: Path) -> bytes:
+        from talkbook.crypto import decrypt
+
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise NotFound(f"no such file: {path}") from None
+        except OSError as exc:
+            raise TalkbookError(f"{path}: cannot read: {exc.strerror}") from None
+        key = path.resolve()
+        mtime = path.stat().st_mtime_ns
+        cached = self._cache.get(key)
+        if cached and cached[0] == mtime:
+            return cached[1]
+        try:
+            plaintext = decrypt(data, self.keyring)
+        except DecryptionError as exc:
+            raise DecryptionError(f"{path.name}: {exc}") from None
+        self._cache[key] = (mtime, plaintext)
+        return plaintext
+
+    def read_text(self, path: Path) -> str:
+        try:
+            return self.read_plaintext(path).decode("utf-8")
+        except UnicodeDecodeError:
+            raise DecryptionError(f"{path.name}: decrypted content is not UTF-8 text") from None
+
+    def read(self, path: Path, source: str | None = None) -> Document:
+        return parse(self.read_text(path), source or path.name)
+
+    def can_read(self, path: Path) -> bool:
+        try:
+            self.read_plaintext(path)
+        except DecryptionError:
+            return False
+        return True
+
+    def write(self, path: Path, text: str, recipients: list[str], *, force: bool = False) -> bool:
+        """Encrypt and replace atomically; False (and no write) when the plaintext is unchanged.
+
+        `force` re-encrypts unchanged plaintext: only rekey needs it, when recipients changed.
+        """
+        from talkbook.crypto import encrypt
+
+        plaintext = text.encode("utf-8")
+        if path.exists() and not force and self.read_plaintext(path) == plaintext:
+            return False
+        ciphertext = encrypt(plaintext, recipients)
+        atomic_write(path, ciphertext, mode=0o644)
+        self._cache[path.resolve()] = (path.stat().st_mtime_ns, plaintext)
+        return True

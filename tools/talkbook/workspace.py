@@ -1,0 +1,280 @@
+"""The workspace: where it is, its settings (talkbook.toml), its people, its file layout.
+
+Paths carry only opaque ids and the year; everything that names a cadre lives inside encrypted
+files. This module knows where things are, never what they say.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from talkbook.errors import NotFound, TalkbookError, WorkspaceExists, WorkspaceNotFound
+from talkbook.fsutil import atomic_write
+from talkbook.models import ID_PATTERNS
+
+CONFIG_NAME = "talkbook.toml"
+ROLES = ("custodian", "approver", "speaker", "recorder")
+LOCALES = ("zh-CN", "en")
+FOLDER_READMES = {
+    "cadres": (
+        "# cadres/\n\nOne encrypted profile per cadre: `<cadre-id>.md.age`.\n"
+        "Add one with `talkbook cadre new`; read it with `talkbook cat <cadre-id>`.\n"
+        "Only ciphertext belongs here: the pre-commit hook refuses anything else.\n"
+    ),
+    "talks": (
+        "# talks/\n\nOne folder per talk: `<year>/<talk-id>/plan.md.age` and `record.md.age`.\n"
+        "Draft a plan with `talkbook plan`, record the talk with `talkbook record`.\n"
+        "Only ciphertext belongs here: the pre-commit hook refuses anything else.\n"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Person:
+    id: str
+    name: str
+    roles: tuple[str, ...]
+    keys: tuple[str, ...]
+    email: str = ""
+    cadre: str | None = None
+
+    @property
+    def address(self) -> str:
+        return self.email or f"{self.id.lower()}@talkbook.invalid"
+
+    def has_role(self, role: str) -> bool:
+        return role in self.roles
+
+
+def default_config_text() -> str:
+    return (Path(__file__).parent / "defaults.toml").read_text(encoding="utf-8")
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise TalkbookError(f"{path.name}: malformed TOML: {exc}") from None
+    except OSError as exc:
+        raise TalkbookError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def find_root(explicit: Path | None = None, start: Path | None = None) -> Path:
+    """--workspace, else TALKBOOK_WORKSPACE, else the nearest folder upwards with talkbook.toml."""
+    chosen = explicit or (Path(v) if (v := os.environ.get("TALKBOOK_WORKSPACE")) else None)
+    if chosen is not None:
+        if not (chosen / CONFIG_NAME).is_file():
+            raise WorkspaceNotFound(f"{chosen}: not a talkbook workspace (no {CONFIG_NAME})")
+        return chosen.resolve()
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / CONFIG_NAME).is_file():
+            return folder
+    raise WorkspaceNotFound(
+        f"no talkbook workspace here or above {here} (run `talkbook init` or pass --workspace)"
+    )
+
+
+class Workspace:
+    def __init__(self, root: Path):
+        self.root = root
+        self.config_path = root / CONFIG_NAME
+        self.config = read_config(self.config_path)
+
+    def with_config(self, config: dict[str, Any]) -> Workspace:
+        """The same folder under other settings (those of an earlier commit, for rekey)."""
+        other = object.__new__(Workspace)
+        other.root, other.config_path, other.config = self.root, self.config_path, config
+        return other
+
+    # -- settings -------------------------------------------------------------------------
+    @property
+    def locale(self) -> str:
+        return str(self.config.get("locale", "zh-CN"))
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.root / "templates"
+
+    @property
+    def people(self) -> dict[str, Person]:
+        people = {}
+        for pid, entry in (self.config.get("people") or {}).items():
+            people[pid] = Person(
+                id=pid,
+                name=str(entry.get("name", pid)),
+                roles=tuple(entry.get("roles", ())),
+                keys=tuple(entry.get("keys", ())),
+                email=str(entry.get("email", "")),
+                cadre=entry.get("cadre"),
+            )
+        return people
+
+    def person(self, pid: str) -> Person:
+        try:
+            return self.people[pid]
+        except KeyError:
+            raise NotFound(f"unknown person: {pid}") from None
+
+    def person_by_key(self, public_keys: list[str]) -> Person | None:
+        wanted = {_key_core(k) for k in public_keys}
+        for person in self.people.values():
+            if wanted & {_key_core(k) for k in person.keys}:
+                return person
+        return None
+
+    def with_role(self, role: str) -> list[Person]:
+        return [p for p in self.people.values() if p.has_role(role)]
+
+    def label(self, table: str, key: str | None) -> str:
+        """The label of an occasion or talk type in the workspace's locale, else the key."""
+        if not key:
+            return ""
+        labels = ((self.config.get(table) or {}).get(key) or {}).get("label") or {}
+        return str(labels.get(self.locale) or labels.get("en") or key)
+
+    # -- access rules ---------------------------------------------------------------------
+    def readers(self, kind: str, meta: dict[str, Any]) -> list[Person]:
+        """The people who may read a file of this kind, by the rules in [access]."""
+        rules = (self.config.get("access") or {}).get("cadre" if kind == "profile" else kind)
+        if not rules:
+            raise TalkbookError(f"{CONFIG_NAME}: no access rule for {kind} files")
+        chosen: dict[str, Person] = {}
+        for token in rules:
+            how, _, what = str(token).partition(":")
+            if how == "role":
+                chosen.update((p.id, p) for p in self.with_role(what))
+            elif how == "field":
+                pid = meta.get(what)
+                if pid and pid in self.people:
+                    chosen[pid] = self.people[pid]
+            else:
+                raise TalkbookError(
+                    f"{CONFIG_NAME}: access rule {token!r} is not role:… or field:…"
+                )
+        return sorted(chosen.values(), key=lambda p: p.id)
+
+    def recipients(self, kind: str, meta: dict[str, Any]) -> list[str]:
+        keys = [k for person in self.readers(kind, meta) for k in person.keys]
+        if not keys:
+            raise TalkbookError(f"nobody may read this {kind}: add a custodian with a key first")
+        return sorted(set(keys))
+
+    # -- layout ---------------------------------------------------------------------------
+    def cadre_path(self, cadre_id: str) -> Path:
+        return self.root / "cadres" / f"{cadre_id}.md.age"
+
+    def talk_dir(self, talk_id: str, year: int | str | None = None) -> Path:
+        if year is None:
+            found = sorted((self.root / "talks").glob(f"*/{talk_id}"))
+            if not found:
+                raise NotFound(f"unknown talk: {talk_id}")
+            return found[0]
+        return self.root / "talks" / str(year) / talk_id
+
+    def cadre_ids(self) -> list[str]:
+        return sorted(
+            p.name.removesuffix(".md.age") for p in (self.root / "cadres").glob("*.md.age")
+        )
+
+    def talk_ids(self) -> list[str]:
+        return sorted(p.name for p in (self.root / "talks").glob("*/T-*") if p.is_dir())
+
+    def encrypted_files(self) -> list[Path]:
+        files = [*(self.root / "cadres").glob("*.md.age"), *(self.root / "talks").glob("*/*/*.age")]
+        return sorted(files)
+
+    def resolve(self, ref: str) -> Path:
+        """An id (`C-…`, `T-…` = its plan, `T-…/record`) or a path → the encrypted file."""
+        if ID_PATTERNS["profile"].match(ref):
+            path = self.cadre_path(ref)
+        elif ID_PATTERNS["talk"].match(ref.split("/")[0]):
+            talk_id, _, part = ref.partition("/")
+            path = self.talk_dir(talk_id) / f"{part or 'plan'}.md.age"
+        else:
+            candidate = Path(ref)
+            path = candidate if candidate.is_absolute() else Path.cwd() / candidate
+        if not path.is_file():
+            raise NotFound(f"unknown id or file: {ref}")
+        return path
+
+    def kind_of(self, path: Path) -> str:
+        rel = self.relative(path)
+        if rel.startswith("cadres/"):
+            return "profile"
+        if rel.endswith("/plan.md.age"):
+            return "plan"
+        if rel.endswith("/record.md.age"):
+            return "record"
+        raise TalkbookError(f"{rel}: not a profile, plan or record")
+
+    def relative(self, path: Path) -> str:
+        try:
+            return path.resolve().relative_to(self.root).as_posix()
+        except ValueError:
+            return str(path)
+
+    # -- editing talkbook.toml ------------------------------------------------------------
+    def add_person(self, person: Person) -> None:
+        """Add or update a person in talkbook.toml, keeping the file's comments and layout."""
+        import tomlkit
+
+        document = tomlkit.parse(self.config_path.read_text(encoding="utf-8"))
+        people = document.setdefault("people", tomlkit.table())
+        entry = tomlkit.table()
+        entry["name"] = person.name
+        entry["roles"] = list(person.roles)
+        entry["keys"] = list(person.keys)
+        if person.email:
+            entry["email"] = person.email
+        if person.cadre:
+            entry["cadre"] = person.cadre
+        people[person.id] = entry
+        atomic_write(self.config_path, tomlkit.dumps(document).encode("utf-8"), mode=0o644)
+        self.config = read_config(self.config_path)
+
+
+def _key_core(key: str) -> str:
+    """`ssh-ed25519 AAAA… comment` and `ssh-ed25519 AAAA…` are the same key."""
+    parts = key.split()
+    return " ".join(parts[:2]) if key.startswith("ssh-") else key.strip()
+
+
+def create_layout(root: Path, locale: str, organization: str) -> list[Path]:
+    """Write talkbook.toml, the folders and their READMEs, .gitignore and .gitattributes."""
+    import tomlkit
+
+    from talkbook.templating import copy_default_templates
+
+    if (root / CONFIG_NAME).exists():
+        raise WorkspaceExists(f"{root}: already a talkbook workspace; refusing to overwrite it")
+    if locale not in LOCALES:
+        raise TalkbookError(f"unknown locale {locale!r}: choose one of {', '.join(LOCALES)}")
+    root.mkdir(parents=True, exist_ok=True)
+    config = tomlkit.parse(default_config_text())
+    config["organization"] = organization
+    config["locale"] = locale
+    written = [root / CONFIG_NAME]
+    atomic_write(root / CONFIG_NAME, tomlkit.dumps(config).encode("utf-8"), mode=0o644)
+    for folder, readme in FOLDER_READMES.items():
+        (root / folder).mkdir(exist_ok=True)
+        if not (root / folder / "README.md").exists():
+            atomic_write(root / folder / "README.md", readme.encode("utf-8"), mode=0o644)
+            written.append(root / folder / "README.md")
+    written += copy_default_templates(root / "templates")
+    written += _ensure_lines(root / ".gitignore", ["build/", ".talkbook/"])
+    written += _ensure_lines(root / ".gitattributes", ["*.age diff=talkbook -text"])
+    return written
+
+
+def _ensure_lines(path: Path, lines: list[str]) -> list[Path]:
+    existing = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    missing = [line for line in lines if line not in existing]
+    if not missing:
+        return []
+    atomic_write(path, ("\n".join(existing + missing) + "\n").encode("utf-8"), mode=0o644)
+    return [path]
