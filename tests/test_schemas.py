@@ -86,7 +86,9 @@ RECORD: dict[str, Any] = {
     "method": "direct_questions",
     "occasion": "post_change",
     "topics": ["岗位调整", "家庭困难"],
-    "follow_ups": [{"what": "协调解决子女入学", "owner": "P-03", "due": "2026-04-01", "done": False}],
+    "follow_ups": [
+        {"what": "协调解决子女入学", "owner": "P-03", "due": "2026-04-01", "done": False}
+    ],
     "deferred": ["对职级晋升的想法"],
     "confirmed_on": None,
     "addenda": [{"by": "P-01", "at": "2026-03-03T08:00", "text": "补充：本人已提交书面材料"}],

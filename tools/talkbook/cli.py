@@ -337,3 +337,7 @@ def parse_date(value: str | None) -> dt.date | None:
 
 def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+# Commands of the talk workflow register themselves on `cli` when imported.
+from talkbook import cli_talks  # noqa: E402, F401

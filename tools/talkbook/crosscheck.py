@@ -109,9 +109,9 @@ def check_references(ctx: Context) -> Iterator[Finding]:
             yield s.finding("occasion", f"{meta['occasion']} is not an occasion in {CONFIG_NAME}")
         if item.kind == "plan" and meta.get("talk_type") not in talk_types:
             yield s.finding("talk_type", f"{meta.get('talk_type')} is not a talk type")
-        if item.kind == "plan" and meta.get("continues"):
-            if not list((ctx.root / "talks").glob(f"*/{meta['continues']}")):
-                yield s.finding("continues", f"{meta['continues']} is not a talk")
+        continued = meta.get("continues") if item.kind == "plan" else None
+        if continued and not list((ctx.root / "talks").glob(f"*/{continued}")):
+            yield s.finding("continues", f"{meta['continues']} is not a talk")
         if item.kind == "profile":
             for index, event in enumerate(meta.get("events") or []):
                 if event.get("occasion") not in occasions:
@@ -158,9 +158,9 @@ def check_workflow(ctx: Context) -> Iterator[Finding]:
                 yield s.finding(key, f"differs from the plan ({plan.meta.get(key)})")
         approvals = [d for d in plan.meta.get("decisions") or [] if d.get("decision") == "approved"]
         held = _datetime(record.meta.get("held_at"))
-        if approvals and held and (approved := _datetime(approvals[-1].get("at"))):
-            if held < approved:
-                yield s.finding("held_at", "held before the plan was approved")
+        approved = _datetime(approvals[-1].get("at")) if approvals else None
+        if held and approved and held < approved:
+            yield s.finding("held_at", "held before the plan was approved")
 
 
 def check_dates(ctx: Context) -> Iterator[Finding]:

@@ -54,9 +54,9 @@ def _to_yaml(value: Any) -> Any:
     if isinstance(value, str):
         if _DATE.match(value):
             return dt.date.fromisoformat(value)
-        if _DATETIME.match(value):
-            return _IsoDateTime(value)
-        return value
+        if _DATETIME.match(value) and value.count(":") == 2:
+            return dt.datetime.fromisoformat(value)
+        return value  # `2026-03-01T09:30` is no YAML timestamp: it dumps unquoted as it is
     if isinstance(value, dict):
         return {k: _to_yaml(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -64,17 +64,8 @@ def _to_yaml(value: Any) -> Any:
     return value
 
 
-class _IsoDateTime(str):
-    """A datetime kept as written (`2026-03-01T09:30`), dumped without quotes."""
-
-
 class _Dumper(yaml.SafeDumper):
     pass
-
-
-_Dumper.add_representer(
-    _IsoDateTime, lambda dumper, v: dumper.represent_scalar("tag:yaml.org,2002:timestamp", str(v))
-)
 
 
 def parse_datetime(text: str) -> dt.datetime:
@@ -123,8 +114,9 @@ def parse(text: str, source: str = "<input>") -> Document:
         line = mark.line + 1 if mark else 1
         problem = exc.problem or "malformed YAML"
         raise InvalidDocument(f"{source}:{line}: malformed YAML: {problem}") from None
-    except yaml.YAMLError as exc:
-        raise InvalidDocument(f"{source}:1: malformed YAML: {exc}") from None
+    except (yaml.YAMLError, ValueError, TypeError, AttributeError) as exc:
+        # PyYAML raises plain Python errors for some bad scalars (a date like 2026-13-45)
+        raise InvalidDocument(f"{source}:1: malformed YAML: {type(exc).__name__}") from None
     if not isinstance(post.metadata, dict):
         raise InvalidDocument(f"{source}:2: front matter must be a mapping of fields")
     return Document(to_plain(dict(post.metadata)), post.content, source)

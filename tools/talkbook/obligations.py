@@ -100,9 +100,10 @@ def _speakers_with_role(ws: Workspace, catalog: Catalog, role: str, unit: Any) -
     chosen = set()
     for person in ws.people.values():
         profile = catalog.profiles.get(person.cadre or "")
-        if profile and role in rules.as_list(profile.meta.get("roles")):
-            if profile.meta.get("unit") == unit:
-                chosen.add(person.id)
+        if not profile or profile.meta.get("unit") != unit:
+            continue
+        if role in rules.as_list(profile.meta.get("roles")):
+            chosen.add(person.id)
     return chosen
 
 

@@ -12,7 +12,6 @@ from talkbook import rules
 from talkbook.app import App
 from talkbook.errors import (
     EditAborted,
-    InvalidDocument,
     NotFound,
     PermissionDenied,
     TalkbookError,
@@ -218,6 +217,11 @@ def write_record(app: App, talk_id: str, text: str | None = None, use_editor: bo
         if given.body.strip()
         else render_body(app, "record", {"record": meta, "plan": plan})
     )
+    held = parse_datetime(str(meta["held_at"]))
+    if held > app.now() + dt.timedelta(minutes=5):
+        raise WorkflowError(
+            f"{talk_id}: held_at {meta['held_at']} is in the future; record a talk once held"
+        )
     final = Document(meta, body).text()
     if use_editor:
         edited = app.edit_text(final, "record", path)

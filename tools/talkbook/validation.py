@@ -79,14 +79,25 @@ def check_schema(subject: Subject, workspace: Workspace | None = None) -> Iterat
                 subject.rel, line_of(subject.lines, path), field, "required field is missing"
             )
             continue
-        message = error.message
-        if error.validator == "enum":
-            message = (
-                f"{error.instance!r} is not one of {', '.join(map(str, error.validator_value))}"
-            )
-        elif error.validator == "pattern":
-            message = f"{error.instance!r} is not in the expected form"
+        message = _message(error)
         yield Finding(subject.rel, line_of(subject.lines, path), path or "(front matter)", message)
+
+
+def _message(error) -> str:
+    """What is wrong, without quoting the value: values are confidential, messages are not."""
+    expected = error.validator_value
+    if error.validator == "type":
+        kinds = expected if isinstance(expected, list) else [expected]
+        return "must be " + " or ".join(k for k in kinds if k != "null")
+    if error.validator == "enum":
+        return "must be one of " + ", ".join(str(v) for v in expected if v is not None)
+    if error.validator == "pattern":
+        return "is not in the expected form"
+    if error.validator == "minLength":
+        return "must not be empty"
+    if error.validator in ("anyOf", "oneOf"):
+        return "is not of an accepted shape"
+    return f"is not valid ({error.validator})"
 
 
 def check_id_matches_path(

@@ -1,0 +1,306 @@
+"""Commands of the talk workflow: events, plans, decisions, records, due talks, validation."""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+
+import click
+
+from talkbook.app import App
+from talkbook.cli import cli, echo_json, emit_id, from_option, parse_date, pass_app, read_source
+from talkbook.errors import Findings
+
+
+def _text_or_editor(source: str | None) -> tuple[str | None, bool]:
+    """--from gives the text; without it an editor opens when there is a terminal."""
+    if source:
+        return read_source(source), False
+    return None, sys.stdin.isatty()
+
+
+@cli.command()
+@click.argument("cadre")
+@click.argument("occasion")
+@click.option("--date", "when", metavar="YYYY-MM-DD", help="When it happened [default: today].")
+@click.option("--note", default=None, help="A short note (kept encrypted in the profile).")
+@pass_app
+def event(app: App, cadre: str, occasion: str, when: str | None, note: str | None) -> None:
+    """Log an event that obliges a talk (a must-talk occasion) on a cadre's profile.
+
+    Example: talkbook event C-7k2m9q post_change --date 2026-11-02 --note "调任市财政局"
+    """
+    from talkbook.profiles import add_event
+
+    logged = add_event(app, cadre, occasion, parse_date(when), note)
+    click.echo(f"{cadre}: {logged['occasion']} on {logged['date']}")
+
+
+@cli.command()
+@click.argument("ref", metavar="ID")
+@pass_app
+def show(app: App, ref: str) -> None:
+    """A readable summary of a cadre (with events) or a talk (plan, decisions, record).
+
+    Example: talkbook show C-7k2m9q
+    """
+    from talkbook.views import show_text
+
+    click.echo(show_text(app, ref))
+
+
+@cli.command()
+@click.argument("cadre")
+@click.option("--speaker", metavar="PERSON", help="Who holds the talk (a person id).")
+@click.option("--at", "at", metavar="DATETIME", help="When, e.g. 2026-12-01T09:30.")
+@click.option("--occasion", default=None, help="The must-talk occasion, if any.")
+@click.option("--place", default=None)
+@click.option("--continues", default=None, metavar="TALK", help="The talk this one continues.")
+@from_option
+@pass_app
+def plan(
+    app: App,
+    cadre: str,
+    speaker: str | None,
+    at: str | None,
+    occasion: str | None,
+    place: str | None,
+    continues: str | None,
+    source: str | None,
+) -> None:
+    """Draft a talk plan with a suggested method, focus and preparation brief.
+
+    The method follows the profile (introverted → direct questions, talkative → open
+    conversation, experienced → consultation); the focus comes from recent events,
+    difficulties and topics deferred by the talk it continues.
+
+    Example: talkbook plan C-7k2m9q --speaker P-03 --at 2026-12-01T09:30 --occasion post_change
+    """
+    from talkbook.talks import draft_plan
+
+    text, use_editor = _text_or_editor(source)
+    talk_id = draft_plan(
+        app,
+        cadre,
+        speaker=speaker,
+        at=at,
+        occasion=occasion,
+        place=place,
+        continues=continues,
+        text=text,
+        use_editor=use_editor,
+    )
+    emit_id(talk_id)
+
+
+def _decision_command(name: str, decision: str, doc: str, comment_required: bool = False):
+    @click.argument("talk")
+    @click.option("--comment", required=comment_required, default=None)
+    @pass_app
+    def command(app: App, talk: str, comment: str | None, **extra: str | None) -> None:
+        from talkbook.talks import decide
+
+        status = decide(app, talk, decision, comment, extra.get("to"))
+        click.echo(f"{talk}: {status}")
+
+    command.__doc__ = doc
+    command.__name__ = name
+    if decision == "postponed":
+        command = click.option("--to", default=None, metavar="DATETIME", help="The new time.")(
+            command
+        )
+    return cli.command(name)(command)
+
+
+_decision_command(
+    "submit", "submitted", "Submit a plan for approval.\n\nExample: talkbook submit T-k3x9p2"
+)
+_decision_command(
+    "approve",
+    "approved",
+    "Approve a submitted plan (approvers only, never one's own).\n\n"
+    "Example: talkbook approve T-k3x9p2 --comment 同意",
+)
+_decision_command(
+    "reject",
+    "rejected",
+    "Reject a submitted plan, saying why.\n\n"
+    'Example: talkbook reject T-k3x9p2 --comment "谈话重点不够明确"',
+    comment_required=True,
+)
+_decision_command(
+    "postpone",
+    "postponed",
+    "Postpone a plan (optionally to a new time); submit it again later.\n\n"
+    "Example: talkbook postpone T-k3x9p2 --to 2026-12-08T15:00",
+)
+_decision_command(
+    "cancel", "cancelled", "Cancel a plan.\n\nExample: talkbook cancel T-k3x9p2 --comment 已调离"
+)
+
+
+@cli.command()
+@click.argument("talk")
+@from_option
+@pass_app
+def record(app: App, talk: str, source: str | None) -> None:
+    """Write the record of a held talk (needs an approved plan); prefilled from the plan.
+
+    Example: talkbook record T-k3x9p2 --from record.md
+    """
+    from talkbook.talks import write_record
+
+    text, use_editor = _text_or_editor(source)
+    emit_id(write_record(app, talk, text, use_editor))
+
+
+@cli.command()
+@click.argument("talk")
+@click.option("--date", "on", metavar="YYYY-MM-DD", help="Confirmation date [default: today].")
+@pass_app
+def confirm(app: App, talk: str, on: str | None) -> None:
+    """Confirm a record: from then on it changes only by addenda.
+
+    Example: talkbook confirm T-k3x9p2
+    """
+    from talkbook.talks import confirm_record
+
+    confirm_record(app, talk, parse_date(on))
+    click.echo(f"{talk}: record confirmed")
+
+
+@cli.command()
+@click.argument("talk")
+@click.option("--text", required=True, help="What is added (dated and attributed to you).")
+@pass_app
+def addendum(app: App, talk: str, text: str) -> None:
+    """Add a dated, attributed addendum to a record.
+
+    Example: talkbook addendum T-k3x9p2 --text "本人补充说明：……"
+    """
+    from talkbook.talks import add_addendum
+
+    add_addendum(app, talk, text)
+    click.echo(f"{talk}: addendum added")
+
+
+FORMATS = click.Choice(["table", "json", "csv"])
+
+
+def _table(rows: list[dict], columns: list[str], fmt: str) -> None:
+    if fmt == "json":
+        echo_json(rows)
+        return
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        click.echo(buffer.getvalue(), nl=False)
+        return
+    from talkbook.views import table_text
+
+    click.echo(table_text(rows, columns))
+
+
+@cli.command()
+@click.option(
+    "--as-of", "as_of", metavar="YYYY-MM-DD", help="The day to judge by [default: today]."
+)
+@click.option("--within", default=30, show_default=True, help="Also list what falls due this soon.")
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+@pass_app
+def due(app: App, as_of: str | None, within: int, fmt: str) -> None:
+    """Every unmet obligation, most urgent first; exit 1 when anything is overdue.
+
+    Occasion talks past or near their deadline, cadence gaps, overdue follow-ups, plans
+    waiting for approval too long.
+
+    Example: talkbook due --as-of 2026-12-01 --format json
+    """
+    from talkbook.views import due_rows
+
+    rows, unreadable = due_rows(app, parse_date(as_of), within)
+    _table(
+        rows, ["cadre", "name", "reason", "talk", "deadline", "days_left", "overdue", "detail"], fmt
+    )
+    if unreadable:
+        click.echo(f"{unreadable} file(s) not readable with your identity were skipped", err=True)
+    if any(r["overdue"] for r in rows):
+        raise Findings(f"{sum(r['overdue'] for r in rows)} overdue")
+
+
+@cli.command()
+@click.option("--as-of", "as_of", metavar="YYYY-MM-DD")
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+@pass_app
+def followups(app: App, as_of: str | None, fmt: str) -> None:
+    """Open follow-ups of every record you can read, soonest first.
+
+    Example: talkbook followups --format csv
+    """
+    from talkbook.views import followup_rows
+
+    rows = followup_rows(app, parse_date(as_of))
+    _table(rows, ["talk", "cadre", "name", "what", "owner", "due", "overdue"], fmt)
+
+
+@cli.command("list")
+@click.argument("what", type=click.Choice(["cadres", "talks"]))
+@click.option("--status", default=None, help="Talks: only this status (draft, approved, held…).")
+@click.option("--cadre", default=None, help="Talks: only with this cadre.")
+@click.option("--unit", default=None, help="Cadres: only of this unit.")
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+@pass_app
+def list_command(
+    app: App, what: str, status: str | None, cadre: str | None, unit: str | None, fmt: str
+) -> None:
+    """List cadres or talks you can read.
+
+    Example: talkbook list talks --status approved --format csv
+    """
+    from talkbook.views import cadre_rows, talk_rows
+
+    if what == "cadres":
+        rows = cadre_rows(app, unit)
+        _table(rows, ["id", "name", "unit", "post", "last_talk", "events"], fmt)
+    else:
+        rows = talk_rows(app, status, cadre)
+        _table(rows, ["id", "cadre", "speaker", "at", "occasion", "method", "status"], fmt)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, metavar="[PATH|ID]...")
+@click.option("--staged", is_flag=True, help="Check what is staged for commit (the hook uses it).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@pass_app
+def validate(app: App, paths: tuple[str, ...], staged: bool, fmt: str) -> None:
+    """Check every file: schemas, then rules across files; exit 1 on findings.
+
+    Findings read `path:line: field: message`. Files your identity cannot decrypt are counted
+    and named, not reported as errors.
+
+    Example: talkbook validate --format json
+    """
+    from talkbook.crosscheck import validate as run
+
+    report = run(app, list(paths) or None, staged)
+    if fmt == "json":
+        echo_json(
+            {
+                "findings": [f.as_dict() for f in report.findings],
+                "checked": report.checked,
+                "unreadable": report.unreadable,
+            }
+        )
+    else:
+        for finding in report.findings:
+            click.echo(str(finding))
+    summary = f"{report.checked} file(s) checked, {len(report.findings)} finding(s)"
+    if report.unreadable:
+        summary += f", {len(report.unreadable)} not readable with your identity: "
+        summary += " ".join(report.unreadable)
+    click.echo(summary, err=True)
+    if report.findings:
+        raise Findings(f"{len(report.findings)} finding(s)")
