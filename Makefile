@@ -1,10 +1,10 @@
-# talkbook: make demo · make test · make validate · make report · make bench
+# talkbook: make demo · make test · make validate · make bench
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint validate report bench clean
+.PHONY: demo test lint validate bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

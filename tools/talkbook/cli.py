@@ -45,7 +45,29 @@ def _prompts() -> Prompts:
 pass_app = click.make_pass_decorator(App)
 
 
-@click.group(context_settings=CONTEXT)
+class TalkbookGroup(click.Group):
+    """The one exit point: every TalkbookError becomes one line on stderr and its exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except TalkbookError as exc:
+            if ctx.meta.get("debug"):
+                raise
+            click.echo(f"talkbook: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("talkbook: interrupted; nothing was changed", err=True)
+            ctx.exit(130)
+        except OSError as exc:  # disk full, permission denied: writes are atomic, nothing is lost
+            if ctx.meta.get("debug") or isinstance(exc, BrokenPipeError):
+                raise
+            where = f": {exc.filename}" if exc.filename else ""
+            click.echo(f"talkbook: {exc.strerror or exc}{where}; nothing was changed", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=TalkbookGroup, context_settings=CONTEXT)
 @click.option(
     "--workspace", "-w", type=click.Path(file_okay=False, path_type=Path), help="Workspace folder."
 )
@@ -296,34 +318,8 @@ def textconv(app: App, path: Path) -> None:
 
 
 # -- entry point ----------------------------------------------------------------------------
-def main(argv: list[str] | None = None) -> None:
-    """The one exit point: exit codes 0 / 1 findings / 2 bad usage or input."""
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
-    try:
-        cli.main(args=argv, prog_name="talkbook", standalone_mode=False)
-    except TalkbookError as exc:
-        if debug:
-            raise
-        click.echo(f"talkbook: {exc}", err=True)
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("talkbook: aborted", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("talkbook: interrupted", err=True)
-        sys.exit(130)
-    except BrokenPipeError:
-        sys.exit(0)
-    except OSError as exc:  # disk full, permission denied: the write was atomic, nothing is lost
-        if debug:
-            raise
-        where = f": {exc.filename}" if exc.filename else ""
-        click.echo(f"talkbook: {exc.strerror or exc}{where}; nothing was changed", err=True)
-        sys.exit(2)
-    sys.exit(0)
+def main() -> None:
+    cli(prog_name="talkbook")
 
 
 def parse_date(value: str | None) -> dt.date | None:
