@@ -407,7 +407,15 @@ def test_editor_command_prefers_visual() -> None:
     assert editor_command(env) == ["code", "--wait"]
     assert editor_command({"EDITOR": "'/opt/my editor/ed' -x"}) == ["/opt/my editor/ed", "-x"]
     assert editor_command({"VISUAL": "  ", "EDITOR": "nano"}) == ["nano"]
-    assert editor_command({}) == ["vi"]
+    assert editor_command({})[0] == "vi"
+
+
+def test_vim_keeps_no_traces_on_disk() -> None:
+    """No viminfo (yanks, searches), undo, backup or swap files for the decrypted copy."""
+    command = editor_command({"EDITOR": "/usr/bin/vim -u NONE"})
+    assert command[:3] == ["/usr/bin/vim", "-i", "NONE"]
+    assert "noundofile" in command[4] and command[-2:] == ["-u", "NONE"]
+    assert editor_command({"EDITOR": "nano"}) == ["nano"]
 
 
 def test_editor_command_unbalanced_quote() -> None:

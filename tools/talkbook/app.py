@@ -151,13 +151,13 @@ class App:
             allow_disk=self.prompts.allow_disk,
         )
 
-    def edit(self, ref: str) -> tuple[str, bool]:
-        """`talkbook edit ID`: returns (id, changed)."""
+    def edit(self, ref: str, replacement: str | None = None) -> tuple[str, bool]:
+        """`talkbook edit ID [--from]`: returns (id, changed). Editor unless a replacement."""
         path = self.workspace.resolve(ref)
         kind = self.workspace.kind_of(path)
         actor = self.actor()
         original = self.vault.read_text(path)
-        edited = self.edit_text(original, kind, path)
+        edited = replacement if replacement is not None else self.edit_text(original, kind, path)
         if edited is None or edited == original:
             return _id_of(path), False
         self.guard_edit(kind, path, parse(original, self.rel(path)), parse(edited))

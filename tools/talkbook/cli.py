@@ -254,15 +254,17 @@ def cat_command(app: App, ref: str) -> None:
 
 @cli.command()
 @click.argument("ref", metavar="ID")
+@from_option
 @pass_app
-def edit(app: App, ref: str) -> None:
+def edit(app: App, ref: str, source: str | None) -> None:
     """Edit a profile, plan or record in $VISUAL/$EDITOR; validated on save.
 
     The decrypted copy lives in a private tmpfs folder and is wiped however the editor ends.
+    With --from, the file's whole content replaces the document (validated the same way).
 
     Example: EDITOR=vim talkbook edit C-7k2m9q
     """
-    doc_id, changed = app.edit(ref)
+    doc_id, changed = app.edit(ref, read_source(source) if source else None)
     click.echo(f"{doc_id}: {'saved' if changed else 'unchanged'}", err=True)
 
 

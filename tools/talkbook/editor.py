@@ -104,8 +104,20 @@ def editor_command(env: Mapping[str, str] | None = None) -> list[str]:
         except ValueError as exc:
             raise EditAborted(f"${name} is not a valid command line ({exc})") from None
         if words:
-            return words
-    return ["vi"]
+            return with_privacy_flags(words)
+    return with_privacy_flags(["vi"])
+
+
+# vim keeps yanks and search history in ~/.viminfo, and may write undo and backup files beside
+# or outside the copy: all on a persistent disk. These flags keep vim's traces in memory only.
+_VIM_FAMILY = {"vi", "vim", "nvim", "gvim", "view", "vimdiff"}
+_VIM_PRIVATE = ["-i", "NONE", "--cmd", "set noundofile nobackup nowritebackup noswapfile"]
+
+
+def with_privacy_flags(words: list[str]) -> list[str]:
+    if Path(words[0]).name in _VIM_FAMILY and "-i" not in words:
+        return [words[0], *_VIM_PRIVATE, *words[1:]]
+    return words
 
 
 def _signal_name(signum: int) -> str:
