@@ -14,7 +14,7 @@ from pathlib import Path
 
 from talkbook import gittrail
 from talkbook.catalog import Catalog, Item
-from talkbook.errors import DecryptionError, InvalidDocument, TalkbookError
+from talkbook.errors import DecryptionError, InvalidDocument, NotRecipient, TalkbookError
 from talkbook.models import parse, parse_date, parse_datetime
 from talkbook.validation import Finding, Subject, check_document
 from talkbook.workspace import CONFIG_NAME, Workspace
@@ -246,17 +246,15 @@ def validate(app, paths: list[str] | None = None, staged: bool = False) -> Repor
     buckets = {"profile": catalog.profiles, "plan": catalog.plans, "record": catalog.records}
     if staged:
         candidates = gittrail.staged_paths(ws.root)
-        read = lambda rel: gittrail.staged_blob(ws.root, rel)  # noqa: E731
     else:
         chosen = [ws.resolve(p) for p in paths] if paths else ws.encrypted_files()
         candidates = [ws.relative(p) for p in chosen]
-        read = lambda rel: (ws.root / rel).read_bytes()  # noqa: E731
         report.findings += config_findings(ws)
     if staged and CONFIG_NAME in candidates:
         report.findings += config_findings(ws)
     keyring = _keyring_or_none(app)
     for rel in candidates:
-        data = read(rel)
+        data = gittrail.staged_blob(ws.root, rel) if staged else (ws.root / rel).read_bytes()
         if problems := plaintext_findings(rel, data):
             report.findings += problems
             continue
@@ -266,10 +264,13 @@ def validate(app, paths: list[str] | None = None, staged: bool = False) -> Repor
         try:
             kind = ws.kind_of(ws.root / rel)
             if keyring is None:
-                raise DecryptionError("no identity")
+                raise NotRecipient("no identity")
             text = decrypt(data, keyring).decode("utf-8")
-        except DecryptionError:
+        except NotRecipient:
             report.unreadable.append(rel)
+            continue
+        except DecryptionError as exc:
+            report.findings.append(Finding(rel, 1, "(file)", str(exc)))
             continue
         except UnicodeDecodeError:
             report.findings.append(Finding(rel, 1, "(file)", "decrypted content is not UTF-8"))
@@ -277,9 +278,7 @@ def validate(app, paths: list[str] | None = None, staged: bool = False) -> Repor
         try:
             doc = parse(text, rel)
         except InvalidDocument as exc:
-            line = str(exc).split(":")[1] if str(exc).startswith(rel) else "1"
-            message = str(exc).split(": ", 1)[-1]
-            report.findings.append(Finding(rel, int(line), "(front matter)", message))
+            report.findings.append(Finding(rel, exc.line, "(front matter)", exc.reason))
             continue
         item = Item(kind, rel, doc, text)
         report.findings += check_document(Subject(kind, rel, doc, text), ws)

@@ -18,7 +18,7 @@ from typing import Any
 import pyrage
 
 from talkbook import agefile
-from talkbook.errors import DecryptionError, IdentityError, TalkbookError
+from talkbook.errors import DecryptionError, IdentityError, NotRecipient, TalkbookError
 
 NO_MATCH = "cannot decrypt: none of your keys is a recipient of this file"
 WRONG_PASSPHRASE = "cannot decrypt: wrong passphrase for this file"
@@ -237,7 +237,7 @@ def decrypt(data: bytes, keyring: Keyring) -> bytes:
                 raise IdentityError("this file is passphrase-encrypted; no passphrase can be asked")
             return pyrage.passphrase.decrypt(data, keyring.passphrase_prompt())
         if not keyring.identities:
-            raise DecryptionError(NO_MATCH)
+            raise NotRecipient(NO_MATCH)
         return pyrage.decrypt(data, keyring.identities)
     except TalkbookError:
         raise
@@ -246,7 +246,7 @@ def decrypt(data: bytes, keyring: Keyring) -> bytes:
         if header.is_passphrase and first == "Decryption failed":
             raise DecryptionError(WRONG_PASSPHRASE) from None
         if first == "No matching keys found":
-            raise DecryptionError(NO_MATCH) from None
+            raise NotRecipient(NO_MATCH) from None
         raise DecryptionError(f"corrupt or truncated age file: {_reason(exc)}") from None
 
 

@@ -26,6 +26,10 @@ class DecryptionError(TalkbookError):
     """Wrong key, not a recipient, corrupt or truncated ciphertext."""
 
 
+class NotRecipient(DecryptionError):
+    """The file is fine; the identity in use is just not among its recipients."""
+
+
 class NotFound(TalkbookError):
     """Unknown id or path."""
 
@@ -33,9 +37,13 @@ class NotFound(TalkbookError):
 class InvalidDocument(TalkbookError):
     """Malformed YAML, schema violation, missing field: the file is refused."""
 
-    def __init__(self, message: str, findings: list | None = None):
+    def __init__(
+        self, message: str, findings: list | None = None, line: int = 1, reason: str = ""
+    ):
         super().__init__(message)
         self.findings = findings or []
+        self.line = line  # for a file that does not parse: where, and why without the path
+        self.reason = reason or message
 
 
 class PermissionDenied(TalkbookError):

@@ -106,19 +106,22 @@ def parse(text: str, source: str = "<input>") -> Document:
     if text.startswith("\ufeff"):
         text = text[1:]
     if not text.lstrip().startswith(DELIMITER):
-        raise InvalidDocument(f"{source}:1: no YAML front matter (the file must start with ---)")
+        reason = "no YAML front matter (the file must start with ---)"
+        raise InvalidDocument(f"{source}:1: {reason}", reason=reason)
     try:
         post = frontmatter.loads(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
-        problem = exc.problem or "malformed YAML"
-        raise InvalidDocument(f"{source}:{line}: malformed YAML: {problem}") from None
+        reason = f"malformed YAML: {exc.problem or 'syntax error'}"
+        raise InvalidDocument(f"{source}:{line}: {reason}", line=line, reason=reason) from None
     except (yaml.YAMLError, ValueError, TypeError, AttributeError) as exc:
         # PyYAML raises plain Python errors for some bad scalars (a date like 2026-13-45)
-        raise InvalidDocument(f"{source}:1: malformed YAML: {type(exc).__name__}") from None
+        reason = f"malformed YAML: {type(exc).__name__}"
+        raise InvalidDocument(f"{source}:1: {reason}", reason=reason) from None
     if not isinstance(post.metadata, dict):
-        raise InvalidDocument(f"{source}:2: front matter must be a mapping of fields")
+        reason = "front matter must be a mapping of fields"
+        raise InvalidDocument(f"{source}:2: {reason}", line=2, reason=reason)
     return Document(to_plain(dict(post.metadata)), post.content, source)
 
 

@@ -93,7 +93,7 @@ def add_event(
         )
     actor = app.require_role("custodian")
     doc = read_profile(app, cadre_id)
-    event = {"date": (date or dt.date.today()).isoformat(), "occasion": occasion, "note": note}
+    event = {"date": (date or app.today()).isoformat(), "occasion": occasion, "note": note}
     events = [*(doc.meta.get("events") or []), event]
     updated = doc.with_meta(events=events)
     app.save("profile", ws.cadre_path(cadre_id), updated.text(), f"cadre {cadre_id}: event", actor)

@@ -36,7 +36,7 @@ class Vault:
         try:
             plaintext = decrypt(data, self.keyring)
         except DecryptionError as exc:
-            raise DecryptionError(f"{path.name}: {exc}") from None
+            raise type(exc)(f"{path.name}: {exc}") from None
         self._cache[key] = (mtime, plaintext)
         return plaintext
 

@@ -1,0 +1,483 @@
+"""`make bench`: timings of the main operations, each beside a floor measured in the same run.
+
+Builds a throwaway workspace in a temp folder (fictional Chinese data, every file encrypted as
+talkbook writes it, one git commit), checks it with `validate`, then times each operation over a
+few repetitions (median) next to what it cannot beat: decrypting the same bytes, a bare commit,
+starting Python. Prints a Markdown table. Run: python -m talkbook.bench [--quick].
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+OPERATIONS = (
+    "load everything (catalog.load)",
+    "due (views.due_rows)",
+    "validate (crosscheck.validate)",
+    "rekey, no-op (history.rekey)",
+    "cadre new --from (profiles.new_cadre)",
+    "cat ID (subprocess)",
+)
+COLUMNS = ("operation", "files", "median s", "floor", "floor s", "ratio")
+
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘"
+GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华建国志红文辉玉兰海燕鹏飞晓东"
+UNITS = ["市发展和改革委员会", "市财政局", "市教育局", "市卫生健康委员会", "市生态环境局",
+         "市交通运输局", "市农业农村局", "市商务局", "市住房和城乡建设局", "市审计局"]  # fmt: skip
+POSTS = ["主任", "副主任", "局长", "副局长", "处长", "副处长", "科长", "一级主任科员"]
+RANKS = ["正处级", "副处级", "正科级", "副科级", "一级主任科员", "二级主任科员"]
+EDUCATION = [("研究生", "区域经济学"), ("大学本科", "汉语言文学"), ("大学本科", "财政学"),
+             ("研究生", "公共管理"), ("大学本科", "土木工程"), ("大学专科", "会计学")]  # fmt: skip
+STRENGTHS = ["业务扎实", "作风严谨", "勇于担当", "善于协调", "群众基础好", "执行力强"]
+WEAKNESSES = ["与基层沟通偏少", "工作方法略显简单", "统筹全局能力有待提高", "创新意识不够强"]
+DIFFICULTIES = ["爱人长期生病，家庭负担较重", "子女在外地上学，照顾不便", "父母年迈需要照料",
+                "两地分居多年", "住房离单位较远，通勤时间长"]  # fmt: skip
+NOTES = ["调任新岗位，工作交接中", "年度考核结果反馈", "近期工作压力较大，情绪有些低落",
+         "家中老人住院", "与同事在项目分工上有分歧", "本人主动提出谈话"]  # fmt: skip
+SAID = ["谈话对象表示，近期工作任务繁重，但总体能够适应，对单位发展充满信心。",
+        "谈到家庭情况时，谈话对象说父母身体不太好，希望组织在工作安排上适当考虑。",
+        "谈话对象对班子团结、分工协作提出了几点具体建议，态度诚恳。",
+        "谈话对象坦言，对下一步岗位安排有些顾虑，担心专业不对口。"]  # fmt: skip
+GUIDANCE = ["谈话人肯定了其工作成绩，勉励其继续发挥业务专长，在攻坚任务中多担当。",
+            "谈话人提醒其注意工作方法，多深入基层，多听取群众意见。",
+            "谈话人表示组织将认真研究其反映的困难，能解决的尽快解决。"]  # fmt: skip
+STAFF = [  # id, name, roles
+    ("P-01", "王芳", ["custodian"]),
+    ("P-02", "陈建国", ["approver"]),
+    ("P-03", "李明", ["speaker", "recorder"]),
+    ("P-04", "刘洋", ["speaker", "recorder"]),
+    ("P-05", "孙丽", ["speaker"]),
+    ("P-06", "赵丽", ["recorder"]),
+]
+SPEAKERS = ["P-03", "P-04", "P-05"]
+RECORDERS = {"P-03", "P-04", "P-06"}
+BLANK_RUNS = re.compile(r"\n{3,}")
+
+
+@dataclass
+class Built:
+    root: Path
+    keys: dict[str, Path]
+    cadres: list[str] = field(default_factory=list)
+    plans: int = 0
+    records: int = 0
+    files: int = 0
+    seconds: float = 0.0
+
+
+def _day(rng: random.Random, today: dt.date, low: int, high: int) -> dt.date:
+    return today - dt.timedelta(days=rng.randint(low, high))
+
+
+def _profile(rng: random.Random, cadre_id: str, today: dt.date, occasions: list[str]) -> dict:
+    birth = dt.date(rng.randint(1965, 1995), rng.randint(1, 12), rng.randint(1, 28))
+    start = dt.date(birth.year + rng.randint(21, 25), 7, 1)
+    education, major = rng.choice(EDUCATION)
+    unit = rng.choice(UNITS)
+    events = [
+        {"date": _day(rng, today, 5, 400).isoformat(), "occasion": rng.choice(occasions),
+         "note": rng.choice(NOTES)}
+        for _ in range(rng.choice([0, 0, 1, 1, 2]))
+    ]  # fmt: skip
+    return {
+        "id": cadre_id,
+        "name": rng.choice(SURNAMES) + "".join(rng.sample(GIVEN, rng.choice([1, 2]))),
+        "gender": rng.choice(["男", "女"]),
+        "birth_date": birth.isoformat(),
+        "unit": unit,
+        "post": rng.choice(POSTS),
+        "rank": rng.choice(RANKS),
+        "roles": rng.choice([[], [], ["leadership_team"]]),
+        "education": education,
+        "major": major,
+        "career_start": start.isoformat(),
+        "work_history": [
+            {"from": start.isoformat(), "to": None, "unit": unit, "post": rng.choice(POSTS)}
+        ],
+        "rewards": [{"date": _day(rng, today, 30, 2000).isoformat(), "what": "年度考核优秀"}],
+        "punishments": [],
+        "personality": rng.choice(["introverted", "extroverted", "balanced"]),
+        "talkative": rng.choice([True, False, None]),
+        "strengths": rng.sample(STRENGTHS, 2),
+        "weaknesses": rng.choice(WEAKNESSES),
+        "evaluations": "干部群众评价较好，认为其工作认真负责",
+        "difficulties": rng.sample(DIFFICULTIES, rng.choice([0, 1, 2])),
+        "family": "爱人在" + rng.choice(UNITS) + "工作，育有一子",
+        "private": rng.choice([None, "曾因家庭矛盾情绪低落"]),
+        "events": sorted(events, key=lambda e: e["date"]),
+    }
+
+
+def _record_body(rng: random.Random, topics: list[str]) -> str:
+    lines = ["# 谈心谈话记录", "", "## 谈话主题", "", *(f"- {t}" for t in topics or ["工作情况"])]
+    lines += ["", "## 一、谈话对象反映的情况", "", *rng.sample(SAID, 2)]
+    lines += ["", "## 二、提出的困难和问题", "", rng.choice(DIFFICULTIES) + "。"]
+    lines += ["", "## 三、谈话人的引导和意见", "", *rng.sample(GUIDANCE, 2)]
+    lines += ["", "## 四、谈话结论", "", "谈话对象思想稳定，工作积极，建议继续关注其实际困难。"]
+    return "\n".join(lines) + "\n"
+
+
+def build_workspace(base: Path, cadres: int, talks: int, seed: int = 7) -> Built:
+    """A workspace of fictional cadres and talks, written directly (one commit at the end)."""
+    from talkbook import rules
+    from talkbook.app import TOOL_AUTHOR, init_workspace
+    from talkbook.crypto import encrypt, generate_identity_file
+    from talkbook.models import Document, new_id
+    from talkbook.templating import environment
+    from talkbook.workspace import Person, Workspace
+
+    started = time.perf_counter()
+    rng = random.Random(seed)
+    now = dt.datetime.now().replace(second=0, microsecond=0)
+    today = now.date()
+    root = init_workspace(base / "ws", "zh-CN", "市委组织部（基准测试）")
+    keydir = base / "keys"
+    keydir.mkdir(mode=0o700)
+    built = Built(root, {pid: keydir / f"{pid}.txt" for pid, _, _ in STAFF})
+    ws = Workspace(root)
+    cadre_ids: list[str] = []
+    for _ in range(cadres):
+        cadre_ids.append(new_id("C", set(cadre_ids)))
+    for pid, name, roles in STAFF:
+        public = generate_identity_file(built.keys[pid])
+        own = cadre_ids[0] if pid == "P-03" and cadre_ids else None  # a cadre too: cadence rule
+        ws.add_person(Person(pid, name, tuple(roles), (public,), "", own))
+    occasions = sorted(ws.config.get("occasions") or {})
+    plan_template = environment(ws.templates_dir).get_template(f"{ws.locale}/plan.md.j2")
+    written: list[Path] = []
+
+    def write(kind: str, path: Path, meta: dict[str, Any], body: str) -> None:
+        text = Document(meta, body).text()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(encrypt(text.encode("utf-8"), ws.recipients(kind, meta)))
+        written.append(path)
+
+    profiles = {}
+    for index, cadre_id in enumerate(cadre_ids):
+        meta = _profile(rng, cadre_id, today, occasions)
+        if index == 0:
+            meta["roles"] = ["unit_head"]
+        profiles[cadre_id] = meta
+        body = (
+            f"谈话时注意语气。{meta['name']}同志{rng.choice(STRENGTHS)}，{meta['weaknesses']}。\n"
+        )
+        write("profile", ws.cadre_path(cadre_id), meta, body)
+    built.cadres = cadre_ids
+
+    when = sorted(
+        dt.datetime.combine(_day(rng, today, -20, 700), dt.time(rng.randint(9, 16), 30))
+        for _ in range(talks)
+    )
+    taken: set[str] = set()
+    deferred_by_cadre: dict[str, tuple[str, list[str]]] = {}
+    for number, at in enumerate(when):
+        cadre_id = rng.choice(cadre_ids)
+        profile = profiles[cadre_id]
+        talk_id = new_id("T", taken)
+        taken.add(talk_id)
+        speaker = rng.choice(SPEAKERS)
+        held = at.date() < today - dt.timedelta(days=1) and number % 6 != 5
+        events = [e for e in profile["events"] if e["date"] <= at.date().isoformat()]
+        occasion = rng.choice(events)["occasion"] if events and rng.random() < 0.5 else None
+        continues, deferred = None, []
+        if cadre_id in deferred_by_cadre and not occasion and rng.random() < 0.5:
+            continues, deferred = deferred_by_cadre.pop(cadre_id)
+        sent = min(at - dt.timedelta(days=4), now - dt.timedelta(days=2))
+        submitted = sent.isoformat(timespec="minutes")
+        approved = (sent + dt.timedelta(days=1)).isoformat(timespec="minutes")
+        decisions = [{"by": "P-01", "at": submitted, "decision": "submitted", "comment": None}]
+        if held or number % 2:
+            decisions.append({"by": "P-02", "at": approved, "decision": "approved",
+                              "comment": "同意"})  # fmt: skip
+        focus = rules.suggest_focus(profile, occasion, deferred, ws.label, at.date())
+        plan = {
+            "id": talk_id,
+            "cadre": cadre_id,
+            "speaker": speaker,
+            "at": at.isoformat(timespec="minutes"),
+            "place": rng.choice(["组织部谈话室", "单位小会议室"]),
+            "talk_type": "continuation" if continues else ("occasion" if occasion else "routine"),
+            "occasion": occasion,
+            "method": rules.suggest_method(profile, ws.config, at.date()),
+            "focus": focus,
+            "preparations": ["查阅干部档案", "了解近期工作情况"],
+            "status": decisions[-1]["decision"],
+            "decisions": decisions,
+            "continues": continues,
+            "created_by": "P-01",
+        }
+        context = {
+            "plan": plan,
+            "brief": rules.brief(profile, occasion, deferred, ws.label, at.date()),
+            "occasion_label": ws.label("occasions", occasion) or None,
+            "talk_type_label": ws.label("talk_types", plan["talk_type"]),
+            "method": plan["method"],
+            "continues": continues,
+        }
+        folder = ws.talk_dir(talk_id, at.year)
+        body = BLANK_RUNS.sub("\n\n", plan_template.render(context))
+        write("plan", folder / "plan.md.age", plan, body)
+        built.plans += 1
+        if not held:
+            continue
+        confirmed = at.date() + dt.timedelta(days=1) if number % 2 else None
+        put_off = ["岗位交流意向"] if rng.random() < 0.3 else []
+        if put_off:
+            deferred_by_cadre[cadre_id] = (talk_id, put_off)
+        record = {
+            "id": talk_id,
+            "cadre": cadre_id,
+            "speaker": speaker,
+            "recorder": rng.choice([speaker, "P-06"]) if speaker in RECORDERS else "P-06",
+            "held_at": plan["at"],
+            "place": plan["place"],
+            "present": [speaker],
+            "method": plan["method"],
+            "occasion": occasion,
+            "topics": focus or ["工作情况", "思想状况"],
+            "follow_ups": [
+                {
+                    "what": "协调解决" + rng.choice(DIFFICULTIES)[:6],
+                    "owner": "P-01",
+                    "due": (at.date() + dt.timedelta(days=rng.randint(7, 60))).isoformat(),
+                    "done": rng.random() < 0.6,
+                }
+            ]
+            if rng.random() < 0.5
+            else [],  # fmt: skip
+            "deferred": put_off,
+            "confirmed_on": confirmed.isoformat() if confirmed else None,
+            "addenda": [],
+        }
+        write("record", folder / "record.md.age", record, _record_body(rng, focus))
+        built.records += 1
+
+    env = {**os.environ, "GIT_AUTHOR_NAME": TOOL_AUTHOR.name, "GIT_AUTHOR_EMAIL": TOOL_AUTHOR.email}
+    env.update(GIT_COMMITTER_NAME=TOOL_AUTHOR.name, GIT_COMMITTER_EMAIL=TOOL_AUTHOR.email)
+    git = ["git", "-C", str(root)]
+    subprocess.run([*git, "add", "--", "talkbook.toml", "cadres", "talks"], check=True, env=env)
+    subprocess.run(
+        [*git, "commit", "-q", "--no-verify", "-m", "bench: generated workspace"],
+        check=True,
+        env=env,
+    )
+    built.files = len(written)
+    built.seconds = time.perf_counter() - started
+    return built
+
+
+# -- measuring ---------------------------------------------------------------------------------
+@dataclass
+class Row:
+    operation: str
+    files: int
+    median: float
+    floor: str
+    floor_median: float
+
+    def cells(self) -> list[str]:
+        ratio = self.median / self.floor_median if self.floor_median > 0 else float("inf")
+        return [
+            self.operation,
+            str(self.files),
+            f"{self.median:.4f}",
+            self.floor,
+            f"{self.floor_median:.4f}",
+            f"{ratio:.1f}",
+        ]
+
+
+def median_seconds(action: Callable[[], Any], repeat: int) -> float:
+    """The median of `repeat` runs; each run is timed alone with perf_counter."""
+    times = []
+    for _ in range(max(1, repeat)):
+        started = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def fresh_app(built: Built, pid: str = "P-01"):
+    """A new App per run, as each command line invocation gets: no decryption cache carried over."""
+    from talkbook import validation
+    from talkbook.app import App
+
+    validation._lines.cache_clear()  # per-process memo of field lines; a new process starts empty
+    return App(built.root, built.keys[pid])
+
+
+def cli_command() -> list[str]:
+    script = Path(sys.executable).parent / "talkbook"
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "talkbook"]
+
+
+def run_quiet(command: list[str]) -> None:
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def measure(built: Built, repeat: int) -> list[Row]:
+    import git
+    import pyrage
+
+    from talkbook import catalog, crosscheck, history, views
+    from talkbook.crypto import Keyring
+    from talkbook.profiles import new_cadre
+    from talkbook.workspace import Workspace
+
+    files = Workspace(built.root).encrypted_files()
+    total = len(files)
+    identities = Keyring.from_file(built.keys["P-01"]).identities
+    few = max(repeat, 5)  # quick operations: more runs for a steadier median
+
+    def decrypt_all() -> None:
+        for path in files:
+            pyrage.decrypt(path.read_bytes(), identities)
+
+    def rekey() -> None:
+        result = history.rekey(fresh_app(built))
+        if result.rewritten:
+            raise RuntimeError(f"rekey was not a no-op: {len(result.rewritten)} file(s) rewritten")
+
+    decrypt_floor = median_seconds(decrypt_all, repeat)
+    load = median_seconds(lambda: catalog.load(fresh_app(built)), repeat)
+    load_floor = "catalog load alone"
+    rows = [
+        Row(OPERATIONS[0], total, load, "read + pyrage.decrypt loop", decrypt_floor),
+        Row(
+            OPERATIONS[1],
+            total,
+            median_seconds(lambda: views.due_rows(fresh_app(built), None, 30), repeat),
+            load_floor,
+            load,
+        ),
+        Row(
+            OPERATIONS[2],
+            total,
+            median_seconds(lambda: crosscheck.validate(fresh_app(built)), repeat),
+            load_floor,
+            load,
+        ),
+        Row(OPERATIONS[3], total, median_seconds(rekey, repeat), load_floor, load),
+    ]
+
+    profile = (
+        "---\nname: 基准测试干部\nunit: 市财政局\npersonality: balanced\n---\n\n测试用档案。\n"
+    )
+    counter = iter(range(10**6))
+
+    def bare_commit() -> None:
+        rel = f"bench/floor-{next(counter)}.txt"
+        (built.root / rel).parent.mkdir(exist_ok=True)
+        (built.root / rel).write_text("floor\n", encoding="utf-8")
+        repo = git.Repo(built.root)
+        repo.index.add([rel])
+        actor = git.Actor("bench", "bench@talkbook.invalid")
+        repo.index.commit("bench: floor", author=actor, committer=actor, skip_hooks=True)
+
+    rows.append(
+        Row(
+            OPERATIONS[4],
+            1,
+            median_seconds(lambda: new_cadre(fresh_app(built), profile), few),
+            "bare GitPython commit of one file",
+            median_seconds(bare_commit, few),
+        )
+    )
+
+    target = built.root / "cadres" / f"{built.cadres[0]}.md.age"
+    cat = cli_command() + ["-w", str(built.root), "-i", str(built.keys["P-01"]), "cat"]
+    cat_median = median_seconds(lambda: run_quiet([*cat, built.cadres[0]]), few)
+    startup = median_seconds(lambda: run_quiet([sys.executable, "-c", "pass"]), few)
+    rows.append(Row(OPERATIONS[5], 1, cat_median, "python -c pass", startup))
+    if age := shutil.which("age"):
+        age_run = [age, "-d", "-i", str(built.keys["P-01"]), str(target)]
+        rows.append(
+            Row(
+                OPERATIONS[5],
+                1,
+                cat_median,
+                "age -d",
+                median_seconds(lambda: run_quiet(age_run), few),
+            )
+        )
+    return rows
+
+
+def table(rows: list[Row]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|---|---:|---:|---|---:|---:|"]
+    lines += ["| " + " | ".join(row.cells()) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    git_version = subprocess.run(["git", "--version"], capture_output=True, text=True).stdout
+    return (
+        f"machine: nproc={cpus}, Python {platform.python_version()} ({platform.machine()}, "
+        f"{platform.system()} {platform.release()}), {git_version.strip()}"
+    )
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m talkbook.bench",
+        description="Time talkbook's main operations on a throwaway workspace, beside their floors.",
+    )
+    parser.add_argument("--cadres", type=int, default=None, help="cadre profiles [300; quick 4]")
+    parser.add_argument("--talks", type=int, default=None, help="talks [600; quick 6]")
+    parser.add_argument(
+        "--repeat", type=int, default=None, help="runs per measurement [3; quick 1]"
+    )
+    parser.add_argument("--quick", action="store_true", help="a tiny workspace, one run each")
+    parser.add_argument("--tmp", type=Path, default=None, help="where the temp folder goes")
+    parser.add_argument("--seed", type=int, default=7, help="seed of the fictional data")
+    args = parser.parse_args(argv)
+    args.cadres = args.cadres if args.cadres is not None else (4 if args.quick else 300)
+    args.talks = args.talks if args.talks is not None else (6 if args.quick else 600)
+    args.repeat = args.repeat if args.repeat is not None else (1 if args.quick else 3)
+    if args.cadres < 1 or args.talks < 0 or args.repeat < 1:
+        parser.error("--cadres and --repeat must be at least 1, --talks at least 0")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    from talkbook.crosscheck import validate
+
+    args = parse_args(argv)
+    started = time.perf_counter()
+    print(machine())
+    with tempfile.TemporaryDirectory(prefix="talkbook-bench-", dir=args.tmp) as temp:
+        built = build_workspace(Path(temp), args.cadres, args.talks, args.seed)
+        print(
+            f"workspace: {len(built.cadres)} cadres, {built.plans} plans, {built.records} records "
+            f"= {built.files} encrypted files, generated in {built.seconds:.1f} s (one commit)"
+        )
+        report = validate(fresh_app(built))
+        print(f"validate: {report.checked} file(s) checked, {len(report.findings)} finding(s)")
+        for finding in report.findings[:5]:
+            print(f"  {finding}", file=sys.stderr)
+        print(f"repetitions: {args.repeat} (median); quick operations: {max(args.repeat, 5)}")
+        print()
+        print(table(measure(built, args.repeat)))
+    print()
+    print(f"total: {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
