@@ -236,7 +236,7 @@ decisions: []
     git(ws, "add", rel)
     line = broken.splitlines().index("method: 随便聊聊") + 1
     hooked = git(ws, "commit", "-q", "-m", "x", env={"TALKBOOK_IDENTITY": str(ws.keys["P-01"])})
-    assert hooked.returncode != 0 and f"{rel}:{line}: method: " in hooked.stdout
+    assert hooked.returncode != 0 and f"{rel}:{line}: method: " in hooked.stdout + hooked.stderr
     assert git(ws, "commit", "--no-verify", "-q", "-m", "plan T-bad001: planted").returncode == 0
     result = ws.as_("P-01", "validate")
     assert result.exit_code == 1
@@ -258,12 +258,13 @@ def test_reject_needs_comment_and_every_step_is_one_commit(
 ):
     ws = workspace
     talk = draft(ws, cadre, "--at", "2026-03-10T09:30")
+    reject = ["reject", talk, "--comment", "谈话重点不够明确"]
     steps = [
         ("P-03", "2026-03-02T09:00", ["submit", talk], "李明", "submitted"),
-        ("P-02", "2026-03-03T09:00", ["reject", talk, "--comment", "谈话重点不够明确"], "陈建国", "rejected"),
+        ("P-02", "2026-03-03T09:00", reject, "陈建国", "rejected"),
         ("P-03", "2026-03-04T09:00", ["submit", talk], "李明", "submitted"),
         ("P-02", "2026-03-05T09:00", ["approve", talk], "陈建国", "approved"),
-    ]  # fmt: skip
+    ]
     for pid, when, args, author, decision in steps:
         clock.set(when)
         if decision == "rejected":
@@ -283,9 +284,7 @@ def test_reject_needs_comment_and_every_step_is_one_commit(
     assert meta_of(ws, "P-01", talk)["status"] == "approved"
 
 
-def test_an_approver_never_approves_their_own_plan(
-    workspace: Setup, cadre: str, keydir: Path
-):
+def test_an_approver_never_approves_their_own_plan(workspace: Setup, cadre: str, keydir: Path):
     ws = workspace
     ws.keys["P-05"], ws.public["P-05"] = make_key(keydir, "P-05")
     ok(ws.as_("P-01", "person", "add", "P-05", "--name", "周强", "--role", "approver",
@@ -303,6 +302,7 @@ def test_postpone_and_cancel(workspace: Setup, cadre: str, tmp_path: Path):
     talk = draft(ws, cadre, "--at", "2026-03-10T09:30")
     ok(ws.as_("P-03", "submit", talk))
     ok(ws.as_("P-02", "approve", talk))
+    assert "--to" in refused(ws.as_("P-03", "postpone", talk, "--to", "下周三下午"))
     ok(ws.as_("P-03", "postpone", talk, "--to", "2026-03-20T14:00"))
     plan = meta_of(ws, "P-01", talk)
     assert plan["status"] == "postponed" and plan["at"] == "2026-03-20T14:00"
@@ -330,8 +330,10 @@ def test_continuation_picks_up_deferred_topics(
     ws = workspace
     talk = hold_talk(ws, cadre, clock, tmp_path)
     clock.set("2026-03-12T09:00")
-    refused(ws.as_("P-01", "plan", cadre, "--speaker", "P-03", "--at", "2026-04-01T09:00",
-                   "--continues", draft(ws, cadre, "--at", "2026-03-30T09:00")))  # fmt: skip
+    unheld = draft(ws, cadre, "--at", "2026-03-30T09:00")
+    continued = ws.as_("P-01", "plan", cadre, "--speaker", "P-03", "--at", "2026-04-01T09:00",
+                       "--continues", unheld)  # fmt: skip
+    assert "record" in refused(continued)  # only a held talk can be continued
     follow = draft(ws, cadre, "--at", "2026-04-01T09:00", "--continues", talk)
     plan = parse(ok(ws.as_("P-03", "cat", follow)).stdout)
     assert plan.meta["talk_type"] == "continuation" and plan.meta["continues"] == talk
@@ -373,7 +375,11 @@ def test_confirmed_record_changes_only_by_addendum(
     assert head(ws) == ("李明", f"record {talk}: addendum")
     record = meta_of(ws, "P-01", ref)
     assert record["addenda"] == [
-        {"by": "P-03", "at": "2026-03-12T16:20", "text": "谈话对象补充：希望组织关心其子女就学问题。"}
+        {
+            "by": "P-03",
+            "at": "2026-03-12T16:20",
+            "text": "谈话对象补充：希望组织关心其子女就学问题。",
+        }
     ]
     assert "服从组织安排" in ok(ws.as_("P-01", "cat", ref)).stdout
     assert ok(ws.as_("P-01", "validate")).exit_code == 0

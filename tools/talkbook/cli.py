@@ -25,15 +25,20 @@ def _prompts() -> Prompts:
     def passphrase() -> str:
         return click.prompt("Passphrase", hide_input=True, err=True)
 
+    # Without a terminal nobody can answer: say nothing here, the error that follows is the line.
     def reopen(problem: str) -> bool:
+        if not interactive:
+            return False
         click.echo(f"talkbook: {problem}", err=True)
-        return interactive and click.confirm("Open the editor again?", default=True, err=True)
+        return click.confirm("Open the editor again?", default=True, err=True)
 
     def allow_disk(folder: Path) -> bool:
+        if not interactive:
+            return False
         click.echo(
             f"talkbook: no in-memory folder (tmpfs) to edit in; {folder} is on disk", err=True
         )
-        return interactive and click.confirm("Edit the decrypted copy there anyway?", err=True)
+        return click.confirm("Edit the decrypted copy there anyway?", err=True)
 
     def progress(items, total):
         with click.progressbar(items, length=total, label="rekey", file=sys.stderr) as bar:
@@ -170,7 +175,10 @@ def keygen(out: Path | None, passphrase: bool) -> None:
 
 @cli.group()
 def person() -> None:
-    """People of the workspace: staff with roles and public keys."""
+    """People of the workspace: staff with roles and public keys.
+
+    Example: talkbook person add P-02 --name 陈建国 --role approver --key age1…
+    """
 
 
 @person.command("add")
@@ -221,7 +229,10 @@ def person_list(app: App) -> None:
 # -- cadres ---------------------------------------------------------------------------------
 @cli.group()
 def cadre() -> None:
-    """Cadre profiles."""
+    """Cadre profiles.
+
+    Example: talkbook cadre new --from 张伟.md
+    """
 
 
 @cadre.command("new")
@@ -247,7 +258,7 @@ def cat_command(app: App, ref: str) -> None:
     Example: talkbook cat T-k3x9p2/record
     """
     data = app.cat(ref)
-    out = click.get_binary_stream("stdout")
+    out = sys.stdout.buffer
     out.write(data)
     out.flush()
 
@@ -315,7 +326,7 @@ def textconv(app: App, path: Path) -> None:
         data = app.vault.read_plaintext(path)
     except TalkbookError:
         data = b"[talkbook: encrypted; not readable with your identity]\n"
-    out = click.get_binary_stream("stdout")
+    out = sys.stdout.buffer
     out.write(data)
 
 
@@ -338,4 +349,5 @@ def echo_json(data: Any) -> None:
 
 
 # Commands of the talk workflow register themselves on `cli` when imported.
+import talkbook.cli_demo  # noqa: E402, F401
 from talkbook import cli_talks  # noqa: E402, F401

@@ -195,13 +195,16 @@ def check_confirmed_records(ctx: Context) -> Iterator[Finding]:
     from talkbook.crypto import decrypt
     from talkbook.talks import confirmed_rewrite
 
-    if ctx.keyring is None:
+    confirmed = [r for r in ctx.catalog.records.values() if r.meta.get("confirmed_on")]
+    if ctx.keyring is None or not confirmed:
         return
-    for record in ctx.catalog.records.values():
-        if not record.meta.get("confirmed_on"):
-            continue
-        for rev in gittrail.revisions(ctx.root, record.rel):
-            blob = gittrail.blob_at(ctx.root, rev.sha, record.rel)
+    shas = gittrail.revisions_by_path(ctx.root, "talks/")
+    for record in confirmed:
+        current = (ctx.root / record.rel).read_bytes()
+        for sha in shas.get(record.rel, []):
+            blob = gittrail.blob_at(ctx.root, sha, record.rel)
+            if blob == current:
+                break  # the first confirmed version is at or before this one, unchanged since
             try:
                 earlier = parse(decrypt(blob or b"", ctx.keyring).decode("utf-8"), record.rel)
             except (DecryptionError, InvalidDocument, UnicodeDecodeError):

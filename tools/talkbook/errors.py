@@ -37,9 +37,7 @@ class NotFound(TalkbookError):
 class InvalidDocument(TalkbookError):
     """Malformed YAML, schema violation, missing field: the file is refused."""
 
-    def __init__(
-        self, message: str, findings: list | None = None, line: int = 1, reason: str = ""
-    ):
+    def __init__(self, message: str, findings: list | None = None, line: int = 1, reason: str = ""):
         super().__init__(message)
         self.findings = findings or []
         self.line = line  # for a file that does not parse: where, and why without the path

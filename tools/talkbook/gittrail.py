@@ -8,6 +8,7 @@ The diff driver shows decrypted text to key holders; it must never cache that te
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import shlex
 import stat
@@ -37,6 +38,12 @@ class Revision:
 
 
 def _repo(root: Path):
+    return _open_repo(root.resolve())
+
+
+@functools.lru_cache(maxsize=4)
+def _open_repo(root: Path):
+    """One Repo per workspace and process: its object reader is a long-lived `git cat-file`."""
     import git
 
     try:
@@ -133,6 +140,22 @@ def blob_at(root: Path, sha: str, rel_path: str) -> bytes | None:
         return None  # removed in that commit
 
 
+def revisions_by_path(root: Path, pathspec: str) -> dict[str, list[str]]:
+    """For every path under pathspec, the shas of the commits that changed it, oldest first."""
+    repo = _repo(root)
+    if not repo.head.is_valid():
+        return {}
+    out = repo.git.log("--reverse", "--format=@%H", "--name-only", "--no-renames", "--", pathspec)
+    found: dict[str, list[str]] = {}
+    sha = ""
+    for line in out.splitlines():
+        if line.startswith("@"):
+            sha = line[1:]
+        elif line:
+            found.setdefault(line, []).append(sha)
+    return found
+
+
 def last_commits(root: Path) -> dict[str, str]:
     """For every tracked path, the sha of the last commit that changed it (one git call)."""
     repo = _repo(root)
@@ -151,8 +174,9 @@ def last_commits(root: Path) -> dict[str, str]:
 
 def staged_paths(root: Path) -> list[str]:
     repo = _repo(root)
-    out = repo.git.diff("--cached", "--name-only", "--diff-filter=ACMR")
-    return [line for line in out.splitlines() if line]
+    # -z: paths as they are; without it git quotes non-ASCII names ("\350\256…")
+    out = repo.git.diff("--cached", "--name-only", "-z", "--diff-filter=ACMR")
+    return [path for path in out.split("\0") if path]
 
 
 def staged_blob(root: Path, rel_path: str) -> bytes:

@@ -52,10 +52,13 @@ def to_plain(value: Any) -> Any:
 def _to_yaml(value: Any) -> Any:
     """ISO strings back to dates so the dumped YAML reads `2026-03-01`, not `'2026-03-01'`."""
     if isinstance(value, str):
-        if _DATE.match(value):
-            return dt.date.fromisoformat(value)
-        if _DATETIME.match(value) and value.count(":") == 2:
-            return dt.datetime.fromisoformat(value)
+        try:
+            if _DATE.match(value):
+                return dt.date.fromisoformat(value)
+            if _DATETIME.match(value) and value.count(":") == 2:
+                return dt.datetime.fromisoformat(value)
+        except ValueError:
+            return value  # `2026-02-30` is no date: kept as text (the dumper quotes it)
         return value  # `2026-03-01T09:30` is no YAML timestamp: it dumps unquoted as it is
     if isinstance(value, dict):
         return {k: _to_yaml(v) for k, v in value.items()}

@@ -6,8 +6,8 @@ import datetime as dt
 from typing import Any
 
 from talkbook.app import App
-from talkbook.errors import EditAborted, NotFound, TalkbookError
-from talkbook.models import Document, new_id, parse
+from talkbook.errors import EditAborted, InvalidDocument, NotFound, TalkbookError
+from talkbook.models import ID_PATTERNS, Document, new_id, parse
 from talkbook.templating import render
 
 # The order fields appear in a new profile: the design's minimum, then what cadence rules use.
@@ -67,6 +67,8 @@ def new_cadre(app: App, text: str | None) -> str:
             doc = Document(doc.meta, render_body(app, "profile", {"cadre": doc.meta}))
         text = doc.text()
     cadre_id = str(doc.meta["id"])
+    if not ID_PATTERNS["profile"].match(cadre_id):  # it becomes a path: never a name or "../"
+        raise InvalidDocument("id: must look like C-k3x9p2 (C- and 6 lowercase letters or digits)")
     path = ws.cadre_path(cadre_id)
     if path.exists():
         raise TalkbookError(f"{cadre_id} exists already; use `talkbook edit {cadre_id}`")

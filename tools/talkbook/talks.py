@@ -176,7 +176,10 @@ def decide(
         "decisions": [*doc.meta.get("decisions", []), entry],
     }
     if at:
-        changes["at"] = parse_datetime(at).isoformat(timespec="minutes")
+        try:
+            changes["at"] = parse_datetime(at).isoformat(timespec="minutes")
+        except ValueError:
+            raise TalkbookError(f"--to {at!r} is not a date and time (YYYY-MM-DDTHH:MM)") from None
     updated = doc.with_meta(**changes)
     app.save("plan", plan_path(app, talk_id), updated.text(), f"plan {talk_id}: {decision}", actor)
     return target

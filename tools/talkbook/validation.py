@@ -131,6 +131,8 @@ def check_people(subject: Subject, workspace: Workspace | None = None) -> Iterat
             continue
         if pid not in people:
             yield subject.finding(field, f"{pid} is not a person in talkbook.toml")
+        elif field == "recorder" and pid == subject.doc.meta.get("speaker"):
+            continue  # a speaker may record their own talk (talks.write_record allows it)
         elif not people[pid].has_role(role):
             yield subject.finding(field, f"{pid} is not a {role}")
 

@@ -1,0 +1,176 @@
+"""`talkbook demo`: a small fictional workspace built through the whole main job, then checked."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import git_log, run
+from talkbook.demo import DATA_FILE, build
+
+SMALL = ("--cadres", "4", "--talks", "6")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> tuple[Path, str]:
+    """One small demo for the module: (workspace, what the command printed)."""
+    base = tmp_path_factory.mktemp("demo")
+    root = base / "ws"
+    with pytest.MonkeyPatch.context() as patch:  # module scope: isolate the home here too
+        patch.setenv("HOME", str(base / "home"))
+        patch.setenv("XDG_CONFIG_HOME", str(base / "home" / ".config"))
+        for var in [k for k in os.environ if k.startswith("TALKBOOK_")]:
+            patch.delenv(var)
+        result = run("demo", root, *SMALL)
+    assert result.exit_code == 0, result.stderr + result.stdout
+    assert "TALKBOOK_NOW" not in os.environ  # the clock is restored
+    return root, result.stdout
+
+
+def keys(root: Path) -> Path:
+    return root.parent / f"{root.name}.keys"
+
+
+def as_(root: Path, pid: str, *args: str):
+    return run("-w", root, "-i", keys(root) / f"{pid}.txt", *args)
+
+
+def cadre_names(root: Path) -> list[str]:
+    listed = as_(root, "P-01", "list", "cadres", "--format", "json")
+    assert listed.exit_code == 0, listed.stderr
+    return [row["name"] for row in json.loads(listed.stdout)]
+
+
+def test_prints_every_section(built):
+    root, out = built
+    for heading in ("keys and how to use", "git log", "git log -p", "outsider", "due", "validate"):
+        assert heading in out
+    assert f"export TALKBOOK_IDENTITY={keys(root) / 'P-01.txt'}" in out
+    assert "none of your keys is a recipient" in out
+    assert "comment: 谈话重点不够明确" in out  # git log -p decrypted the plan's rejection
+    assert "exit code 2" in out
+    assert "0 finding(s)" in out
+
+
+def test_keys_live_outside_the_workspace_and_are_private(built):
+    root, _ = built
+    folder = keys(root)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == ["P-01.txt", "P-02.txt", "P-03.txt", "outsider.txt"]
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in folder.iterdir())
+    assert not list(root.rglob("*.txt"))  # no identity inside the workspace
+
+
+def test_validate_is_clean_for_the_custodian(built):
+    root, _ = built
+    result = as_(root, "P-01", "validate")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "0 finding(s)" in result.stderr
+
+
+def test_three_staff_authors_and_a_history_of_months(built):
+    root, _ = built
+    authors = set(git_log(root, "--format=%an").split())
+    assert {"周慧敏", "郑柏川", "柯晓燕"} <= authors
+    days = sorted(set(git_log(root, "--format=%ad", "--date=short").split()))
+    assert days[0] < "2026-06-01" and days[-1] <= "2026-11-16"  # up to the demo's today
+
+
+def test_all_three_methods_a_rejection_and_a_continuation(built):
+    root, _ = built
+    talks = json.loads(as_(root, "P-01", "list", "talks", "--format", "json").stdout)
+    assert {t["method"] for t in talks} == {"direct_questions", "open_conversation", "consultation"}
+    assert {"held", "submitted", "approved"} <= {t["status"] for t in talks}
+    plans = [
+        yaml.safe_load(as_(root, "P-01", "cat", t["id"]).stdout.split("---")[1]) for t in talks
+    ]
+    decisions = [d for p in plans for d in p["decisions"]]
+    assert any(d["decision"] == "rejected" and d["comment"] for d in decisions)
+    assert {d["by"] for d in decisions if d["decision"] == "approved"} == {"P-02"}
+    continuation = next(p for p in plans if p.get("continues"))
+    parent = as_(root, "P-01", "cat", f"{continuation['continues']}/record").stdout
+    deferred = yaml.safe_load(parent.split("---")[1])["deferred"]
+    assert deferred and set(deferred) <= set(continuation["focus"])
+
+
+def test_a_confirmed_record_with_an_addendum(built):
+    root, _ = built
+    talks = json.loads(as_(root, "P-03", "list", "talks", "--format", "json").stdout)
+    records = []
+    for talk in (t for t in talks if t["status"] == "held"):
+        text = as_(root, "P-03", "cat", f"{talk['id']}/record").stdout
+        records.append(yaml.safe_load(text.split("---")[1]))
+    assert any(r["confirmed_on"] and r["addenda"] for r in records)
+    assert any(r["follow_ups"] for r in records)
+
+
+def test_due_lists_something_overdue(built):
+    root, _ = built
+    result = as_(root, "P-01", "due", "--as-of", "2026-11-16", "--format", "json")
+    assert result.exit_code == 1  # findings: overdue obligations, as the demo intends
+    rows = json.loads(result.stdout)
+    overdue = {r["reason"] for r in rows if r["overdue"]}
+    assert {"follow_up", "approval"} <= overdue
+    assert overdue - {"follow_up", "approval", "cadence"}  # and an occasion nobody talked about
+
+
+def test_the_outsider_reads_nothing(built):
+    root, _ = built
+    for ref in [p.relative_to(root).as_posix() for p in root.rglob("*.md.age")][:6]:
+        result = as_(root, "outsider", "cat", str(root / ref))
+        assert result.exit_code == 2
+        assert result.stdout == ""
+        assert "none of your keys is a recipient" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_speaker_reads_plans_but_not_profiles(built):
+    root, _ = built
+    cadre = next((root / "cadres").glob("C-*.md.age"))
+    assert as_(root, "P-03", "cat", str(cadre)).exit_code == 2
+    plan = next(root.glob("talks/*/*/plan.md.age"))
+    assert as_(root, "P-03", "cat", str(plan)).exit_code == 0
+
+
+def test_no_cadre_name_in_any_path_commit_message_or_config(built):
+    root, _ = built
+    names = cadre_names(root)
+    assert len(names) == 4 and all(any("\u4e00" <= c <= "\u9fff" for c in n) for n in names)
+    paths = [p.relative_to(root).as_posix() for p in root.rglob("*")]
+    messages = git_log(root, "--format=%an %ae %s%n%b")
+    config = (root / "talkbook.toml").read_text(encoding="utf-8")
+    for name in names:
+        assert not any(name in p for p in paths)
+        assert name not in messages
+        assert name not in config
+
+
+def test_refuses_an_existing_folder(tmp_path):
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    result = run("demo", taken, *SMALL)
+    assert result.exit_code == 2
+    assert "exists" in result.stderr and "Traceback" not in result.stderr
+    assert not keys(taken).exists()
+
+
+def test_same_seed_same_story(tmp_path):
+    first = build(tmp_path / "a", cadres=2, talks_count=1)
+    second = build(tmp_path / "b", cadres=2, talks_count=1, locale="en")
+    assert [c.meta for c in first.cadres] == [c.meta for c in second.cadres]
+    assert [t.id for t in first.talks] == [t.id for t in second.talks]
+    assert first.commits == second.commits
+    assert "TALKBOOK_NOW" not in os.environ
+
+
+def test_the_data_is_fictional_and_chinese():
+    data = yaml.safe_load(DATA_FILE.read_text(encoding="utf-8"))
+    assert "虚构" in data["organization"]["zh-CN"]
+    assert all(len(s) == 1 for s in data["surnames"])
+    assert {"市发改委", "市财政局", "区教育局"} <= {u["name"] for u in data["units"]}
