@@ -68,7 +68,9 @@ def test_cadre_new_from_file(workspace: Setup, tmp_path: Path) -> None:
 
     shown = workspace.as_("P-01", "cat", cadre_id)
     assert shown.exit_code == 0, shown.stderr
-    assert f"id: {cadre_id}\nname: 张伟\n" in shown.stdout
+    # the id goes last in the front matter: the lines the user wrote keep their numbers
+    assert shown.stdout.startswith("---\nname: 张伟\n")
+    assert f"private: 曾因家庭矛盾情绪低落\nid: {cadre_id}\n---\n" in shown.stdout
     assert "谈话时注意语气，不宜追问家庭细节。" in shown.stdout
     assert "family: 爱人在市人民医院住院治疗" in shown.stdout
 
@@ -112,7 +114,7 @@ def test_given_id_is_kept_and_never_reused(workspace: Setup) -> None:
 REFUSED = {
     "missing name": (
         "---\ngender: 女\nunit: 市教育局\n---\n\n正文。\n",
-        r"^talkbook: cadres/C-[0-9a-z]{6}\.md\.age:\d+: name: required field is missing$",
+        r"^talkbook: (\S*profile\.md|<stdin>):\d+: name: required field is missing$",
     ),
     "malformed YAML": (
         "---\nname: 张伟\nunit: 市委: 组织部\npost: 副主任\n---\n\n正文。\n",
@@ -128,7 +130,8 @@ REFUSED = {
     ),
     "bad personality": (
         "---\nname: 张伟\npersonality: 内向\n---\n",
-        r"^talkbook: cadres/C-[0-9a-z]{6}\.md\.age:\d+: personality: must be one of ",
+        # the file the user wrote, at the line they wrote it
+        r"^talkbook: (\S*profile\.md|<stdin>):3: personality: must be one of ",
     ),
     "bad id": ("---\nid: 张伟的档案\nname: 张伟\n---\n", r"^talkbook: id: must look like C-"),
     "id climbing out": ("---\nid: ../../C-k3x9p2\nname: 张伟\n---\n", r"^talkbook: id: "),
@@ -181,7 +184,8 @@ def test_cat_by_id_and_by_path(
     relative = run("-i", workspace.keys["P-01"], "cat", f"{cadre}.md.age")
     assert relative.exit_code == 0, relative.stderr
     assert relative.stdout_bytes == by_id.stdout_bytes
-    assert by_id.stdout_bytes.decode("utf-8").startswith(f"---\nid: {cadre}\nname: 张伟\n")
+    text = by_id.stdout_bytes.decode("utf-8")
+    assert text.startswith("---\nname: 张伟\n") and f"\nid: {cadre}\n---\n" in text
 
 
 def test_show(workspace: Setup, cadre: str) -> None:

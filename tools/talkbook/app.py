@@ -107,9 +107,12 @@ class App:
     def rel(self, path: Path) -> str:
         return self.workspace.relative(path)
 
-    def check(self, kind: str, path: Path, text: str) -> Document:
-        """Parse and validate; raise InvalidDocument carrying every finding."""
-        rel = self.rel(path)
+    def check(self, kind: str, path: Path, text: str, source: str | None = None) -> Document:
+        """Parse and validate; raise InvalidDocument carrying every finding.
+
+        `source` names the text in findings when it came from a file of the user's (--from).
+        """
+        rel = source or self.rel(path)
         doc = parse(text, rel)
         findings = check_document(Subject(kind, rel, doc, text), self.workspace)
         if findings:
@@ -124,13 +127,19 @@ class App:
         return None
 
     def save(
-        self, kind: str, path: Path, text: str, message: str, actor: Person | None = None
+        self,
+        kind: str,
+        path: Path,
+        text: str,
+        message: str,
+        actor: Person | None = None,
+        source: str | None = None,
     ) -> bool:
         """Validate, encrypt to the access rule's readers, write atomically, commit once.
 
         Returns False, writing and committing nothing, when the plaintext did not change.
         """
-        doc = self.check(kind, path, text)
+        doc = self.check(kind, path, text, source)
         recipients = self.workspace.recipients(kind, doc.meta)
         if not self.vault.write(path, text, recipients):
             return False

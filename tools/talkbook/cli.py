@@ -245,7 +245,8 @@ def cadre_new(app: App, source: str | None) -> None:
     """
     from talkbook.profiles import new_cadre
 
-    emit_id(new_cadre(app, read_source(source) if source else None))
+    text = read_source(source) if source else None
+    emit_id(new_cadre(app, text, "<stdin>" if source == "-" else str(source)))
 
 
 # -- any file -------------------------------------------------------------------------------

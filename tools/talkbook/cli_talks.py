@@ -56,6 +56,9 @@ def show(app: App, ref: str) -> None:
 @click.option("--at", "at", metavar="DATETIME", help="When, e.g. 2026-12-01T09:30.")
 @click.option("--occasion", default=None, help="The must-talk occasion, if any.")
 @click.option("--place", default=None)
+@click.option(
+    "--recorder", default=None, metavar="PERSON", help="Who will record, if not the speaker."
+)
 @click.option("--continues", default=None, metavar="TALK", help="The talk this one continues.")
 @from_option
 @pass_app
@@ -66,6 +69,7 @@ def plan(
     at: str | None,
     occasion: str | None,
     place: str | None,
+    recorder: str | None,
     continues: str | None,
     source: str | None,
 ) -> None:
@@ -87,6 +91,7 @@ def plan(
         at=at,
         occasion=occasion,
         place=place,
+        recorder=recorder,
         continues=continues,
         text=text,
         use_editor=use_editor,

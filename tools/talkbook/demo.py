@@ -463,7 +463,8 @@ def _git(root: Path, *args: str, env: dict[str, str] | None = None) -> str:
         ["git", "--no-pager", "-C", str(root), *args], capture_output=True, text=True, env=env
     )
     if done.returncode != 0:
-        raise TalkbookError(f"git {args[0]} failed: {done.stderr.strip().splitlines()[-1:]}")
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise TalkbookError(f"git {args[0]} failed: {last}")
     return done.stdout
 
 

@@ -102,30 +102,48 @@ class Document:
         return Document({**self.meta, **changes}, self.body, self.source)
 
 
-def parse(text: str, source: str = "<input>") -> Document:
-    """Split front matter from body; malformed YAML is refused with its line number."""
-    import frontmatter
+def split(text: str) -> tuple[str, str] | None:
+    """(front matter, body) of a document, or None when it has no closed front matter."""
+    lines = text.split("\n")
+    if not lines or lines[0].rstrip() != DELIMITER:
+        return None
+    for index in range(1, len(lines)):
+        if lines[index].rstrip() == DELIMITER:
+            return "\n".join(lines[1:index]), "\n".join(lines[index + 1 :])
+    return None
 
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    if not text.lstrip().startswith(DELIMITER):
-        reason = "no YAML front matter (the file must start with ---)"
-        raise InvalidDocument(f"{source}:1: {reason}", reason=reason)
+
+def parse(text: str, source: str = "<input>") -> Document:
+    """Split front matter from body; malformed YAML is refused with its line number.
+
+    Line numbers count in the whole file: the front matter starts on line 2.
+    """
+    text = text.removeprefix("\ufeff").replace("\r\n", "\n")
+
+    def refuse(line: int, reason: str) -> InvalidDocument:
+        return InvalidDocument(f"{source}:{line}: {reason}", line=line, reason=reason)
+
+    if not text.startswith(DELIMITER):
+        raise refuse(1, "no YAML front matter (the file must start with ---)")
+    parts = split(text)
+    if parts is None:
+        raise refuse(1, "the front matter is never closed (no second --- line)")
+    front, body = parts
     try:
-        post = frontmatter.loads(text)
+        meta = yaml.safe_load(front)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 1
-        reason = f"malformed YAML: {exc.problem or 'syntax error'}"
-        raise InvalidDocument(f"{source}:{line}: {reason}", line=line, reason=reason) from None
+        raise refuse(
+            mark.line + 2 if mark else 1, f"malformed YAML: {exc.problem or 'syntax error'}"
+        ) from None
     except (yaml.YAMLError, ValueError, TypeError, AttributeError) as exc:
         # PyYAML raises plain Python errors for some bad scalars (a date like 2026-13-45)
-        reason = f"malformed YAML: {type(exc).__name__}"
-        raise InvalidDocument(f"{source}:1: {reason}", reason=reason) from None
-    if not isinstance(post.metadata, dict):
-        reason = "front matter must be a mapping of fields"
-        raise InvalidDocument(f"{source}:2: {reason}", line=2, reason=reason)
-    return Document(to_plain(dict(post.metadata)), post.content, source)
+        raise refuse(1, f"malformed YAML: {type(exc).__name__}") from None
+    if meta is None:
+        meta = {}
+    if not isinstance(meta, dict):
+        raise refuse(2, "front matter must be a mapping of fields")
+    return Document(to_plain(meta), body.lstrip("\n"), source)
 
 
 def field_lines(text: str) -> dict[str, int]:
@@ -134,15 +152,11 @@ def field_lines(text: str) -> dict[str, int]:
     `follow_ups.0.due` → the line of that value; used to report findings like a compiler.
     """
     lines: dict[str, int] = {}
-    parts = text.split("\n")
-    if not parts or parts[0].strip() != DELIMITER:
+    parts = split(text.removeprefix("\ufeff"))
+    if parts is None:
         return lines
     try:
-        end = next(i for i, line in enumerate(parts[1:], 1) if line.strip() == DELIMITER)
-    except StopIteration:
-        return lines
-    try:
-        root = yaml.compose("\n".join(parts[1:end]))
+        root = yaml.compose(parts[0])
     except yaml.YAMLError:
         return lines
 

@@ -43,7 +43,15 @@ def render_body(app: App, kind: str, context: dict[str, Any]) -> str:
     return render(f"{kind}.md.j2", ws.locale, context, ws.templates_dir)
 
 
-def new_cadre(app: App, text: str | None) -> str:
+def with_field(text: str, key: str, value: str) -> str:
+    """Add `key: value` as the front matter's last line: the user's lines keep their numbers,
+    so findings point at the line of the file they wrote."""
+    lines = text.removeprefix("\ufeff").split("\n")
+    closing = next(i for i in range(1, len(lines)) if lines[i].rstrip() == "---")
+    return "\n".join([*lines[:closing], f"{key}: {value}", *lines[closing:]])
+
+
+def new_cadre(app: App, text: str | None, source: str = "--from") -> str:
     """`talkbook cadre new [--from]`: returns the new id. Editor when text is None."""
     ws = app.workspace
     actor = app.require_role("custodian")
@@ -60,19 +68,19 @@ def new_cadre(app: App, text: str | None) -> str:
             raise TalkbookError("id: keep the id the template gave")
         text = edited
     else:
-        doc = parse(text, "--from")
+        doc = parse(text, source)
         if not doc.meta.get("id"):
-            doc = Document({"id": new_id("C", taken), **doc.meta}, doc.body)
+            text = with_field(text, "id", new_id("C", taken))
         if not doc.body.strip():
-            doc = Document(doc.meta, render_body(app, "profile", {"cadre": doc.meta}))
-        text = doc.text()
+            text = text.rstrip("\n") + "\n\n" + render_body(app, "profile", {"cadre": doc.meta})
+        doc = parse(text, source)
     cadre_id = str(doc.meta["id"])
     if not ID_PATTERNS["profile"].match(cadre_id):  # it becomes a path: never a name or "../"
         raise InvalidDocument("id: must look like C-k3x9p2 (C- and 6 lowercase letters or digits)")
     path = ws.cadre_path(cadre_id)
     if path.exists():
         raise TalkbookError(f"{cadre_id} exists already; use `talkbook edit {cadre_id}`")
-    app.save("profile", path, text, f"cadre {cadre_id}: created", actor)
+    app.save("profile", path, text, f"cadre {cadre_id}: created", actor, source=source)
     return cadre_id
 
 

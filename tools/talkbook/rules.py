@@ -42,11 +42,11 @@ def is_experienced(profile: dict[str, Any], config: dict[str, Any], today: dt.da
 
 
 def suggest_method(profile: dict[str, Any], config: dict[str, Any], today: dt.date) -> str:
-    """Experienced → consultation; introverted → direct questions; talkative → open talk."""
+    """Experienced → consultation; introverted or reticent → direct questions; else open talk."""
     if is_experienced(profile, config, today):
         return "consultation"
-    if profile.get("personality") == "introverted":
-        return "direct_questions"
+    if profile.get("personality") == "introverted" or profile.get("talkative") is False:
+        return "direct_questions"  # reticent, not good at expressing themselves
     # extroverted, talkative or balanced: an open, free-ranging conversation
     return "open_conversation"
 

@@ -108,7 +108,7 @@ def check_id_matches_path(
         return
     pattern = ID_PATTERNS["profile" if subject.kind == "profile" else "talk"]
     if not pattern.match(doc_id):
-        yield subject.finding("id", f"{doc_id!r} is not a valid id")
+        yield subject.finding("id", "is not a valid id (C- or T- and 6 letters or digits)")
     elif subject.rel.endswith(".md.age") and doc_id != _id_from_path(subject.rel):
         yield subject.finding("id", f"{doc_id} does not match the file's path")
 
