@@ -207,3 +207,20 @@ def test_rekey_is_for_custodians(workspace: Setup, cadre: str) -> None:
     assert result.exit_code == 2
     assert result.stderr == "talkbook: P-02 is not a custodian\n"
     assert commits(workspace.root) == before
+
+
+def test_tool_commits_leave_what_the_user_staged_alone(workspace, cadre) -> None:
+    """A command commits exactly its own file, even when the user has something staged."""
+
+    readme = workspace.path("cadres/README.md")
+    readme.write_text(readme.read_text(encoding="utf-8") + "\n本地说明。\n", encoding="utf-8")
+    subprocess.run(["git", "-C", str(workspace.root), "add", "cadres/README.md"], check=True)
+    result = workspace.as_("P-01", "event", cadre, "reward", "--date", "2026-11-01")
+    assert result.exit_code == 0, result.stderr
+    changed = git_log(workspace.root, "-1", "--name-only", "--format=")
+    assert changed == f"cadres/{cadre}.md.age\n"
+    staged = subprocess.run(
+        ["git", "-C", str(workspace.root), "diff", "--cached", "--name-only"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert staged == "cadres/README.md\n"

@@ -53,6 +53,20 @@ pass_app = click.make_pass_decorator(App)
 class TalkbookGroup(click.Group):
     """The one exit point: every TalkbookError becomes one line on stderr and its exit code."""
 
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        """Click's own usage errors are one line too (no usage block), with exit code 2."""
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except click.ClickException as exc:
+            click.echo(f"talkbook: {exc.format_message()} (see --help)", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("talkbook: aborted; nothing was changed", err=True)
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)

@@ -86,30 +86,34 @@ def setup(root: Path) -> list[str]:
 
 
 def commit(root: Path, paths: list[Path], message: str, author: Author) -> str:
-    """Stage exactly these paths (added, changed or removed) and make one commit."""
-    import git
+    """Stage exactly these paths (added, changed or removed) and commit only them.
 
+    `--only` leaves anything else the user had staged out of the tool's commit. The hook is
+    skipped: the tool validated what it wrote; the hook guards hand-made commits.
+    """
     repo = _repo(root)
-    rel = [p.resolve().relative_to(root).as_posix() for p in paths]
-    present = [r for r in rel if (root / r).exists()]
-    gone = [r for r in rel if not (root / r).exists()]
-    if present:
-        repo.index.add(present)
-    if gone:
-        repo.index.remove(gone, working_tree=False, ignore_unmatch=True)
-    actor = git.Actor(author.name, author.email)
-    env_date = os.environ.get("TALKBOOK_NOW")  # the demo and tests set the clock; see App.now
-    if env_date:
-        env_date = dt.datetime.fromisoformat(env_date).strftime("%Y-%m-%dT%H:%M:%S")
-    result = repo.index.commit(
-        message,
-        author=actor,
-        committer=actor,
-        author_date=env_date,
-        commit_date=env_date,
-        skip_hooks=True,  # the tool validated what it wrote; the hook guards hand-made commits
-    )
-    return result.hexsha
+    rel = [p.resolve().relative_to(root.resolve()).as_posix() for p in paths]
+    env = {
+        "GIT_AUTHOR_NAME": author.name,
+        "GIT_AUTHOR_EMAIL": author.email,
+        "GIT_COMMITTER_NAME": author.name,
+        "GIT_COMMITTER_EMAIL": author.email,
+    }
+    if fixed := os.environ.get("TALKBOOK_NOW"):  # the demo and tests set the clock; see App.now
+        stamp = dt.datetime.fromisoformat(fixed).strftime("%Y-%m-%dT%H:%M:%S")
+        env |= {"GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp}
+    try:
+        repo.git.add("--all", "--", *rel)
+        repo.git.commit("--no-verify", "--quiet", "--only", "-m", message, "--", *rel, env=env)
+    except Exception as exc:  # git.GitCommandError; imported lazily
+        raise TalkbookError(f"git commit failed: {_first_line(exc)}") from None
+    return repo.head.commit.hexsha
+
+
+def _first_line(exc: Exception) -> str:
+    stderr = getattr(exc, "stderr", "") or str(exc)
+    lines = [line.strip() for line in str(stderr).splitlines() if line.strip()]
+    return lines[0].removeprefix("stderr: ").strip("'") if lines else type(exc).__name__
 
 
 def has_changes(root: Path, paths: list[Path]) -> bool:
