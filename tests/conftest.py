@@ -60,6 +60,31 @@ def isolated_home(tmp_path_factory, monkeypatch) -> Path:
     return home
 
 
+class Clock:
+    """Sets TALKBOOK_NOW, the clock App.now and the git trail read."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self._monkeypatch = monkeypatch
+
+    def set(self, when: str) -> None:
+        self._monkeypatch.setenv("TALKBOOK_NOW", when)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    return Clock(monkeypatch)
+
+
+def ok(result: Result) -> Result:
+    assert result.exit_code == 0, result.stderr
+    return result
+
+
+def last_line(result: Result) -> str:
+    """The id a creating command prints alone on its last line."""
+    return ok(result).stdout.strip().splitlines()[-1]
+
+
 def run(*args: str, input: str | bytes | None = None, env: dict | None = None) -> Result:
     """Run the real command line (the same exit point users hit); stdout and stderr apart."""
     return CliRunner().invoke(cli, [str(a) for a in args], input=input, env=env)

@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 import tomlkit
-from click.testing import Result
 
-from conftest import Setup, make_key
+from conftest import Clock, Setup, last_line, make_key, ok
 from talkbook import obligations
 from talkbook.catalog import Catalog, Item
 from talkbook.models import Document
@@ -45,28 +44,10 @@ personality: extroverted
 """
 
 
-class Clock:
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self._monkeypatch = monkeypatch
-
-    def set(self, when: str) -> None:
-        self._monkeypatch.setenv("TALKBOOK_NOW", when)
-
-
 @pytest.fixture(autouse=True)
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fixed = Clock(monkeypatch)
-    fixed.set(START)
-    return fixed
-
-
-def ok(result: Result) -> Result:
-    assert result.exit_code == 0, result.stderr
-    return result
-
-
-def last_line(result: Result) -> str:
-    return ok(result).stdout.strip().splitlines()[-1]
+def dated(clock: Clock) -> Clock:
+    clock.set(START)
+    return clock
 
 
 def due(ws: Setup, as_of: str, *extra: str, pid: str = "P-01") -> tuple[int, list[dict]]:

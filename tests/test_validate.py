@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-from conftest import Setup
+from conftest import Clock, Setup, ok
 from talkbook.crypto import encrypt
 
 FINDING = re.compile(r"^(?P<path>[^:]+):(?P<line>\d+): (?P<field>[^:]+): (?P<message>.+)$")
@@ -34,13 +34,8 @@ deferred: [对班子分工的不同意见]
 
 
 @pytest.fixture(autouse=True)
-def clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TALKBOOK_NOW", "2026-03-01T08:00")
-
-
-def ok(result: Result) -> Result:
-    assert result.exit_code == 0, result.stderr
-    return result
+def dated(clock: Clock) -> None:
+    clock.set("2026-03-01T08:00")
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-from conftest import Setup, age_cli, git_log, make_key
+from conftest import Clock, Setup, age_cli, git_log, last_line, make_key, ok
 from talkbook.crypto import Keyring, decrypt, encrypt
 from talkbook.models import Document, parse
 
@@ -50,30 +50,11 @@ deferred:
 SECRETS = ("张伟", "爱人", "服从组织安排", "post_change", "岗位变动", "市发展和改革委员会")
 
 
-class Clock:
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self._monkeypatch = monkeypatch
-
-    def set(self, when: str) -> None:
-        self._monkeypatch.setenv("TALKBOOK_NOW", when)
-
-
 @pytest.fixture(autouse=True)
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+def dated(clock: Clock) -> Clock:
     """Runs before the workspace and cadre fixtures, so their commits are dated too."""
-    fixed = Clock(monkeypatch)
-    fixed.set(START)
-    return fixed
-
-
-# -- helpers ----------------------------------------------------------------------------------
-def ok(result: Result) -> Result:
-    assert result.exit_code == 0, result.stderr
-    return result
-
-
-def last_line(result: Result) -> str:
-    return ok(result).stdout.strip().splitlines()[-1]
+    clock.set(START)
+    return clock
 
 
 def refused(result: Result, code: int = 2) -> str:
