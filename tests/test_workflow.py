@@ -366,6 +366,27 @@ def test_confirmed_record_changes_only_by_addendum(
     assert ok(ws.as_("P-01", "validate")).exit_code == 0
 
 
+def test_follow_ups_are_closed_on_a_confirmed_record(
+    workspace: Setup, cadre: str, clock: Clock, tmp_path: Path
+):
+    """Closing a follow-up is progress, not a rewrite: `done` works after confirmation."""
+    ws = workspace
+    talk = hold_talk(ws, cadre, clock, tmp_path)
+    ok(ws.as_("P-03", "confirm", talk))
+    listed = json.loads(ok(ws.as_("P-01", "followups", "--format", "json")).stdout)
+    assert [(f["n"], f["what"]) for f in listed] == [(1, "协调市人民医院专家会诊")]
+    clock.set("2026-04-08T10:00")
+    assert ok(ws.as_("P-01", "done", talk, "1")).stdout == f"{talk}: follow-up 1 done\n"
+    assert head(ws) == ("王芳", f"record {talk}: follow-up 1 done")
+    item = meta_of(ws, "P-01", f"{talk}/record")["follow_ups"][0]
+    assert item["done"] is True and item["done_on"] == "2026-04-08"
+    assert json.loads(ok(ws.as_("P-01", "followups", "--format", "json")).stdout) == []
+    assert ok(ws.as_("P-01", "validate")).exit_code == 0
+    assert "is done already" in refused(ws.as_("P-01", "done", talk, "1"))
+    assert "has no follow-up 3" in refused(ws.as_("P-01", "done", talk, "3"))
+    assert refused(ws.as_("outsider", "done", talk, "1"))
+
+
 def test_validate_flags_a_rewrite_of_a_confirmed_record(
     workspace: Setup, cadre: str, clock: Clock, tmp_path: Path
 ):

@@ -241,14 +241,32 @@ def due(app: App, as_of: str | None, within: int, fmt: str) -> None:
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
 @pass_app
 def followups(app: App, as_of: str | None, fmt: str) -> None:
-    """Open follow-ups of every record you can read, soonest first.
+    """Open follow-ups of every record you can read, soonest first; close one with `done`.
 
     Example: talkbook followups --format csv
     """
     from talkbook.views import followup_rows
 
     rows = followup_rows(app, parse_date(as_of))
-    _table(rows, ["talk", "cadre", "name", "what", "owner", "due", "overdue"], fmt)
+    _table(rows, ["talk", "n", "cadre", "name", "what", "owner", "due", "overdue"], fmt)
+
+
+@cli.command()
+@click.argument("talk")
+@click.argument("number", type=int)
+@click.option("--date", "on", metavar="YYYY-MM-DD", help="When it was done [default: today].")
+@pass_app
+def done(app: App, talk: str, number: int, on: str | None) -> None:
+    """Mark a record's follow-up done (N as `talkbook followups` shows it).
+
+    Progress is not a rewrite: this works on confirmed records too.
+
+    Example: talkbook done T-k3x9p2 1
+    """
+    from talkbook.talks import close_followup
+
+    close_followup(app, talk, number, parse_date(on))
+    click.echo(f"{talk}: follow-up {number} done")
 
 
 @cli.command("list")

@@ -28,6 +28,7 @@ class Obligation:
     talk: str | None = None
     detail: str = ""
     owner: str | None = None
+    number: int | None = None  # a follow-up's place in its record, for `talkbook done`
 
     def days_left(self, as_of: dt.date) -> int:
         return (self.deadline - as_of).days
@@ -78,6 +79,7 @@ def occasion_obligations(ws: Workspace, catalog: Catalog, as_of: dt.date) -> lis
                 for talk_id, plan in catalog.plans.items()
                 if plan.meta.get("cadre") == cadre_id
                 and plan.meta.get("occasion") == occasion
+                and plan.meta.get("event_date") in (None, event["date"])
                 and plan.meta.get("status") != "cancelled"
                 and talk_id not in catalog.records
             ]
@@ -149,7 +151,7 @@ def _person_of(ws: Workspace, cadre_id: str) -> str | None:
 def followup_obligations(catalog: Catalog, as_of: dt.date, upcoming: bool = False) -> list:
     found = []
     for talk_id, record in catalog.records.items():
-        for item in rules.as_list(record.meta.get("follow_ups")):
+        for number, item in enumerate(rules.as_list(record.meta.get("follow_ups")), 1):
             if item.get("done"):
                 continue
             try:
@@ -168,6 +170,7 @@ def followup_obligations(catalog: Catalog, as_of: dt.date, upcoming: bool = Fals
                     talk=talk_id,
                     detail=str(item.get("what", "")),
                     owner=item.get("owner"),
+                    number=number,
                 )
             )
     return found

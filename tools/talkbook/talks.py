@@ -269,6 +269,32 @@ def add_addendum(app: App, talk_id: str, text: str) -> None:
     app.save("record", path, updated.text(), f"record {talk_id}: addendum", actor)
 
 
+def _agreed(follow_ups: Any) -> list[dict[str, Any]]:
+    """What the talk agreed: the follow-ups without their progress (done, done_on)."""
+    return [
+        {k: v for k, v in item.items() if k not in ("done", "done_on")} for item in follow_ups or []
+    ]
+
+
+def close_followup(app: App, talk_id: str, number: int, on: dt.date | None = None) -> dict:
+    """Mark follow-up `number` (1-based) done: progress, allowed even on a confirmed record."""
+    path = record_path(app, talk_id)
+    if not path.is_file():
+        raise NotFound(f"{talk_id} has no record")
+    doc = app.read(path)
+    items = [dict(item) for item in doc.meta.get("follow_ups") or []]
+    if not 1 <= number <= len(items):
+        raise NotFound(f"{talk_id} has no follow-up {number} (it has {len(items)})")
+    if items[number - 1].get("done"):
+        raise WorkflowError(f"{talk_id}: follow-up {number} is done already")
+    actor = app.actor()
+    items[number - 1].update(done=True, done_on=(on or app.today()).isoformat())
+    updated = doc.with_meta(follow_ups=items)
+    message = f"record {talk_id}: follow-up {number} done"
+    app.save("record", path, updated.text(), message, actor)
+    return items[number - 1]
+
+
 def confirmed_rewrite(before: Document, after: Document) -> str | None:
     """None when `after` is `before` plus appended addenda; else what was rewritten."""
     if not before.meta.get("confirmed_on"):
@@ -277,7 +303,13 @@ def confirmed_rewrite(before: Document, after: Document) -> str | None:
     if list(after.meta.get("addenda") or [])[: len(old_addenda)] != old_addenda:
         return "addenda: earlier addenda were changed"
     keys = dict.fromkeys([*before.meta, *after.meta])
-    changed = [k for k in keys if k != "addenda" and before.meta.get(k) != after.meta.get(k)]
+    changed = [
+        k
+        for k in keys
+        if k not in ("addenda", "follow_ups") and before.meta.get(k) != after.meta.get(k)
+    ]
+    if _agreed(before.meta.get("follow_ups")) != _agreed(after.meta.get("follow_ups")):
+        changed.append("follow_ups")
     if before.body.strip() != after.body.strip():
         changed.append("body")
     if changed:

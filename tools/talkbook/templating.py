@@ -7,6 +7,7 @@ being rendered: that data is confidential.
 
 from __future__ import annotations
 
+import functools
 import re
 import traceback
 from collections.abc import Iterable
@@ -81,7 +82,10 @@ def _finalize(value: Any) -> Any:
 # --------------------------------------------------------------------------- environment
 
 
+@functools.lru_cache(maxsize=8)
 def environment(workspace_templates: Path | None) -> jinja2.Environment:
+    """One environment per template folder, so compiled templates are reused (Jinja still
+    notices an edited template file by its modification time)."""
     loaders: list[jinja2.BaseLoader] = []
     if workspace_templates is not None and workspace_templates.is_dir():
         loaders.append(jinja2.FileSystemLoader(str(workspace_templates), encoding="utf-8"))

@@ -68,6 +68,7 @@ def followup_rows(app: App, as_of: dt.date | None) -> list[dict]:
     return [
         {
             "talk": o.talk,
+            "n": o.number,
             "cadre": o.cadre,
             "name": catalog.cadre_name(o.cadre),
             "what": o.detail,
