@@ -338,15 +338,14 @@ def actions_for(
         return steps
     record = _record_text(talk, rng, data, locale)
     add(talk.at + 2 * HOUR, SPEAKER, lambda app: talks.write_record(app, tid, record(app)))
-    closed = [talk.at]
     for n, item in enumerate(talk.follow_ups):
         done = dt.datetime.fromisoformat(item["due"]) + 10 * HOUR
         if done < today and not (talk.lagging and n == 0):
-            add(done, SPEAKER, lambda app, n=n: _close_follow_up(app, tid, n))
-            closed.append(done)
-    # A record is confirmed once its follow-ups are done: after that only addenda change it.
-    confirmed = max(closed) + DAY
-    if talk.confirm and len(closed) > len(talk.follow_ups) and confirmed + 2 * DAY < today:
+            add(done, SPEAKER, lambda app, n=n: talks.close_followup(app, tid, n + 1))
+    # A record is confirmed soon after the talk; closing follow-ups later is progress, not a
+    # rewrite, and stays allowed. After confirmation only addenda change what was said.
+    confirmed = talk.at + DAY
+    if talk.confirm and confirmed + 2 * DAY < today:
         add(confirmed, SPEAKER, lambda app: talks.confirm_record(app, tid))
         if talk.addendum:
             added = data["addendum"]
@@ -360,15 +359,6 @@ def _revise_plan(app: App, tid: str, extra: list[str]) -> None:
     preparations = [*(doc.meta.get("preparations") or []), *extra]
     text = doc.with_meta(preparations=preparations).text()
     app.save("plan", talks.plan_path(app, tid), text, f"plan {tid}: edited", app.actor())
-
-
-def _close_follow_up(app: App, tid: str, index: int) -> None:
-    path = talks.record_path(app, tid)
-    doc = app.read(path)
-    items = [dict(item) for item in doc.meta.get("follow_ups") or []]
-    items[index]["done"] = True
-    text = doc.with_meta(follow_ups=items).text()
-    app.save("record", path, text, f"record {tid}: follow-up done", app.actor())
 
 
 def _record_text(talk: Talk, rng: random.Random, data: dict, locale: str) -> Callable[[App], str]:
