@@ -84,7 +84,8 @@ def suggest_focus(
         events = sorted(events, key=lambda e: e.get("occasion") != occasion)
     for event in events:
         text = label("occasions", event.get("occasion"))
-        focus.append(f"{text}：{event['note']}" if event.get("note") else text)
+        colon = "：" if any(ord(c) >= 0x2E80 for c in text) else ": "  # CJK label, CJK colon
+        focus.append(f"{text}{colon}{event['note']}" if event.get("note") else text)
     focus.extend(str(d) for d in as_list(profile.get("difficulties")))
     return list(dict.fromkeys(focus))
 
