@@ -224,3 +224,28 @@ def test_tool_commits_leave_what_the_user_staged_alone(workspace, cadre) -> None
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     assert staged == "cadres/README.md\n"
+
+
+def test_person_remove_then_rekey_takes_them_off(workspace: Setup, cadre: str) -> None:
+    """The approver leaves: after remove + rekey the plan is no longer encrypted to them."""
+    planned = workspace.as_("P-01", "plan", cadre, "--speaker", "P-03", "--at", "2026-12-01T09:30")
+    assert planned.exit_code == 0, planned.stderr
+    talk = planned.stdout.splitlines()[-1]
+    assert workspace.as_("P-02", "cat", talk).exit_code == 0
+
+    refused = workspace.as_("P-03", "person", "remove", "P-02")
+    assert refused.exit_code == 2 and refused.stderr == "talkbook: P-03 is not a custodian\n"
+    last = workspace.as_("P-01", "person", "remove", "P-01")
+    assert last.exit_code == 2 and "last custodian" in last.stderr
+
+    removed = workspace.as_("P-01", "person", "remove", "P-02")
+    assert removed.exit_code == 0, removed.stderr
+    assert git_log(workspace.root, "-1", "--format=%an|%s") == "王芳|person P-02: removed\n"
+    assert workspace.path("talkbook.toml").read_text(encoding="utf-8").count("left = ") == 1
+    assert workspace.as_("P-02", "submit", talk).stderr.startswith("talkbook: your identity")
+    rekeyed = workspace.as_("P-01", "rekey")
+    assert rekeyed.stdout == "rekeyed 1 file(s)\n"
+    gone = workspace.as_("P-02", "cat", talk)
+    assert gone.exit_code == 2 and "none of your keys" in gone.stderr
+    assert workspace.as_("P-03", "cat", talk).exit_code == 0
+    assert workspace.as_("P-01", "validate").exit_code == 0

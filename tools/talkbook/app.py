@@ -219,6 +219,25 @@ class App:
         gittrail.commit(ws.root, [ws.config_path], f"person {pid}: {action}", self.author(author))
         return person
 
+    def remove_person(self, pid: str) -> None:
+        """A custodian marks someone as left; `rekey` then takes them off every file.
+
+        They stay in talkbook.toml (`left = date`) so their past decisions stay attributable.
+        What they could read before stays readable to them in git history: removal protects
+        what is written from now on.
+        """
+        ws = self.workspace
+        actor = self.require_role("custodian")
+        person = ws.person(pid)
+        if person.left:
+            raise TalkbookError(f"{pid} left on {person.left} already")
+        custodians = [p for p in ws.with_role("custodian") if p.id != pid]
+        if person.has_role("custodian") and not custodians:
+            raise PermissionDenied(f"{pid} is the last custodian; add another one first")
+        ws.mark_left(pid, self.today().isoformat())
+        message = f"person {pid}: removed"
+        gittrail.commit(ws.root, [ws.config_path], message, self.author(actor))
+
 
 def _noun(kind: str) -> str:
     return "cadre" if kind == "profile" else kind

@@ -229,6 +229,21 @@ def person_add(
     emit_id(added.id)
 
 
+@person.command("remove")
+@click.argument("pid", metavar="ID")
+@pass_app
+def person_remove(app: App, pid: str) -> None:
+    """Remove a person (custodians only); then run `talkbook rekey`.
+
+    Files written from then on are not encrypted to them; what they could read before stays
+    in git history.
+
+    Example: talkbook person remove P-04 && talkbook rekey
+    """
+    app.remove_person(pid)
+    click.echo(f"removed {pid}; run `talkbook rekey` to take them off existing files")
+
+
 @person.command("list")
 @pass_app
 def person_list(app: App) -> None:

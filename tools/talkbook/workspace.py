@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ class Person:
     keys: tuple[str, ...]
     email: str = ""
     cadre: str | None = None
+    left: str | None = None  # the day they left: no longer a reader or an actor
 
     @property
     def address(self) -> str:
@@ -111,6 +113,7 @@ class Workspace:
                 keys=tuple(entry.get("keys", ())),
                 email=str(entry.get("email", "")),
                 cadre=entry.get("cadre"),
+                left=str(entry["left"]) if entry.get("left") else None,
             )
         return people
 
@@ -122,13 +125,16 @@ class Workspace:
 
     def person_by_key(self, public_keys: list[str]) -> Person | None:
         wanted = {_key_core(k) for k in public_keys}
-        for person in self.people.values():
+        for person in self.current_people():
             if wanted & {_key_core(k) for k in person.keys}:
                 return person
         return None
 
+    def current_people(self) -> list[Person]:
+        return [p for p in self.people.values() if not p.left]
+
     def with_role(self, role: str) -> list[Person]:
-        return [p for p in self.people.values() if p.has_role(role)]
+        return [p for p in self.current_people() if p.has_role(role)]
 
     def label(self, table: str, key: str | None) -> str:
         """The label of an occasion or talk type in the workspace's locale, else the key."""
@@ -149,9 +155,9 @@ class Workspace:
             if how == "role":
                 chosen.update((p.id, p) for p in self.with_role(what))
             elif how == "field":
-                pid = meta.get(what)
-                if pid and pid in self.people:
-                    chosen[pid] = self.people[pid]
+                person = self.people.get(str(meta.get(what)))
+                if person and not person.left:
+                    chosen[person.id] = person
             else:
                 raise TalkbookError(
                     f"{CONFIG_NAME}: access rule {token!r} is not role:… or field:…"
@@ -223,8 +229,6 @@ class Workspace:
         """Add or update a person in talkbook.toml, keeping the file's comments and layout."""
         import tomlkit
 
-        document = tomlkit.parse(self.config_path.read_text(encoding="utf-8"))
-        people = document.setdefault("people", tomlkit.table())
         entry = tomlkit.table()
         entry["name"] = person.name
         entry["roles"] = list(person.roles)
@@ -233,7 +237,18 @@ class Workspace:
             entry["email"] = person.email
         if person.cadre:
             entry["cadre"] = person.cadre
-        people[person.id] = entry
+        self._edit_people(lambda people: people.__setitem__(person.id, entry))
+
+    def mark_left(self, pid: str, day: str) -> None:
+        """Keep the person (their past decisions stay valid), but no longer as a reader."""
+        self.person(pid)  # NotFound for an unknown id
+        self._edit_people(lambda people: people[pid].__setitem__("left", day))
+
+    def _edit_people(self, change: Callable[[Any], None]) -> None:
+        import tomlkit
+
+        document = tomlkit.parse(self.config_path.read_text(encoding="utf-8"))
+        change(document.setdefault("people", tomlkit.table()))
         atomic_write(self.config_path, tomlkit.dumps(document).encode("utf-8"), mode=0o644)
         self.config = read_config(self.config_path)
 
