@@ -231,6 +231,32 @@ def test_disk_full_on_person_add(workspace: Setup, full_disk: FullDisk) -> None:
 
 # -- the age conformance vectors, through `talkbook cat` ------------------------------------
 @pytest.mark.skipif(test_cctv is None, reason="age test vectors not found")
+def test_git_refusing_the_commit_leaves_nothing_behind(workspace: Setup, cadre: str) -> None:
+    """Another process holds git's index lock: the change is undone, not left uncommitted."""
+    profile = workspace.path(f"cadres/{cadre}.md.age")
+    config = workspace.path("talkbook.toml")
+    before = (profile.read_bytes(), config.read_bytes(), commits(workspace.root))
+    lock = workspace.path(".git/index.lock")
+    lock.write_text("", encoding="utf-8")
+    try:
+        event = workspace.as_("P-01", "event", cadre, "reward", "--date", "2026-11-01")
+        assert one_error(event).startswith("talkbook: git commit failed: ")
+        added = workspace.as_("P-01", "cadre", "new", "--from", "-", input=PROFILE_ZH)
+        assert one_error(added).startswith("talkbook: git commit failed: ")
+        person = workspace.as_("P-01", "person", "add", "P-09", "--name", "孙磊",
+                               "--role", "speaker", "--key", workspace.public["outsider"])  # fmt: skip
+        assert one_error(person).startswith("talkbook: git commit failed: ")
+    finally:
+        lock.unlink()
+    assert (profile.read_bytes(), config.read_bytes(), commits(workspace.root)) == before
+    assert listing(workspace.path("cadres")) == sorted(["README.md", f"{cadre}.md.age"])
+    status = subprocess.run(
+        ["git", "-C", str(workspace.root), "status", "--porcelain"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert status.stdout == ""
+
+
 def test_vectors_are_there() -> None:
     assert len(VECTORS) > 100
 

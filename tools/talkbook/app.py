@@ -16,6 +16,7 @@ from typing import Any
 
 from talkbook import gittrail
 from talkbook.errors import IdentityError, InvalidDocument, PermissionDenied, TalkbookError
+from talkbook.fsutil import rollback_on_error
 from talkbook.identity import load_keyring
 from talkbook.models import Document, parse
 from talkbook.validation import Subject, check_document, summary
@@ -141,10 +142,19 @@ class App:
         """
         doc = self.check(kind, path, text, source)
         recipients = self.workspace.recipients(kind, doc.meta)
-        if not self.vault.write(path, text, recipients):
-            return False
-        gittrail.commit(self.workspace.root, [path], message, self.author(actor or self.actor()))
+        author = self.author(actor or self.actor())
+        with rollback_on_error([path]):
+            if not self.vault.write(path, text, recipients):
+                return False
+            gittrail.commit(self.workspace.root, [path], message, author)
         return True
+
+    def commit_config(self, change: Callable[[], None], message: str, actor: Person) -> None:
+        """Change talkbook.toml and commit it, or leave it as it was."""
+        ws = self.workspace
+        with rollback_on_error([ws.config_path]):
+            change()
+            gittrail.commit(ws.root, [ws.config_path], message, self.author(actor))
 
     def read(self, path: Path) -> Document:
         return self.vault.read(path, self.rel(path))
@@ -213,10 +223,10 @@ class App:
         actor = self.require_role("custodian") if ws.people else None
         existing = ws.people.get(pid)
         person = Person(pid, name, tuple(roles), tuple(keys), email, cadre)
-        ws.add_person(person)
         action = "updated" if existing else "added"
-        author = actor or person
-        gittrail.commit(ws.root, [ws.config_path], f"person {pid}: {action}", self.author(author))
+        self.commit_config(
+            lambda: ws.add_person(person), f"person {pid}: {action}", actor or person
+        )
         return person
 
     def remove_person(self, pid: str) -> None:
@@ -234,9 +244,8 @@ class App:
         custodians = [p for p in ws.with_role("custodian") if p.id != pid]
         if person.has_role("custodian") and not custodians:
             raise PermissionDenied(f"{pid} is the last custodian; add another one first")
-        ws.mark_left(pid, self.today().isoformat())
-        message = f"person {pid}: removed"
-        gittrail.commit(ws.root, [ws.config_path], message, self.author(actor))
+        day = self.today().isoformat()
+        self.commit_config(lambda: ws.mark_left(pid, day), f"person {pid}: removed", actor)
 
 
 def _noun(kind: str) -> str:

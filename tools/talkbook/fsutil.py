@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -32,3 +33,21 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+@contextlib.contextmanager
+def rollback_on_error(paths: list[Path]) -> Iterator[None]:
+    """Put these files back as they were if the block fails (a commit refused by git, say),
+    so a change is either written and committed, or not there at all."""
+    saved = {
+        path: (path.read_bytes(), path.stat().st_mode) if path.exists() else None for path in paths
+    }
+    try:
+        yield
+    except BaseException:
+        for path, before in saved.items():
+            if before is None:
+                path.unlink(missing_ok=True)
+            else:
+                atomic_write(path, before[0], mode=before[1] & 0o777)
+        raise
