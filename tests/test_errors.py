@@ -243,8 +243,10 @@ def test_git_refusing_the_commit_leaves_nothing_behind(workspace: Setup, cadre: 
         assert one_error(event).startswith("talkbook: git commit failed: ")
         added = workspace.as_("P-01", "cadre", "new", "--from", "-", input=PROFILE_ZH)
         assert one_error(added).startswith("talkbook: git commit failed: ")
-        person = workspace.as_("P-01", "person", "add", "P-09", "--name", "孙磊",
-                               "--role", "speaker", "--key", workspace.public["outsider"])  # fmt: skip
+        key = workspace.public["outsider"]
+        person = workspace.as_(
+            "P-01", "person", "add", "P-09", "--name", "孙磊", "--role", "speaker", "--key", key
+        )
         assert one_error(person).startswith("talkbook: git commit failed: ")
     finally:
         lock.unlink()

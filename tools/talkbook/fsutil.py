@@ -48,6 +48,6 @@ def rollback_on_error(paths: list[Path]) -> Iterator[None]:
         for path, before in saved.items():
             if before is None:
                 path.unlink(missing_ok=True)
-            else:
+            elif not path.exists() or path.read_bytes() != before[0]:
                 atomic_write(path, before[0], mode=before[1] & 0o777)
         raise
