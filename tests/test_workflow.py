@@ -322,6 +322,20 @@ def test_continuation_picks_up_deferred_topics(
     assert "本人今后的职业打算" in plan.body and talk in plan.body
 
 
+def test_deferred_topics_reach_the_next_plan_until_one_continues_them(
+    workspace: Setup, cadre: str, clock: Clock, tmp_path: Path
+):
+    ws = workspace
+    talk = hold_talk(ws, cadre, clock, tmp_path)
+    clock.set("2026-03-12T09:00")
+    routine = draft(ws, cadre, "--at", "2026-03-20T09:00")  # no --continues
+    focus = parse(ok(ws.as_("P-01", "cat", routine)).stdout).meta["focus"]
+    assert focus[:2] == ["对班子分工的不同意见", "本人今后的职业打算"]
+    draft(ws, cadre, "--at", "2026-04-01T09:00", "--continues", talk)
+    later = draft(ws, cadre, "--at", "2026-04-20T09:00")
+    assert "本人今后的职业打算" not in parse(ok(ws.as_("P-01", "cat", later)).stdout).meta["focus"]
+
+
 def _fake_editor(tmp_path: Path, old: str, new: str) -> str:
     script = tmp_path / "fake_editor.py"
     script.write_text(

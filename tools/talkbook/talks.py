@@ -54,13 +54,24 @@ def read_plan(app: App, talk_id: str) -> Document:
     return app.read(path)
 
 
-def _deferred_from(app: App, talk_id: str | None) -> list[str]:
-    if not talk_id:
-        return []
-    path = record_path(app, talk_id)
-    if not path.is_file():
-        raise WorkflowError(f"{talk_id} has no record yet; only a held talk can be continued")
-    return [str(t) for t in rules.as_list(app.read(path).meta.get("deferred"))]
+def _deferred_from(app: App, cadre_id: str, talk_id: str | None) -> list[str]:
+    """Topics put off to a later talk: those of the talk continued, or else those of this
+    cadre's held talks that no plan has continued yet (so nothing deferred is forgotten)."""
+    if talk_id:
+        path = record_path(app, talk_id)
+        if not path.is_file():
+            raise WorkflowError(f"{talk_id} has no record yet; only a held talk can be continued")
+        return [str(t) for t in rules.as_list(app.read(path).meta.get("deferred"))]
+    from talkbook.catalog import load
+
+    catalog = load(app, [p for p in app.workspace.encrypted_files() if p.parent.name != "cadres"])
+    continued = {plan.meta.get("continues") for plan in catalog.plans.values()}
+    open_topics: list[str] = []
+    held = sorted(catalog.held_talks(cadre_id), key=lambda r: str(r.meta.get("held_at")))
+    for record in held:
+        if record.meta.get("id") not in continued:
+            open_topics += [str(t) for t in rules.as_list(record.meta.get("deferred"))]
+    return list(dict.fromkeys(open_topics))
 
 
 def draft_plan(
@@ -95,7 +106,7 @@ def draft_plan(
         raise TalkbookError(f"unknown occasion {occasion!r}")
     profile = read_profile(app, cadre_id).meta
     today = app.today()
-    deferred = _deferred_from(app, continues)
+    deferred = _deferred_from(app, cadre_id, continues)
     event = rules.latest_event(profile, occasion) if occasion else None
     talk_type = "continuation" if continues else ("occasion" if occasion else "routine")
     talk_id = str(meta_in.get("id") or new_id("T", set(ws.talk_ids())))
