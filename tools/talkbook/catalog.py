@@ -11,6 +11,7 @@ from pathlib import Path
 
 from talkbook.errors import DecryptionError, InvalidDocument
 from talkbook.models import Document, parse
+from talkbook.workspace import kind_of_rel
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ def load(app, paths: list[Path] | None = None) -> Catalog:
     buckets = {"profile": catalog.profiles, "plan": catalog.plans, "record": catalog.records}
     for path in paths if paths is not None else ws.encrypted_files():
         rel = ws.relative(path)
-        kind = ws.kind_of(path)
+        kind = kind_of_rel(rel)
         try:
             text = app.vault.read_text(path)
         except DecryptionError:

@@ -17,7 +17,7 @@ from talkbook.catalog import Catalog, Item
 from talkbook.errors import DecryptionError, InvalidDocument, NotRecipient, TalkbookError
 from talkbook.models import parse, parse_date, parse_datetime
 from talkbook.validation import Finding, Subject, check_document
-from talkbook.workspace import CONFIG_NAME, Workspace
+from talkbook.workspace import CONFIG_NAME, Workspace, kind_of_rel
 
 AGE_MAGIC = (b"age-encryption.org/v1\n", b"-----BEGIN AGE ENCRYPTED FILE-----")
 GUARDED = ("cadres/", "talks/")
@@ -265,7 +265,7 @@ def validate(app, paths: list[str] | None = None, staged: bool = False) -> Repor
             continue
         report.checked += 1
         try:
-            kind = ws.kind_of(ws.root / rel)
+            kind = kind_of_rel(rel)
             if keyring is None:
                 raise NotRecipient("no identity")
             text = decrypt(data, keyring).decode("utf-8")

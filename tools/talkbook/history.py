@@ -16,7 +16,7 @@ from talkbook import gittrail
 from talkbook.app import App
 from talkbook.errors import DecryptionError, InvalidDocument, NotFound
 from talkbook.models import ID_PATTERNS, parse
-from talkbook.workspace import CONFIG_NAME, Workspace
+from talkbook.workspace import CONFIG_NAME, Workspace, kind_of_rel
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ def rekey(app: App) -> RekeyResult:
     files = ws.encrypted_files()
     for path in app.prompts.progress(files, len(files)):
         rel = ws.relative(path)
-        kind = ws.kind_of(path)
+        kind = kind_of_rel(rel)
         try:
             text = app.vault.read_text(path)
         except DecryptionError:

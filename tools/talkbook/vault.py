@@ -28,7 +28,7 @@ class Vault:
             raise NotFound(f"no such file: {path}") from None
         except OSError as exc:
             raise TalkbookError(f"{path}: cannot read: {exc.strerror}") from None
-        key = path.resolve()
+        key = path.absolute()
         mtime = path.stat().st_mtime_ns
         cached = self._cache.get(key)
         if cached and cached[0] == mtime:
@@ -68,5 +68,5 @@ class Vault:
             return False
         ciphertext = encrypt(plaintext, recipients)
         atomic_write(path, ciphertext, mode=0o644)
-        self._cache[path.resolve()] = (path.stat().st_mtime_ns, plaintext)
+        self._cache[path.absolute()] = (path.stat().st_mtime_ns, plaintext)
         return True

@@ -209,14 +209,7 @@ class Workspace:
         return path
 
     def kind_of(self, path: Path) -> str:
-        rel = self.relative(path)
-        if rel.startswith("cadres/"):
-            return "profile"
-        if rel.endswith("/plan.md.age"):
-            return "plan"
-        if rel.endswith("/record.md.age"):
-            return "record"
-        raise TalkbookError(f"{rel}: not a profile, plan or record")
+        return kind_of_rel(self.relative(path))
 
     def relative(self, path: Path) -> str:
         try:
@@ -251,6 +244,17 @@ class Workspace:
         change(document.setdefault("people", tomlkit.table()))
         atomic_write(self.config_path, tomlkit.dumps(document).encode("utf-8"), mode=0o644)
         self.config = read_config(self.config_path)
+
+
+def kind_of_rel(rel: str) -> str:
+    """profile, plan or record, from a path relative to the workspace."""
+    if rel.startswith("cadres/"):
+        return "profile"
+    if rel.endswith("/plan.md.age"):
+        return "plan"
+    if rel.endswith("/record.md.age"):
+        return "record"
+    raise TalkbookError(f"{rel}: not a profile, plan or record")
 
 
 def _key_core(key: str) -> str:
