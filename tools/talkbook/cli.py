@@ -141,6 +141,7 @@ from_option = click.option(
 def init(directory: Path, locale: str, organization: str) -> None:
     """Create a workspace: git repo, talkbook.toml, folders, templates, hooks.
 
+    \b
     Example: talkbook init records --locale zh-CN --org "市委组织部"
     """
     from talkbook.app import init_workspace
@@ -155,6 +156,7 @@ def init(directory: Path, locale: str, organization: str) -> None:
 def setup(app: App) -> None:
     """Configure git in a fresh clone: the decrypting diff driver and the pre-commit hook.
 
+    \b
     Example: git clone … records && cd records && talkbook setup
     """
     from talkbook import gittrail
@@ -173,6 +175,7 @@ def setup(app: App) -> None:
 def keygen(out: Path | None, passphrase: bool) -> None:
     """Create an X25519 identity file (mode 0600) and print its public key.
 
+    \b
     Example: talkbook keygen --out ~/.config/talkbook/identity.txt
     """
     from talkbook.crypto import generate_identity_file
@@ -191,6 +194,7 @@ def keygen(out: Path | None, passphrase: bool) -> None:
 def person() -> None:
     """People of the workspace: staff with roles and public keys.
 
+    \b
     Example: talkbook person add P-02 --name 陈建国 --role approver --key age1…
     """
 
@@ -223,6 +227,7 @@ def person_add(
     The first person can be added by anyone; after that only a custodian adds people. New
     readers get access to existing files after `talkbook rekey`.
 
+    \b
     Example: talkbook person add P-01 --name 王芳 --role custodian --key age1…
     """
     added = app.add_person(pid, name, list(roles), list(keys), email, cadre)
@@ -238,6 +243,7 @@ def person_remove(app: App, pid: str) -> None:
     Files written from then on are not encrypted to them; what they could read before stays
     in git history.
 
+    \b
     Example: talkbook person remove P-04 && talkbook rekey
     """
     app.remove_person(pid)
@@ -249,6 +255,7 @@ def person_remove(app: App, pid: str) -> None:
 def person_list(app: App) -> None:
     """List people, their roles and keys.
 
+    \b
     Example: talkbook person list
     """
     for p in app.workspace.people.values():
@@ -260,6 +267,7 @@ def person_list(app: App) -> None:
 def cadre() -> None:
     """Cadre profiles.
 
+    \b
     Example: talkbook cadre new --from 张伟.md
     """
 
@@ -270,6 +278,7 @@ def cadre() -> None:
 def cadre_new(app: App, source: str | None) -> None:
     """Add a profile: from a file, or in your editor on the locale's template.
 
+    \b
     Example: talkbook cadre new --from 张伟.md
     """
     from talkbook.profiles import new_cadre
@@ -285,6 +294,7 @@ def cadre_new(app: App, source: str | None) -> None:
 def cat_command(app: App, ref: str) -> None:
     """Print a decrypted file (an id like C-…, T-…, T-…/record, or a path).
 
+    \b
     Example: talkbook cat T-k3x9p2/record
     """
     data = app.cat(ref)
@@ -303,6 +313,7 @@ def edit(app: App, ref: str, source: str | None) -> None:
     The decrypted copy lives in a private tmpfs folder and is wiped however the editor ends.
     With --from, the file's whole content replaces the document (validated the same way).
 
+    \b
     Example: EDITOR=vim talkbook edit C-7k2m9q
     """
     doc_id, changed = app.edit(ref, read_source(source) if source else None)
@@ -316,6 +327,7 @@ def edit(app: App, ref: str, source: str | None) -> None:
 def history(app: App, ref: str, fmt: str) -> None:
     """Who did what, when, and which fields changed.
 
+    \b
     Example: talkbook history T-k3x9p2
     """
     from talkbook.history import story
@@ -337,6 +349,7 @@ def history(app: App, ref: str, fmt: str) -> None:
 def rekey(app: App) -> None:
     """Re-encrypt exactly the files whose readers changed; one commit. Custodians only.
 
+    \b
     Example: talkbook person add P-04 --name 李强 --role custodian --key age1… && talkbook rekey
     """
     from talkbook.history import rekey as run_rekey

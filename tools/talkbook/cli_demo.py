@@ -26,6 +26,7 @@ def demo(directory: Path, cadres: int, talks_count: int, locale: str) -> None:
     record talks over several months; then the tour: keys, git log, a decrypted plan history,
     an outsider failing to read, `due` and `validate`. Everything in it is invented.
 
+    \b
     Example: talkbook demo build/demo --cadres 200 --talks 400
     """
     from talkbook.demo import build, sections

@@ -29,6 +29,7 @@ def _text_or_editor(source: str | None) -> tuple[str | None, bool]:
 def event(app: App, cadre: str, occasion: str, when: str | None, note: str | None) -> None:
     """Log an event that obliges a talk (a must-talk occasion) on a cadre's profile.
 
+    \b
     Example: talkbook event C-7k2m9q post_change --date 2026-11-02 --note "调任市财政局"
     """
     from talkbook.profiles import add_event
@@ -43,6 +44,7 @@ def event(app: App, cadre: str, occasion: str, when: str | None, note: str | Non
 def show(app: App, ref: str) -> None:
     """A readable summary of a cadre (with events) or a talk (plan, decisions, record).
 
+    \b
     Example: talkbook show C-7k2m9q
     """
     from talkbook.views import show_text
@@ -79,6 +81,7 @@ def plan(
     conversation, experienced → consultation); the focus comes from recent events,
     difficulties and topics deferred by the talk it continues.
 
+    \b
     Example: talkbook plan C-7k2m9q --speaker P-03 --at 2026-12-01T09:30 --occasion post_change
     """
     from talkbook.talks import draft_plan
@@ -109,7 +112,7 @@ def _decision_command(name: str, decision: str, doc: str, comment_required: bool
         status = decide(app, talk, decision, comment, extra.get("to"))
         click.echo(f"{talk}: {status}")
 
-    command.__doc__ = doc
+    command.__doc__ = doc.replace("\n\nExample:", "\n\n\b\nExample:")  # \b: click keeps the line
     command.__name__ = name
     if decision == "postponed":
         command = click.option("--to", default=None, metavar="DATETIME", help="The new time.")(
@@ -119,7 +122,7 @@ def _decision_command(name: str, decision: str, doc: str, comment_required: bool
 
 
 _decision_command(
-    "submit", "submitted", "Submit a plan for approval.\n\nExample: talkbook submit T-k3x9p2"
+    "submit", "submitted", "Submit a plan for approval.\n\n\b\nExample: talkbook submit T-k3x9p2"
 )
 _decision_command(
     "approve",
@@ -152,6 +155,7 @@ _decision_command(
 def record(app: App, talk: str, source: str | None) -> None:
     """Write the record of a held talk (needs an approved plan); prefilled from the plan.
 
+    \b
     Example: talkbook record T-k3x9p2 --from record.md
     """
     from talkbook.talks import write_record
@@ -167,6 +171,7 @@ def record(app: App, talk: str, source: str | None) -> None:
 def confirm(app: App, talk: str, on: str | None) -> None:
     """Confirm a record: from then on it changes only by addenda.
 
+    \b
     Example: talkbook confirm T-k3x9p2
     """
     from talkbook.talks import confirm_record
@@ -182,6 +187,7 @@ def confirm(app: App, talk: str, on: str | None) -> None:
 def addendum(app: App, talk: str, text: str) -> None:
     """Add a dated, attributed addendum to a record.
 
+    \b
     Example: talkbook addendum T-k3x9p2 --text "本人补充说明：……"
     """
     from talkbook.talks import add_addendum
@@ -222,6 +228,7 @@ def due(app: App, as_of: str | None, within: int, fmt: str) -> None:
     Occasion talks past or near their deadline, cadence gaps, overdue follow-ups, plans
     waiting for approval too long.
 
+    \b
     Example: talkbook due --as-of 2026-12-01 --format json
     """
     from talkbook.views import due_rows
@@ -243,6 +250,7 @@ def due(app: App, as_of: str | None, within: int, fmt: str) -> None:
 def followups(app: App, as_of: str | None, fmt: str) -> None:
     """Open follow-ups of every record you can read, soonest first; close one with `done`.
 
+    \b
     Example: talkbook followups --format csv
     """
     from talkbook.views import followup_rows
@@ -261,6 +269,7 @@ def done(app: App, talk: str, number: int, on: str | None) -> None:
 
     Progress is not a rewrite: this works on confirmed records too.
 
+    \b
     Example: talkbook done T-k3x9p2 1
     """
     from talkbook.talks import close_followup
@@ -281,6 +290,7 @@ def list_command(
 ) -> None:
     """List cadres or talks you can read.
 
+    \b
     Example: talkbook list talks --status approved --format csv
     """
     from talkbook.views import cadre_rows, talk_rows
@@ -304,6 +314,7 @@ def validate(app: App, paths: tuple[str, ...], staged: bool, fmt: str) -> None:
     Findings read `path:line: field: message`. Files your identity cannot decrypt are counted
     and named, not reported as errors.
 
+    \b
     Example: talkbook validate --format json
     """
     from talkbook.crosscheck import validate as run
