@@ -231,6 +231,8 @@ def person_add(
     Example: talkbook person add P-01 --name 王芳 --role custodian --key age1…
     """
     added = app.add_person(pid, name, list(roles), list(keys), email, cadre)
+    if app.workspace.encrypted_files():
+        click.echo("existing files reach new readers after `talkbook rekey`", err=True)
     emit_id(added.id)
 
 
