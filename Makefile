@@ -17,13 +17,14 @@ demo: $(STAMP)
 	rm -rf build/demo build/demo.keys
 	$(BIN)/talkbook demo build/demo
 
-## test: ruff, then the whole test suite
+## test: ruff and mypy, then the whole test suite
 test: $(STAMP) lint
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check tools tests
 	$(BIN)/ruff format --check tools tests
+	$(BIN)/mypy
 
 ## validate: check every file of the workspace in this folder (or WORKSPACE=…)
 validate: $(STAMP)

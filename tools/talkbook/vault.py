@@ -8,14 +8,18 @@ put noise into history.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from talkbook.errors import DecryptionError, NotFound, TalkbookError
 from talkbook.fsutil import atomic_write
 from talkbook.models import Document, parse
 
+if TYPE_CHECKING:
+    from talkbook.crypto import Keyring
+
 
 class Vault:
-    def __init__(self, keyring):
+    def __init__(self, keyring: Keyring) -> None:
         self.keyring = keyring
         self._cache: dict[Path, tuple[int, bytes]] = {}
 
