@@ -368,6 +368,7 @@ def rekey(app: App) -> None:
 @pass_app
 def textconv(app: App, path: Path) -> None:
     """git diff driver: decrypted text for a key holder, a placeholder for anyone else."""
+    app.prompts.passphrase = None  # git runs this under a pager: never stop to ask
     try:
         data = app.vault.read_plaintext(path)
     except TalkbookError:
