@@ -236,3 +236,12 @@ def test_a_broken_workspace_template_is_named_with_its_line(
     assert "zh-CN/plan.md.j2" in message and f"line {line}" in message and detail in message
     assert "张伟" not in message  # the data being rendered stays out of the message
     assert sorted(workspace.path("talks").rglob("*.age")) == before
+
+
+def test_due_names_the_malformed_files_it_skipped(workspace: Setup, cadre: str, held: str) -> None:
+    """`due` cannot count what it cannot parse: it says so instead of staying silent."""
+    case = cases(cadre)["yaml"]
+    plant(workspace, case)
+    result = workspace.as_("P-01", "due", "--as-of", "2026-03-05")
+    assert result.exit_code in (0, 1)
+    assert f"1 malformed file(s) skipped (run validate): {case.where}\n" in result.stderr

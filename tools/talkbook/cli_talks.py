@@ -233,12 +233,12 @@ def due(app: App, as_of: str | None, within: int, fmt: str) -> None:
     """
     from talkbook.views import due_rows
 
-    rows, unreadable = due_rows(app, parse_date(as_of), within)
+    rows, notes = due_rows(app, parse_date(as_of), within)
     _table(
         rows, ["cadre", "name", "reason", "talk", "deadline", "days_left", "overdue", "detail"], fmt
     )
-    if unreadable:
-        click.echo(f"{unreadable} file(s) not readable with your identity were skipped", err=True)
+    for note in notes:
+        click.echo(note, err=True)
     if any(r["overdue"] for r in rows):
         raise Findings(f"{sum(r['overdue'] for r in rows)} overdue")
 

@@ -52,11 +52,22 @@ def created_dates(app: App) -> dict[str, dt.date]:
     }
 
 
-def due_rows(app: App, as_of: dt.date | None, within: int) -> tuple[list[dict], int]:
+def due_rows(app: App, as_of: dt.date | None, within: int) -> tuple[list[dict], list[str]]:
+    """The obligations, and a word on the files they could not take into account."""
     day = as_of or app.today()
     catalog = load(app)
     found = obligations.due(app.workspace, catalog, day, created_dates(app), within)
-    return [o.as_dict(day, catalog) for o in found], len(catalog.unreadable)
+    return [o.as_dict(day, catalog) for o in found], skipped_note(catalog)
+
+
+def skipped_note(catalog: Catalog) -> list[str]:
+    notes = []
+    if catalog.unreadable:
+        notes.append(f"{len(catalog.unreadable)} file(s) not readable with your identity skipped")
+    if catalog.malformed:
+        names = " ".join(rel for rel, _ in catalog.malformed)
+        notes.append(f"{len(catalog.malformed)} malformed file(s) skipped (run validate): {names}")
+    return notes
 
 
 def followup_rows(app: App, as_of: dt.date | None) -> list[dict]:
