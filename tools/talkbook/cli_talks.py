@@ -199,6 +199,12 @@ def addendum(app: App, talk: str, text: str) -> None:
 FORMATS = click.Choice(["table", "json", "csv"])
 
 
+def _notes(notes: list[str]) -> None:
+    """What a listing had to leave out, on stderr so the listing itself stays clean."""
+    for note in notes:
+        click.echo(note, err=True)
+
+
 def _table(rows: list[dict], columns: list[str], fmt: str) -> None:
     if fmt == "json":
         echo_json(rows)
@@ -237,8 +243,7 @@ def due(app: App, as_of: str | None, within: int, fmt: str) -> None:
     _table(
         rows, ["cadre", "name", "reason", "talk", "deadline", "days_left", "overdue", "detail"], fmt
     )
-    for note in notes:
-        click.echo(note, err=True)
+    _notes(notes)
     if any(r["overdue"] for r in rows):
         raise Findings(f"{sum(r['overdue'] for r in rows)} overdue")
 
@@ -255,8 +260,9 @@ def followups(app: App, as_of: str | None, fmt: str) -> None:
     """
     from talkbook.views import followup_rows
 
-    rows = followup_rows(app, parse_date(as_of))
+    rows, notes = followup_rows(app, parse_date(as_of))
     _table(rows, ["talk", "n", "cadre", "name", "what", "owner", "due", "overdue"], fmt)
+    _notes(notes)
 
 
 @cli.command()
@@ -296,11 +302,12 @@ def list_command(
     from talkbook.views import cadre_rows, talk_rows
 
     if what == "cadres":
-        rows = cadre_rows(app, unit)
+        rows, notes = cadre_rows(app, unit)
         _table(rows, ["id", "name", "unit", "post", "last_talk", "events"], fmt)
     else:
-        rows = talk_rows(app, status, cadre)
+        rows, notes = talk_rows(app, status, cadre)
         _table(rows, ["id", "cadre", "speaker", "at", "occasion", "method", "status"], fmt)
+    _notes(notes)
 
 
 @cli.command()

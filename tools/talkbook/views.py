@@ -70,7 +70,7 @@ def skipped_note(catalog: Catalog) -> list[str]:
     return notes
 
 
-def followup_rows(app: App, as_of: dt.date | None) -> list[dict]:
+def followup_rows(app: App, as_of: dt.date | None) -> tuple[list[dict], list[str]]:
     day = as_of or app.today()
     catalog = load(app)
     found = sorted(
@@ -88,7 +88,7 @@ def followup_rows(app: App, as_of: dt.date | None) -> list[dict]:
             "overdue": o.overdue,
         }
         for o in found
-    ]
+    ], skipped_note(catalog)
 
 
 def talk_status(catalog: Catalog, talk_id: str) -> str:
@@ -98,7 +98,7 @@ def talk_status(catalog: Catalog, talk_id: str) -> str:
     return str(plan.meta.get("status")) if plan else "?"
 
 
-def talk_rows(app: App, status: str | None, cadre: str | None) -> list[dict]:
+def talk_rows(app: App, status: str | None, cadre: str | None) -> tuple[list[dict], list[str]]:
     catalog = load(app)
     rows = []
     for talk_id, plan in sorted(catalog.plans.items(), key=lambda kv: str(kv[1].meta.get("at"))):
@@ -113,10 +113,10 @@ def talk_rows(app: App, status: str | None, cadre: str | None) -> list[dict]:
         }
         if (status is None or row["status"] == status) and (cadre is None or row["cadre"] == cadre):
             rows.append(row)
-    return rows
+    return rows, skipped_note(catalog)
 
 
-def cadre_rows(app: App, unit: str | None) -> list[dict]:
+def cadre_rows(app: App, unit: str | None) -> tuple[list[dict], list[str]]:
     catalog = load(app)
     rows = []
     for cadre_id, profile in sorted(catalog.profiles.items()):
@@ -134,7 +134,7 @@ def cadre_rows(app: App, unit: str | None) -> list[dict]:
                 "events": len(as_list(meta.get("events"))),
             }
         )
-    return rows
+    return rows, skipped_note(catalog)
 
 
 def show_text(app: App, ref: str) -> str:
