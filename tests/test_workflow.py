@@ -450,3 +450,26 @@ def test_history_followups_lists_and_show(
         refused(ws.as_("outsider", "cat", ref))
     refused(ws.as_("P-02", "cat", f"{talk}/record"))  # the approver reads plans, not records
     refused(ws.as_("P-04", "cat", talk))  # a recorder of no talk of this cadre's
+
+
+def test_from_file_findings_point_at_the_users_file(
+    workspace: Setup, cadre: str, clock: Clock, tmp_path: Path
+):
+    """A plan or record given with --from is merged with suggestions before it is checked;
+    a finding still names the user's file and the line they wrote."""
+    ws = workspace
+    bad_plan = tmp_path / "计划.md"
+    bad_plan.write_text("---\nplace: 三楼会议室\nmethod: 聊天\n---\n", encoding="utf-8")
+    result = ws.as_("P-01", "plan", cadre, "--speaker", "P-03", "--at", "2026-03-10T09:30",
+                    "--from", bad_plan)  # fmt: skip
+    assert refused(result) == (
+        f"talkbook: {bad_plan}:3: method: must be one of direct_questions, open_conversation, "
+        "consultation"
+    )
+    talk = draft(ws, cadre, "--at", "2026-03-10T09:30")
+    ok(ws.as_("P-03", "submit", talk))
+    ok(ws.as_("P-02", "approve", talk))
+    clock.set("2026-03-10T11:00")
+    text = "---\nplace: 谈话室\nfollow_ups:\n  - what: 回访\n    due: 2026-04-01\n---\n"
+    result = ws.as_("P-03", "record", talk, "--from", "-", input=text)
+    assert refused(result) == ("talkbook: <stdin>:4: follow_ups.0.owner: required field is missing")

@@ -18,8 +18,8 @@ from talkbook import gittrail
 from talkbook.errors import IdentityError, InvalidDocument, PermissionDenied, TalkbookError
 from talkbook.fsutil import rollback_on_error
 from talkbook.identity import load_keyring
-from talkbook.models import Document, parse
-from talkbook.validation import Subject, check_document, summary
+from talkbook.models import Document, field_lines, line_of, parse
+from talkbook.validation import Finding, Subject, check_document, summary
 from talkbook.vault import Vault
 from talkbook.workspace import Person, Workspace, find_root
 
@@ -28,6 +28,27 @@ TOOL_AUTHOR = gittrail.Author("talkbook", "talkbook@talkbook.invalid")
 
 def _refuse(_: Any) -> bool:
     return False
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a document's text came from when the user gave it (--from FILE or stdin).
+
+    `text` is None when what is saved is that text itself (its lines are the user's lines);
+    otherwise it is the user's text, merged with suggestions before saving.
+    """
+
+    name: str
+    text: str | None = None
+
+    def relocate(self, findings: list[Finding]) -> list[Finding]:
+        lines = field_lines(self.text or "")
+        return sorted(
+            Finding(self.name, line_of(lines, f.field), f.field, f.message)
+            if f.field.split(".")[0] in lines
+            else f
+            for f in findings
+        )
 
 
 @dataclass
@@ -108,14 +129,16 @@ class App:
     def rel(self, path: Path) -> str:
         return self.workspace.relative(path)
 
-    def check(self, kind: str, path: Path, text: str, source: str | None = None) -> Document:
+    def check(self, kind: str, path: Path, text: str, origin: Origin | None = None) -> Document:
         """Parse and validate; raise InvalidDocument carrying every finding.
 
-        `source` names the text in findings when it came from a file of the user's (--from).
+        With an `origin`, findings point at the user's own file (--from) where they can.
         """
-        rel = source or self.rel(path)
+        rel = origin.name if origin and origin.text is None else self.rel(path)
         doc = parse(text, rel)
         findings = check_document(Subject(kind, rel, doc, text), self.workspace)
+        if findings and origin and origin.text is not None:
+            findings = origin.relocate(findings)
         if findings:
             raise InvalidDocument(summary(findings), findings)
         return doc
@@ -134,13 +157,13 @@ class App:
         text: str,
         message: str,
         actor: Person | None = None,
-        source: str | None = None,
+        origin: Origin | None = None,
     ) -> bool:
         """Validate, encrypt to the access rule's readers, write atomically, commit once.
 
         Returns False, writing and committing nothing, when the plaintext did not change.
         """
-        doc = self.check(kind, path, text, source)
+        doc = self.check(kind, path, text, origin)
         recipients = self.workspace.recipients(kind, doc.meta)
         author = self.author(actor or self.actor())
         with rollback_on_error([path]):

@@ -121,6 +121,11 @@ def read_source(source: str) -> str:
         raise TalkbookError(f"{source}: cannot read: {exc.strerror}") from None
 
 
+def source_name(source: str | None) -> str:
+    """How findings name a --from source: the file as given, or <stdin>."""
+    return "<stdin>" if source in (None, "-") else str(source)
+
+
 def emit_id(new_id: str) -> None:
     """The created id alone on the last line of stdout, so scripts can chain commands."""
     click.echo(new_id)
@@ -287,7 +292,7 @@ def cadre_new(app: App, source: str | None) -> None:
     from talkbook.profiles import new_cadre
 
     text = read_source(source) if source else None
-    emit_id(new_cadre(app, text, "<stdin>" if source == "-" else str(source)))
+    emit_id(new_cadre(app, text, source_name(source) if source else None))
 
 
 # -- any file -------------------------------------------------------------------------------

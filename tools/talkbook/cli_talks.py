@@ -9,7 +9,16 @@ import sys
 import click
 
 from talkbook.app import App
-from talkbook.cli import cli, echo_json, emit_id, from_option, parse_date, pass_app, read_source
+from talkbook.cli import (
+    cli,
+    echo_json,
+    emit_id,
+    from_option,
+    parse_date,
+    pass_app,
+    read_source,
+    source_name,
+)
 from talkbook.errors import Findings
 
 
@@ -98,6 +107,7 @@ def plan(
         continues=continues,
         text=text,
         use_editor=use_editor,
+        source=source_name(source),
     )
     emit_id(talk_id)
 
@@ -161,7 +171,7 @@ def record(app: App, talk: str, source: str | None) -> None:
     from talkbook.talks import write_record
 
     text, use_editor = _text_or_editor(source)
-    emit_id(write_record(app, talk, text, use_editor))
+    emit_id(write_record(app, talk, text, use_editor, source_name(source)))
 
 
 @cli.command()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from talkbook.app import App
+from talkbook.app import App, Origin
 from talkbook.errors import EditAborted, InvalidDocument, NotFound, TalkbookError
 from talkbook.models import ID_PATTERNS, Document, new_id, parse
 from talkbook.templating import render
@@ -51,7 +51,7 @@ def with_field(text: str, key: str, value: str) -> str:
     return "\n".join([*lines[:closing], f"{key}: {value}", *lines[closing:]])
 
 
-def new_cadre(app: App, text: str | None, source: str = "--from") -> str:
+def new_cadre(app: App, text: str | None, source: str | None = None) -> str:
     """`talkbook cadre new [--from]`: returns the new id. Editor when text is None."""
     ws = app.workspace
     actor = app.require_role("custodian")
@@ -67,20 +67,22 @@ def new_cadre(app: App, text: str | None, source: str = "--from") -> str:
         if doc.meta.get("id") != meta["id"]:
             raise TalkbookError("id: keep the id the template gave")
         text = edited
+        origin = None
     else:
-        doc = parse(text, source)
+        origin = Origin(source or "--from")  # what is saved is the user's text, lines kept
+        doc = parse(text, origin.name)
         if not doc.meta.get("id"):
             text = with_field(text, "id", new_id("C", taken))
         if not doc.body.strip():
             text = text.rstrip("\n") + "\n\n" + render_body(app, "profile", {"cadre": doc.meta})
-        doc = parse(text, source)
+        doc = parse(text, origin.name)
     cadre_id = str(doc.meta["id"])
     if not ID_PATTERNS["profile"].match(cadre_id):  # it becomes a path: never a name or "../"
         raise InvalidDocument("id: must look like C-k3x9p2 (C- and 6 lowercase letters or digits)")
     path = ws.cadre_path(cadre_id)
     if path.exists():
         raise TalkbookError(f"{cadre_id} exists already; use `talkbook edit {cadre_id}`")
-    app.save("profile", path, text, f"cadre {cadre_id}: created", actor, source=source)
+    app.save("profile", path, text, f"cadre {cadre_id}: created", actor, origin)
     return cadre_id
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from talkbook import rules
-from talkbook.app import App
+from talkbook.app import App, Origin
 from talkbook.errors import (
     EditAborted,
     NotFound,
@@ -86,11 +86,12 @@ def draft_plan(
     continues: str | None = None,
     text: str | None = None,
     use_editor: bool = False,
+    source: str = "--from",
 ) -> str:
     """`talkbook plan`: suggestions from the profile, the user's file or editor on top."""
     ws = app.workspace
     actor = app.require_role("custodian")  # the brief comes from the profile: custodians only
-    given = parse(text, "--from") if text else Document({})
+    given = parse(text, source) if text else Document({})
     meta_in = given.meta
     speaker = speaker or meta_in.get("speaker")
     at = at or meta_in.get("at")
@@ -144,12 +145,13 @@ def draft_plan(
     if path.exists():
         raise TalkbookError(f"{talk_id} exists already; use `talkbook edit {talk_id}`")
     final = document.text()
+    origin = Origin(source, text) if text else None
     if use_editor:
         edited = app.edit_text(final, "plan", path)
         if edited is None:
             edited = final  # accepted as suggested
-        final = edited
-    app.save("plan", path, final, f"plan {talk_id}: drafted", actor)
+        final, origin = edited, None
+    app.save("plan", path, final, f"plan {talk_id}: drafted", actor, origin)
     return talk_id
 
 
@@ -198,7 +200,13 @@ def decide(
     return target
 
 
-def write_record(app: App, talk_id: str, text: str | None = None, use_editor: bool = False) -> str:
+def write_record(
+    app: App,
+    talk_id: str,
+    text: str | None = None,
+    use_editor: bool = False,
+    source: str = "--from",
+) -> str:
     """`talkbook record T`: needs an approved plan; prefilled from it."""
     plan = read_plan(app, talk_id).meta
     path = record_path(app, talk_id)
@@ -209,7 +217,7 @@ def write_record(app: App, talk_id: str, text: str | None = None, use_editor: bo
     actor = app.actor()
     if not (actor.id == plan.get("speaker") or actor.has_role("recorder")):
         raise PermissionDenied(f"{actor.id} is neither this talk's speaker nor a recorder")
-    given = parse(text, "--from") if text else Document({})
+    given = parse(text, source) if text else Document({})
     meta: dict[str, Any] = {
         "id": talk_id,
         "cadre": plan["cadre"],
@@ -239,12 +247,13 @@ def write_record(app: App, talk_id: str, text: str | None = None, use_editor: bo
             f"{talk_id}: held_at {meta['held_at']} is in the future; record a talk once held"
         )
     final = Document(meta, body).text()
+    origin = Origin(source, text) if text else None
     if use_editor:
         edited = app.edit_text(final, "record", path)
         if edited is None:
             raise EditAborted("the record was left as the template; nothing was recorded")
-        final = edited
-    app.save("record", path, final, f"record {talk_id}: written", actor)
+        final, origin = edited, None
+    app.save("record", path, final, f"record {talk_id}: written", actor, origin)
     return talk_id
 
 
