@@ -324,11 +324,11 @@ def test_secret_key_never_in_message(tmp_path: Path) -> None:
     assert "line 2" in message and secret[16:40] not in message
 
 
-def test_post_quantum_identity_refused() -> None:
+def test_post_quantum_identity_accepted() -> None:
+    """A hybrid (ML-KEM-768 + X25519) identity reads hybrid files; its recipient is age1pq1…"""
     text = "AGE-SECRET-KEY-PQ-1HZLGZUPT4ETPKDEV8HSGFDCYZ4E522W0A7PU2LHT8EH9W6YLNC3SW78XKG\n"
-    with pytest.raises(IdentityError) as info:
-        crypto.Keyring.from_secret_lines(text)
-    assert one_line(info.value) == crypto.PQ_UNSUPPORTED
+    keyring = crypto.Keyring.from_secret_lines(text)
+    assert [key[:7] for key in keyring.public_keys] == ["age1pq1"]
 
 
 def test_encrypted_ssh_key_refused(tmp_path: Path) -> None:

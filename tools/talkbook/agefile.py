@@ -19,8 +19,9 @@ ARMOR_END = b"-----END AGE ENCRYPTED FILE-----"
 VERSION_LINE = b"age-encryption.org/v1"
 VERSION_PREFIX = b"age-encryption.org/"
 
-RECIPIENT_TYPES = frozenset({"X25519", "ssh-ed25519", "ssh-rsa", "mlkem768x25519"})
 PASSPHRASE_TYPE = "scrypt"
+HYBRID_TYPE = "mlkem768x25519"  # post-quantum: read by agepq, not pyrage
+RECIPIENT_TYPES = frozenset({"X25519", "ssh-ed25519", "ssh-rsa", HYBRID_TYPE})
 
 # age refuses scrypt work factors above 22: anything higher is a denial of service, not a file.
 MAX_SCRYPT_WORK_FACTOR = 22
@@ -51,6 +52,11 @@ class Header:
     @property
     def is_passphrase(self) -> bool:
         return any(s.type == PASSPHRASE_TYPE for s in self.stanzas)
+
+    @property
+    def is_hybrid(self) -> bool:
+        """Has a post-quantum (ML-KEM-768 + X25519) stanza: pyrage cannot read it, agepq can."""
+        return any(s.type == HYBRID_TYPE for s in self.stanzas)
 
 
 def normalize(data: bytes) -> bytes:

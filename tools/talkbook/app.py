@@ -110,6 +110,7 @@ class App:
         person = self.workspace.person_by_key(self.keyring.public_keys)
         if person is None:
             key = self.keyring.public_keys[0] if self.keyring.public_keys else "?"
+            key = key if len(key) <= 72 else f"{key[:40]}…{key[-12:]}"  # age1pq1 keys are long
             raise IdentityError(
                 f"your identity ({key}) is not a person of this workspace; ask a custodian to "
                 "run `talkbook person add`"

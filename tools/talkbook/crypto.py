@@ -13,16 +13,18 @@ import struct
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyrage
 
 from talkbook import agefile
 from talkbook.errors import DecryptionError, IdentityError, NotRecipient, TalkbookError
 
+if TYPE_CHECKING:
+    from talkbook.agepq import HybridIdentity
+
 NO_MATCH = "cannot decrypt: none of your keys is a recipient of this file"
 WRONG_PASSPHRASE = "cannot decrypt: wrong passphrase for this file"
-PQ_UNSUPPORTED = "post-quantum (ML-KEM hybrid) age identities are not supported yet"
 
 SECRET_KEY_PREFIX = "AGE-SECRET-KEY-1"
 PQ_SECRET_KEY_PREFIX = "AGE-SECRET-KEY-PQ-1"
@@ -75,22 +77,34 @@ class Keyring:
         identities: list[Identity],
         public_keys: list[str],
         passphrase_prompt: Callable[[], str] | None = None,
+        hybrid_identities: list[HybridIdentity] | None = None,
     ) -> None:
         self.identities = identities
         self.public_keys = public_keys
         self.passphrase_prompt = passphrase_prompt
+        # pyrage cannot read post-quantum identities; agepq decrypts with these instead.
+        self.hybrid_identities = hybrid_identities or []
 
     @classmethod
     def from_secret_lines(cls, text: str) -> Keyring:
-        """Read an age identity file's text: one AGE-SECRET-KEY-1… per line, # comments."""
+        """Read an age identity file's text: one AGE-SECRET-KEY-(PQ-)1… per line, # comments."""
         identities: list[Identity] = []
+        hybrid: list[HybridIdentity] = []
         public_keys: list[str] = []
         for number, raw in enumerate(text.splitlines(), start=1):
             line = raw.strip()
             if not line or line.startswith("#"):
                 continue
             if line.upper().startswith(PQ_SECRET_KEY_PREFIX):
-                raise IdentityError(PQ_UNSUPPORTED)
+                from talkbook import agepq  # loads cryptography: only for post-quantum keys
+
+                try:
+                    hybrid_identity = agepq.HybridIdentity.from_str(line)
+                except IdentityError:
+                    raise IdentityError(f"line {number} is not a valid age secret key") from None
+                hybrid.append(hybrid_identity)
+                public_keys.append(hybrid_identity.recipient)
+                continue
             if not line.upper().startswith(SECRET_KEY_PREFIX):
                 raise IdentityError(f"line {number} is not an age secret key")
             try:
@@ -99,9 +113,9 @@ class Keyring:
                 raise IdentityError(f"line {number} is not a valid age secret key") from None
             identities.append(identity)
             public_keys.append(str(identity.to_public()))
-        if not identities:
+        if not identities and not hybrid:
             raise IdentityError("no age secret key found")
-        return cls(identities, public_keys)
+        return cls(identities, public_keys, hybrid_identities=hybrid)
 
     @classmethod
     def with_passphrase(cls, passphrase: str) -> Keyring:
@@ -132,8 +146,6 @@ class Keyring:
         try:
             keyring = cls.from_secret_lines(text)
         except IdentityError as exc:
-            if str(exc) == PQ_UNSUPPORTED:
-                raise
             raise IdentityError(f"identity file {path}: {exc}") from None
         keyring.passphrase_prompt = passphrase_prompt
         return keyring
@@ -236,6 +248,15 @@ def decrypt(data: bytes, keyring: Keyring) -> bytes:
             if keyring.passphrase_prompt is None:
                 raise IdentityError("this file is passphrase-encrypted; no passphrase can be asked")
             return pyrage.passphrase.decrypt(data, keyring.passphrase_prompt())
+        if keyring.hybrid_identities and header.is_hybrid:
+            from talkbook import agepq
+
+            try:
+                return agepq.decrypt(data, keyring.hybrid_identities)
+            except NotRecipient:
+                if not keyring.identities:
+                    raise NotRecipient(NO_MATCH) from None
+            # Not for a hybrid key: an X25519 or SSH stanza of the same file may still fit.
         if not keyring.identities:
             raise NotRecipient(NO_MATCH)
         return pyrage.decrypt(data, keyring.identities)
