@@ -473,3 +473,63 @@ def test_from_file_findings_point_at_the_users_file(
     text = "---\nplace: 谈话室\nfollow_ups:\n  - what: 回访\n    due: 2026-04-01\n---\n"
     result = ws.as_("P-03", "record", talk, "--from", "-", input=text)
     assert refused(result) == ("talkbook: <stdin>:4: follow_ups.0.owner: required field is missing")
+
+
+def test_editing_an_approved_plan_sends_it_back_to_draft(
+    workspace: Setup, cadre: str, clock: Clock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """What the approver approved is what is held: an edit after approval needs a new one."""
+    ws = workspace
+    talk = draft(ws, cadre, "--at", "2026-03-10T09:30", "--place", "三楼会议室")
+    ok(ws.as_("P-03", "submit", talk))
+    ok(ws.as_("P-02", "approve", talk))
+    clock.set("2026-03-05T08:00")
+    monkeypatch.setenv("EDITOR", _fake_editor(tmp_path, "三楼会议室", "五楼谈话室"))
+    ok(ws.as_("P-03", "edit", talk))
+    assert head(ws) == ("李明", f"plan {talk}: edited, back to draft")
+    plan = meta_of(ws, "P-01", talk)
+    assert plan["status"] == "draft" and plan["place"] == "五楼谈话室"
+    assert plan["decisions"][-1] == {
+        "by": "P-03",
+        "at": "2026-03-05T08:00",
+        "decision": "reopened",
+        "comment": "edited while approved",
+    }
+    clock.set("2026-03-10T11:00")
+    assert "a record needs an approved plan" in refused(ws.as_("P-03", "record", talk))
+    assert ok(ws.as_("P-01", "validate")).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "ref, old, new, field",
+    [
+        ("plan", "status: draft", "status: approved", "status"),
+        (
+            "plan",
+            "decisions: []",
+            "decisions: [{by: P-02, at: 2026-03-02T09:00, decision: approved}]",
+            "decisions",
+        ),  # fmt: skip
+        ("record", "confirmed_on: null", "confirmed_on: 2026-03-11", "confirmed_on"),
+        (
+            "record",
+            "addenda: []",
+            "addenda: [{by: P-02, at: 2026-03-12T09:00, text: 补充}]",
+            "addenda",
+        ),  # fmt: skip
+    ],
+)
+def test_an_edit_cannot_forge_a_workflow_step(
+    workspace: Setup, cadre: str, clock: Clock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    ref: str, old: str, new: str, field: str,
+):  # fmt: skip
+    ws = workspace
+    if ref == "plan":
+        target = draft(ws, cadre, "--at", "2026-03-10T09:30")
+    else:
+        target = f"{hold_talk(ws, cadre, clock, tmp_path)}/record"
+    before = commits(ws)
+    monkeypatch.setenv("EDITOR", _fake_editor(tmp_path, old, new))
+    message = refused(ws.as_("P-01", "edit", target))
+    assert f": {field}: changes only through " in message
+    assert commits(ws) == before

@@ -24,6 +24,14 @@ from talkbook.vault import Vault
 from talkbook.workspace import Person, Workspace, find_root
 
 TOOL_AUTHOR = gittrail.Author("talkbook", "talkbook@talkbook.invalid")
+# Fields an edit may not touch: the workflow's commands own them, attributed to their actor.
+WORKFLOW_FIELDS = {
+    "plan": {
+        "status": "submit, approve, reject, postpone, cancel",
+        "decisions": "submit, approve, reject, postpone, cancel",
+    },
+    "record": {"confirmed_on": "confirm", "addenda": "addendum"},
+}
 
 
 def _refuse(_: Any) -> bool:
@@ -203,14 +211,26 @@ class App:
         edited = replacement if replacement is not None else self.edit_text(original, kind, path)
         if edited is None or edited == original:
             return _id_of(path), False
-        self.guard_edit(kind, path, parse(original, self.rel(path)), parse(edited))
-        changed = self.save(kind, path, edited, f"{_noun(kind)} {_id_of(path)}: edited", actor)
+        before, after = parse(original, self.rel(path)), parse(edited)
+        self.guard_edit(kind, path, before, after)
+        action = "edited"
+        if kind == "plan":
+            from talkbook.talks import reopen_after_edit
+
+            if reopened := reopen_after_edit(before, after, actor, self.now()):
+                edited, action = reopened.text(), "edited, back to draft"
+        changed = self.save(kind, path, edited, f"{_noun(kind)} {_id_of(path)}: {action}", actor)
         return _id_of(path), changed
 
     def guard_edit(self, kind: str, path: Path, before: Document, after: Document) -> None:
         """Rules that compare an edit with what it replaces."""
         if before.meta.get("id") != after.meta.get("id"):
             raise InvalidDocument(f"{self.rel(path)}: id: an id cannot be changed")
+        for field_name, commands in WORKFLOW_FIELDS.get(kind, {}).items():
+            if before.meta.get(field_name) != after.meta.get(field_name):
+                raise InvalidDocument(
+                    f"{self.rel(path)}: {field_name}: changes only through {commands}"
+                )
         if kind == "record":
             from talkbook.talks import confirmed_rewrite
 

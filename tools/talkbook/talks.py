@@ -289,6 +289,24 @@ def add_addendum(app: App, talk_id: str, text: str) -> None:
     app.save("record", path, updated.text(), f"record {talk_id}: addendum", actor)
 
 
+def reopen_after_edit(
+    before: Document, after: Document, actor: Person, now: dt.datetime
+) -> Document | None:
+    """An edited plan that was submitted or approved goes back to draft: what the approver saw
+    is no longer what would be held. None when the plan was in no such state."""
+    status = before.meta.get("status")
+    if status not in ("submitted", "approved"):
+        return None
+    entry = {
+        "by": actor.id,
+        "at": now.isoformat(timespec="minutes"),
+        "decision": "reopened",
+        "comment": f"edited while {status}",
+    }
+    decisions = [*(after.meta.get("decisions") or []), entry]
+    return after.with_meta(status="draft", decisions=decisions)
+
+
 def _agreed(follow_ups: Any) -> list[dict[str, Any]]:
     """What the talk agreed: the follow-ups without their progress (done, done_on)."""
     return [
