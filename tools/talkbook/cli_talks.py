@@ -355,3 +355,31 @@ def validate(app: App, paths: tuple[str, ...], staged: bool, fmt: str) -> None:
     click.echo(summary, err=True)
     if report.findings:
         raise Findings(f"{len(report.findings)} finding(s)")
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@pass_app
+def audit(app: App, fmt: str) -> None:
+    """Check the history itself; exit 1 on findings.
+
+    No plaintext ever committed under cadres/ or talks/; every change to the records made by a
+    person of the workspace; every decision and addendum committed by the person it names.
+
+    \b
+    Example: talkbook audit
+    """
+    from talkbook.audit import audit as run
+
+    report = run(app)
+    if fmt == "json":
+        echo_json([f.as_dict() for f in report.findings])
+    else:
+        for finding in report.findings:
+            click.echo(str(finding))
+    summary = f"{report.commits} commit(s) audited, {len(report.findings)} finding(s)"
+    if report.unreadable:
+        summary += f", {report.unreadable} revision(s) not readable with your identity"
+    click.echo(summary, err=True)
+    if report.findings:
+        raise Findings(f"{len(report.findings)} finding(s)")

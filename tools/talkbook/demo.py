@@ -529,10 +529,11 @@ def sections(demo: Demo) -> Iterator[tuple[str, str]]:
         f"talkbook due --as-of {demo.today.date()}",
         f"{due.stdout.rstrip()}\n{note if due.returncode else 'exit code 0'}",
     )
-    checked = talkbook(demo, demo.key(CUSTODIAN), "validate")
-    if checked.returncode != 0:
-        raise TalkbookError(f"demo: validate found problems: {checked.stdout.strip()[:300]}")
-    yield "talkbook validate", f"{checked.stderr.strip()}\nexit code 0: clean"
+    for command in ("validate", "audit"):
+        checked = talkbook(demo, demo.key(CUSTODIAN), command)
+        if checked.returncode != 0:
+            raise TalkbookError(f"demo: {command} found problems: {checked.stdout.strip()[:300]}")
+        yield f"talkbook {command}", f"{checked.stderr.strip()}\nexit code 0: clean"
 
 
 def talks_rel(demo: Demo, talk_id: str, part: str) -> str:

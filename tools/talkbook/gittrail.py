@@ -144,6 +144,33 @@ def blob_at(root: Path, sha: str, rel_path: str) -> bytes | None:
         return None  # removed in that commit
 
 
+@dataclass(frozen=True)
+class Commit:
+    sha: str
+    name: str
+    email: str
+    message: str
+    changes: tuple[tuple[str, str], ...]  # (A|M|D, path)
+
+
+def commits_with_changes(root: Path) -> list[Commit]:
+    """Every commit, oldest first, with the paths it added, changed or deleted (one git call)."""
+    repo = _repo(root)
+    if not repo.head.is_valid():
+        return []
+    out = repo.git.log(
+        "--reverse", "--format=%x1e%H%x1f%an%x1f%ae%x1f%s", "--name-status", "--no-renames", "-z"
+    )
+    commits: list[Commit] = []
+    for block in out.split("\x1e")[1:]:  # -z: NUL after the header and after every field
+        head, _, rest = block.partition("\0")
+        sha, name, email, message = head.split("\x1f")
+        fields = [f for f in rest.lstrip("\n").split("\0") if f.strip("\n")]
+        changes = tuple((fields[i][:1], fields[i + 1]) for i in range(0, len(fields) - 1, 2))
+        commits.append(Commit(sha, name, email, message, changes))
+    return commits
+
+
 def revisions_by_path(root: Path, pathspec: str) -> dict[str, list[str]]:
     """For every path under pathspec, the shas of the commits that changed it, oldest first."""
     repo = _repo(root)

@@ -114,7 +114,7 @@ def rekey(app: App) -> RekeyResult:
         meta = parse(text, rel).meta
         now = ws.recipients(kind, meta)
         sha = last.get(rel)
-        then = _workspace_at(ws, sha, configs).recipients(kind, meta) if sha else None
+        then = workspace_at(ws, sha, configs).recipients(kind, meta) if sha else None
         if then != now:
             app.vault.write(path, text, now, force=True)
             rewritten.append(path)
@@ -125,7 +125,7 @@ def rekey(app: App) -> RekeyResult:
     return RekeyResult([ws.relative(p) for p in rewritten], unreadable, sha)
 
 
-def _workspace_at(ws: Workspace, sha: str, cache: dict[str, Workspace]) -> Workspace:
+def workspace_at(ws: Workspace, sha: str, cache: dict[str, Workspace]) -> Workspace:
     if sha not in cache:
         blob = gittrail.blob_at(ws.root, sha, CONFIG_NAME)
         cache[sha] = ws.with_config(tomllib.loads(blob.decode("utf-8")) if blob else {})
