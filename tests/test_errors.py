@@ -287,3 +287,19 @@ def test_cctv_vector_through_cat(name: str, tmp_path: Path) -> None:
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("talkbook: ") and "Traceback" not in result.stderr
     assert result.stdout_bytes == b""
+
+
+def test_an_unexpected_error_is_one_line_without_content(
+    workspace: Setup, cadre: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Even a bug ends in one line naming only the exception type; --debug shows the rest."""
+    from talkbook import views
+
+    def broken(*args: object) -> str:
+        raise KeyError("张伟")
+
+    monkeypatch.setattr(views, "show_text", broken)
+    message = one_error(workspace.as_("P-01", "show", cadre))
+    assert message == "talkbook: unexpected KeyError; rerun with --debug"
+    debug = workspace.as_("P-01", "--debug", "show", cadre)
+    assert isinstance(debug.exception, KeyError)

@@ -21,7 +21,7 @@ from talkbook.identity import load_keyring
 from talkbook.models import Document, field_lines, line_of, parse
 from talkbook.validation import Finding, Subject, check_document, summary
 from talkbook.vault import Vault
-from talkbook.workspace import Person, Workspace, find_root
+from talkbook.workspace import Person, Workspace, find_root, id_of_rel, kind_of_rel
 
 TOOL_AUTHOR = gittrail.Author("talkbook", "talkbook@talkbook.invalid")
 # Fields an edit may not touch: the workflow's commands own them, attributed to their actor.
@@ -205,13 +205,14 @@ class App:
     def edit(self, ref: str, replacement: str | None = None) -> tuple[str, bool]:
         """`talkbook edit ID [--from]`: returns (id, changed). Editor unless a replacement."""
         path = self.workspace.resolve(ref)
-        kind = self.workspace.kind_of(path)
+        rel = self.rel(path)
+        kind, doc_id = kind_of_rel(rel), id_of_rel(rel)
         actor = self.actor()
         original = self.vault.read_text(path)
         edited = replacement if replacement is not None else self.edit_text(original, kind, path)
         if edited is None or edited == original:
-            return _id_of(path), False
-        before, after = parse(original, self.rel(path)), parse(edited)
+            return doc_id, False
+        before, after = parse(original, rel), parse(edited)
         self.guard_edit(kind, path, before, after)
         action = "edited"
         if kind == "plan":
@@ -219,8 +220,8 @@ class App:
 
             if reopened := reopen_after_edit(before, after, actor, self.now()):
                 edited, action = reopened.text(), "edited, back to draft"
-        changed = self.save(kind, path, edited, f"{_noun(kind)} {_id_of(path)}: {action}", actor)
-        return _id_of(path), changed
+        changed = self.save(kind, path, edited, f"{_noun(kind)} {doc_id}: {action}", actor)
+        return doc_id, changed
 
     def guard_edit(self, kind: str, path: Path, before: Document, after: Document) -> None:
         """Rules that compare an edit with what it replaces."""
@@ -294,10 +295,6 @@ class App:
 
 def _noun(kind: str) -> str:
     return "cadre" if kind == "profile" else kind
-
-
-def _id_of(path: Path) -> str:
-    return path.name.removesuffix(".md.age") if path.parent.name == "cadres" else path.parent.name
 
 
 def init_workspace(root: Path, locale: str, organization: str) -> Path:

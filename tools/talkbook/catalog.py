@@ -11,7 +11,7 @@ from pathlib import Path
 
 from talkbook.errors import DecryptionError, InvalidDocument
 from talkbook.models import Document, parse
-from talkbook.workspace import kind_of_rel
+from talkbook.workspace import id_of_rel, kind_of_rel
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,10 @@ class Catalog:
     unreadable: list[str] = field(default_factory=list)
     malformed: list[tuple[str, InvalidDocument]] = field(default_factory=list)
 
+    def add(self, item: Item) -> None:
+        bucket = {"profile": self.profiles, "plan": self.plans, "record": self.records}
+        bucket[item.kind][id_of_rel(item.rel)] = item
+
     def items(self) -> list[Item]:
         return [*self.profiles.values(), *self.plans.values(), *self.records.values()]
 
@@ -48,7 +52,6 @@ class Catalog:
 def load(app, paths: list[Path] | None = None) -> Catalog:
     ws = app.workspace
     catalog = Catalog()
-    buckets = {"profile": catalog.profiles, "plan": catalog.plans, "record": catalog.records}
     for path in paths if paths is not None else ws.encrypted_files():
         rel = ws.relative(path)
         kind = kind_of_rel(rel)
@@ -62,6 +65,5 @@ def load(app, paths: list[Path] | None = None) -> Catalog:
         except InvalidDocument as exc:
             catalog.malformed.append((rel, exc))
             continue
-        key = path.name.removesuffix(".md.age") if kind == "profile" else path.parent.name
-        buckets[kind][key] = Item(kind, rel, doc, text)
+        catalog.add(Item(kind, rel, doc, text))
     return catalog

@@ -85,6 +85,13 @@ class TalkbookGroup(click.Group):
             where = f": {exc.filename}" if exc.filename else ""
             click.echo(f"talkbook: {exc.strerror or exc}{where}; nothing was changed", err=True)
             ctx.exit(2)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:  # a bug or a surprise from git: still one line, and no content
+            if ctx.meta.get("debug"):
+                raise
+            click.echo(f"talkbook: unexpected {type(exc).__name__}; rerun with --debug", err=True)
+            ctx.exit(2)
 
 
 @click.group(cls=TalkbookGroup, context_settings=CONTEXT)

@@ -337,24 +337,28 @@ def validate(app: App, paths: tuple[str, ...], staged: bool, fmt: str) -> None:
     from talkbook.crosscheck import validate as run
 
     report = run(app, list(paths) or None, staged)
-    if fmt == "json":
-        echo_json(
-            {
-                "findings": [f.as_dict() for f in report.findings],
-                "checked": report.checked,
-                "unreadable": report.unreadable,
-            }
-        )
-    else:
-        for finding in report.findings:
-            click.echo(str(finding))
     summary = f"{report.checked} file(s) checked, {len(report.findings)} finding(s)"
     if report.unreadable:
         summary += f", {len(report.unreadable)} not readable with your identity: "
         summary += " ".join(report.unreadable)
+    as_json = {
+        "findings": [f.as_dict() for f in report.findings],
+        "checked": report.checked,
+        "unreadable": report.unreadable,
+    }
+    _findings(report.findings, as_json, summary, fmt)
+
+
+def _findings(findings: list, as_json: object, summary: str, fmt: str) -> None:
+    """Findings on stdout (a line each, or JSON), the count on stderr, exit 1 if any."""
+    if fmt == "json":
+        echo_json(as_json)
+    else:
+        for finding in findings:
+            click.echo(str(finding))
     click.echo(summary, err=True)
-    if report.findings:
-        raise Findings(f"{len(report.findings)} finding(s)")
+    if findings:
+        raise Findings(f"{len(findings)} finding(s)")
 
 
 @cli.command()
@@ -372,14 +376,7 @@ def audit(app: App, fmt: str) -> None:
     from talkbook.audit import audit as run
 
     report = run(app)
-    if fmt == "json":
-        echo_json([f.as_dict() for f in report.findings])
-    else:
-        for finding in report.findings:
-            click.echo(str(finding))
     summary = f"{report.commits} commit(s) audited, {len(report.findings)} finding(s)"
     if report.unreadable:
         summary += f", {report.unreadable} revision(s) not readable with your identity"
-    click.echo(summary, err=True)
-    if report.findings:
-        raise Findings(f"{len(report.findings)} finding(s)")
+    _findings(report.findings, [f.as_dict() for f in report.findings], summary, fmt)

@@ -250,7 +250,6 @@ def validate(app, paths: list[str] | None = None, staged: bool = False) -> Repor
     ws = app.workspace
     report = Report()
     catalog = Catalog()
-    buckets = {"profile": catalog.profiles, "plan": catalog.plans, "record": catalog.records}
     if staged:
         candidates = gittrail.staged_paths(ws.root)
     else:
@@ -290,8 +289,7 @@ def validate(app, paths: list[str] | None = None, staged: bool = False) -> Repor
         item = Item(kind, rel, doc, text)
         report.findings += check_document(Subject(kind, rel, doc, text), ws)
         report.findings += recipient_findings(ws, item, data)
-        key = Path(rel).name.removesuffix(".md.age") if kind == "profile" else Path(rel).parent.name
-        buckets[kind][key] = item
+        catalog.add(item)
     context = Context(ws, catalog, app.today(), ws.root, keyring)
     for rule in CROSS_FILE:
         report.findings += list(rule(context))

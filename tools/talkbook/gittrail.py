@@ -116,12 +116,6 @@ def _first_line(exc: Exception) -> str:
     return lines[0].removeprefix("stderr: ").strip("'") if lines else type(exc).__name__
 
 
-def has_changes(root: Path, paths: list[Path]) -> bool:
-    repo = _repo(root)
-    rel = [p.resolve().relative_to(root).as_posix() for p in paths]
-    return bool(repo.git.status("--porcelain", "--", *rel).strip())
-
-
 def revisions(root: Path, rel_path: str) -> list[Revision]:
     """Every commit that touched a path, oldest first."""
     repo = _repo(root)
@@ -213,11 +207,6 @@ def staged_paths(root: Path) -> list[str]:
 def staged_blob(root: Path, rel_path: str) -> bytes:
     repo = _repo(root)
     return repo.git.show(f":{rel_path}", stdout_as_string=False)
-
-
-def commit_count(root: Path) -> int:
-    repo = _repo(root)
-    return int(repo.git.rev_list("--count", "HEAD")) if repo.head.is_valid() else 0
 
 
 def first_added(root: Path) -> dict[str, dt.date]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from talkbook.models import ID_PATTERNS, Document, field_lines, line_of
+from talkbook.workspace import id_of_rel
 
 if TYPE_CHECKING:
     from talkbook.workspace import Workspace
@@ -109,14 +110,8 @@ def check_id_matches_path(
     pattern = ID_PATTERNS["profile" if subject.kind == "profile" else "talk"]
     if not pattern.match(doc_id):
         yield subject.finding("id", "is not a valid id (C- or T- and 6 letters or digits)")
-    elif subject.rel.endswith(".md.age") and doc_id != _id_from_path(subject.rel):
+    elif subject.rel.endswith(".md.age") and doc_id != id_of_rel(subject.rel):
         yield subject.finding("id", f"{doc_id} does not match the file's path")
-
-
-def _id_from_path(rel: str) -> str:
-    """cadres/C-….md.age → C-…; talks/2026/T-…/plan.md.age → T-…"""
-    parts = rel.split("/")
-    return parts[-1].removesuffix(".md.age") if parts[0] == "cadres" else parts[-2]
 
 
 def check_people(subject: Subject, workspace: Workspace | None = None) -> Iterator[Finding]:

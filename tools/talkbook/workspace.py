@@ -208,9 +208,6 @@ class Workspace:
             raise NotFound(f"unknown id or file: {ref}")
         return path
 
-    def kind_of(self, path: Path) -> str:
-        return kind_of_rel(self.relative(path))
-
     def relative(self, path: Path) -> str:
         try:
             return path.resolve().relative_to(self.root).as_posix()
@@ -244,6 +241,12 @@ class Workspace:
         change(document.setdefault("people", tomlkit.table()))
         atomic_write(self.config_path, tomlkit.dumps(document).encode("utf-8"), mode=0o644)
         self.config = read_config(self.config_path)
+
+
+def id_of_rel(rel: str) -> str:
+    """The id a path carries: cadres/C-….md.age → C-…; talks/2026/T-…/plan.md.age → T-…"""
+    parts = rel.split("/")
+    return parts[-1].removesuffix(".md.age") if parts[0] == "cadres" else parts[-2]
 
 
 def kind_of_rel(rel: str) -> str:
