@@ -16,7 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from talkbook import agefile, crypto
+from talkbook import crypto
+from talkbook.crypto import agefile
 from talkbook.errors import DecryptionError, IdentityError, TalkbookError
 
 PLAINTEXT = (

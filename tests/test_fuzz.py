@@ -11,8 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from talkbook import agefile
-from talkbook.crypto import Keyring, decrypt, encrypt
+from talkbook.crypto import Keyring, agefile, decrypt, encrypt
 from talkbook.errors import InvalidDocument, TalkbookError
 from talkbook.models import parse
 

@@ -14,24 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from talkbook import gittrail
+from talkbook import gittrail, workflow
 from talkbook.errors import IdentityError, InvalidDocument, PermissionDenied, TalkbookError
 from talkbook.fsutil import rollback_on_error
-from talkbook.identity import load_keyring
 from talkbook.models import Document, field_lines, line_of, parse
 from talkbook.validation import Finding, Subject, check_document, summary
 from talkbook.vault import Vault
 from talkbook.workspace import Person, Workspace, find_root, id_of_rel, kind_of_rel
 
 TOOL_AUTHOR = gittrail.Author("talkbook", "talkbook@talkbook.invalid")
-# Fields an edit may not touch: the workflow's commands own them, attributed to their actor.
-WORKFLOW_FIELDS = {
-    "plan": {
-        "status": "submit, approve, reject, postpone, cancel",
-        "decisions": "submit, approve, reject, postpone, cancel",
-    },
-    "record": {"confirmed_on": "confirm", "addenda": "addendum"},
-}
 
 
 def _refuse(_: Any) -> bool:
@@ -98,6 +89,8 @@ class App:
     @property
     def vault(self) -> Vault:
         if self._vault is None:
+            from talkbook.crypto.identity import load_keyring
+
             self._vault = Vault(load_keyring(self._identity, self.prompts.passphrase))
         return self._vault
 
@@ -215,11 +208,10 @@ class App:
         before, after = parse(original, rel), parse(edited)
         self.guard_edit(kind, path, before, after)
         action = "edited"
-        if kind == "plan":
-            from talkbook.talks import reopen_after_edit
-
-            if reopened := reopen_after_edit(before, after, actor, self.now()):
-                edited, action = reopened.text(), "edited, back to draft"
+        if kind == "plan" and (
+            reopened := workflow.reopen_after_edit(before, after, actor, self.now())
+        ):
+            edited, action = reopened.text(), "edited, back to draft"
         changed = self.save(kind, path, edited, f"{_noun(kind)} {doc_id}: {action}", actor)
         return doc_id, changed
 
@@ -227,16 +219,13 @@ class App:
         """Rules that compare an edit with what it replaces."""
         if before.meta.get("id") != after.meta.get("id"):
             raise InvalidDocument(f"{self.rel(path)}: id: an id cannot be changed")
-        for field_name, commands in WORKFLOW_FIELDS.get(kind, {}).items():
+        for field_name, commands in workflow.WORKFLOW_FIELDS.get(kind, {}).items():
             if before.meta.get(field_name) != after.meta.get(field_name):
                 raise InvalidDocument(
                     f"{self.rel(path)}: {field_name}: changes only through {commands}"
                 )
-        if kind == "record":
-            from talkbook.talks import confirmed_rewrite
-
-            if problem := confirmed_rewrite(before, after):
-                raise InvalidDocument(f"{self.rel(path)}: {problem}")
+        if kind == "record" and (problem := workflow.confirmed_rewrite(before, after)):
+            raise InvalidDocument(f"{self.rel(path)}: {problem}")
 
     def cat(self, ref: str) -> bytes:
         """Decrypted bytes of an id or a path; a path outside any workspace needs no workspace."""

@@ -76,7 +76,7 @@ def config_findings(ws: Workspace) -> list[Finding]:
 
 
 def recipient_findings(ws: Workspace, item: Item, data: bytes) -> list[Finding]:
-    from talkbook.agefile import parse_header
+    from talkbook.crypto.agefile import parse_header
 
     try:
         stanzas = len(parse_header(data).recipient_stanzas)
@@ -197,7 +197,7 @@ def check_dates(ctx: Context) -> Iterator[Finding]:
 def check_confirmed_records(ctx: Context) -> Iterator[Finding]:
     """A confirmed record changes only by addenda: compare with the version first confirmed."""
     from talkbook.crypto import decrypt
-    from talkbook.talks import confirmed_rewrite
+    from talkbook.workflow import confirmed_rewrite
 
     confirmed = [r for r in ctx.catalog.records.values() if r.meta.get("confirmed_on")]
     if ctx.keyring is None or not confirmed:

@@ -8,7 +8,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from talkbook import rules
+from talkbook import rules, workflow
 from talkbook.app import App, Origin
 from talkbook.errors import (
     EditAborted,
@@ -20,23 +20,6 @@ from talkbook.errors import (
 from talkbook.models import Document, new_id, parse, parse_datetime
 from talkbook.profiles import read_profile, render_body
 from talkbook.workspace import Person
-
-# decision → (states it may leave from, state it leads to)
-TRANSITIONS: dict[str, tuple[set[str], str]] = {
-    "submitted": ({"draft", "rejected", "postponed"}, "submitted"),
-    "approved": ({"submitted"}, "approved"),
-    "rejected": ({"submitted"}, "rejected"),
-    "postponed": ({"draft", "submitted", "approved"}, "postponed"),
-    "cancelled": ({"draft", "submitted", "approved", "rejected", "postponed"}, "cancelled"),
-}
-# who may take each step, besides the rules in _authorize
-DECIDERS = {
-    "submitted": ("custodian", "speaker"),
-    "approved": ("approver",),
-    "rejected": ("approver",),
-    "postponed": ("custodian", "approver", "speaker"),
-    "cancelled": ("custodian", "approver"),
-}
 
 
 def plan_path(app: App, talk_id: str) -> Path:
@@ -157,12 +140,8 @@ def draft_plan(
 
 def _authorize(app: App, decision: str, plan: dict[str, Any]) -> Person:
     actor = app.actor()
-    allowed = DECIDERS[decision]
-    is_speaker = actor.id == plan.get("speaker")
-    if not (any(actor.has_role(r) for r in allowed) or ("speaker" in allowed and is_speaker)):
-        raise PermissionDenied(f"{actor.id} may not mark this plan {decision}")
-    if decision in ("approved", "rejected") and is_speaker:
-        raise PermissionDenied(f"{actor.id} is this plan's speaker and cannot approve or reject it")
+    if problem := workflow.may_decide(actor, decision, plan):
+        raise PermissionDenied(problem)
     return actor
 
 
@@ -170,7 +149,7 @@ def decide(
     app: App, talk_id: str, decision: str, comment: str | None = None, at: str | None = None
 ) -> str:
     """submit / approve / reject / postpone / cancel: returns the new status."""
-    sources, target = TRANSITIONS[decision]
+    sources, target = workflow.TRANSITIONS[decision]
     doc = read_plan(app, talk_id)
     status = doc.meta.get("status")
     if record_path(app, talk_id).exists():
@@ -289,31 +268,6 @@ def add_addendum(app: App, talk_id: str, text: str) -> None:
     app.save("record", path, updated.text(), f"record {talk_id}: addendum", actor)
 
 
-def reopen_after_edit(
-    before: Document, after: Document, actor: Person, now: dt.datetime
-) -> Document | None:
-    """An edited plan that was submitted or approved goes back to draft: what the approver saw
-    is no longer what would be held. None when the plan was in no such state."""
-    status = before.meta.get("status")
-    if status not in ("submitted", "approved"):
-        return None
-    entry = {
-        "by": actor.id,
-        "at": now.isoformat(timespec="minutes"),
-        "decision": "reopened",
-        "comment": f"edited while {status}",
-    }
-    decisions = [*(after.meta.get("decisions") or []), entry]
-    return after.with_meta(status="draft", decisions=decisions)
-
-
-def _agreed(follow_ups: Any) -> list[dict[str, Any]]:
-    """What the talk agreed: the follow-ups without their progress (done, done_on)."""
-    return [
-        {k: v for k, v in item.items() if k not in ("done", "done_on")} for item in follow_ups or []
-    ]
-
-
 def close_followup(app: App, talk_id: str, number: int, on: dt.date | None = None) -> dict:
     """Mark follow-up `number` (1-based) done: progress, allowed even on a confirmed record."""
     path = record_path(app, talk_id)
@@ -331,25 +285,3 @@ def close_followup(app: App, talk_id: str, number: int, on: dt.date | None = Non
     message = f"record {talk_id}: follow-up {number} done"
     app.save("record", path, updated.text(), message, actor)
     return items[number - 1]
-
-
-def confirmed_rewrite(before: Document, after: Document) -> str | None:
-    """None when `after` is `before` plus appended addenda; else what was rewritten."""
-    if not before.meta.get("confirmed_on"):
-        return None
-    old_addenda = list(before.meta.get("addenda") or [])
-    if list(after.meta.get("addenda") or [])[: len(old_addenda)] != old_addenda:
-        return "addenda: earlier addenda were changed"
-    keys = dict.fromkeys([*before.meta, *after.meta])
-    changed = [
-        k
-        for k in keys
-        if k not in ("addenda", "follow_ups") and before.meta.get(k) != after.meta.get(k)
-    ]
-    if _agreed(before.meta.get("follow_ups")) != _agreed(after.meta.get("follow_ups")):
-        changed.append("follow_ups")
-    if before.body.strip() != after.body.strip():
-        changed.append("body")
-    if changed:
-        return f"{changed[0]}: the record was confirmed; change it only by an addendum"
-    return None

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 import pyrage
 
-from talkbook import agefile
+from talkbook.crypto import agefile
 from talkbook.errors import DecryptionError, IdentityError, NotRecipient, TalkbookError
 
 if TYPE_CHECKING:
-    from talkbook.agepq import HybridIdentity
+    from talkbook.crypto.agepq import HybridIdentity
 
 NO_MATCH = "cannot decrypt: none of your keys is a recipient of this file"
 WRONG_PASSPHRASE = "cannot decrypt: wrong passphrase for this file"
@@ -96,7 +96,7 @@ class Keyring:
             if not line or line.startswith("#"):
                 continue
             if line.upper().startswith(PQ_SECRET_KEY_PREFIX):
-                from talkbook import agepq  # loads cryptography: only for post-quantum keys
+                from talkbook.crypto import agepq  # loads cryptography: only for post-quantum keys
 
                 try:
                     hybrid_identity = agepq.HybridIdentity.from_str(line)
@@ -249,7 +249,7 @@ def decrypt(data: bytes, keyring: Keyring) -> bytes:
                 raise IdentityError("this file is passphrase-encrypted; no passphrase can be asked")
             return pyrage.passphrase.decrypt(data, keyring.passphrase_prompt())
         if keyring.hybrid_identities and header.is_hybrid:
-            from talkbook import agepq
+            from talkbook.crypto import agepq
 
             try:
                 return agepq.decrypt(data, keyring.hybrid_identities)

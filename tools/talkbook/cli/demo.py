@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from talkbook.cli import cli
+from talkbook.cli._shared import cli
 
 
 def _heading(title: str) -> None:

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
-from talkbook import agefile
+from talkbook.crypto import agefile
 from talkbook.errors import DecryptionError, IdentityError, NotRecipient
 
 STANZA_TYPE = agefile.HYBRID_TYPE

@@ -9,7 +9,7 @@ import sys
 import click
 
 from talkbook.app import App
-from talkbook.cli import (
+from talkbook.cli._shared import (
     cli,
     echo_json,
     emit_id,

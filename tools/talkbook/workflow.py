@@ -1,0 +1,95 @@
+"""The workflow's pure rules: which step may follow which, who may take it, which fields each
+command owns, and what an edit may change. No I/O: talks.py and app.py apply these rules.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from talkbook.models import Document
+from talkbook.workspace import Person
+
+# decision → (states it may leave from, state it leads to)
+TRANSITIONS: dict[str, tuple[set[str], str]] = {
+    "submitted": ({"draft", "rejected", "postponed"}, "submitted"),
+    "approved": ({"submitted"}, "approved"),
+    "rejected": ({"submitted"}, "rejected"),
+    "postponed": ({"draft", "submitted", "approved"}, "postponed"),
+    "cancelled": ({"draft", "submitted", "approved", "rejected", "postponed"}, "cancelled"),
+}
+# who may take each step, besides the rules in _authorize
+DECIDERS = {
+    "submitted": ("custodian", "speaker"),
+    "approved": ("approver",),
+    "rejected": ("approver",),
+    "postponed": ("custodian", "approver", "speaker"),
+    "cancelled": ("custodian", "approver"),
+}
+
+# Fields an edit may not touch: the workflow's commands own them, attributed to their actor.
+WORKFLOW_FIELDS = {
+    "plan": {
+        "status": "submit, approve, reject, postpone, cancel",
+        "decisions": "submit, approve, reject, postpone, cancel",
+    },
+    "record": {"confirmed_on": "confirm", "addenda": "addendum"},
+}
+
+
+def may_decide(actor: Person, decision: str, plan: dict[str, Any]) -> str | None:
+    """None when `actor` may take this step on this plan; else why not."""
+    allowed = DECIDERS[decision]
+    is_speaker = actor.id == plan.get("speaker")
+    if not (any(actor.has_role(r) for r in allowed) or ("speaker" in allowed and is_speaker)):
+        return f"{actor.id} may not mark this plan {decision}"
+    if decision in ("approved", "rejected") and is_speaker:
+        return f"{actor.id} is this plan's speaker and cannot approve or reject it"
+    return None
+
+
+def reopen_after_edit(
+    before: Document, after: Document, actor: Person, now: dt.datetime
+) -> Document | None:
+    """An edited plan that was submitted or approved goes back to draft: what the approver saw
+    is no longer what would be held. None when the plan was in no such state."""
+    status = before.meta.get("status")
+    if status not in ("submitted", "approved"):
+        return None
+    entry = {
+        "by": actor.id,
+        "at": now.isoformat(timespec="minutes"),
+        "decision": "reopened",
+        "comment": f"edited while {status}",
+    }
+    decisions = [*(after.meta.get("decisions") or []), entry]
+    return after.with_meta(status="draft", decisions=decisions)
+
+
+def _agreed(follow_ups: Any) -> list[dict[str, Any]]:
+    """What the talk agreed: the follow-ups without their progress (done, done_on)."""
+    return [
+        {k: v for k, v in item.items() if k not in ("done", "done_on")} for item in follow_ups or []
+    ]
+
+
+def confirmed_rewrite(before: Document, after: Document) -> str | None:
+    """None when `after` is `before` plus appended addenda; else what was rewritten."""
+    if not before.meta.get("confirmed_on"):
+        return None
+    old_addenda = list(before.meta.get("addenda") or [])
+    if list(after.meta.get("addenda") or [])[: len(old_addenda)] != old_addenda:
+        return "addenda: earlier addenda were changed"
+    keys = dict.fromkeys([*before.meta, *after.meta])
+    changed = [
+        k
+        for k in keys
+        if k not in ("addenda", "follow_ups") and before.meta.get(k) != after.meta.get(k)
+    ]
+    if _agreed(before.meta.get("follow_ups")) != _agreed(after.meta.get("follow_ups")):
+        changed.append("follow_ups")
+    if before.body.strip() != after.body.strip():
+        changed.append("body")
+    if changed:
+        return f"{changed[0]}: the record was confirmed; change it only by an addendum"
+    return None
