@@ -1,20 +1,33 @@
 """Jinja templates for document bodies and reports, per locale, overridable by the workspace.
 
-An organization may edit the templates in its workspace's `templates/` folder; those win over the
-copies shipped in the package. Error messages name the template and line but never quote the data
-being rendered: that data is confidential.
+Contract: `render(name, locale, context, workspace_templates)` returns the text of
+`<locale>/<name>` (English when the locale has none); a workspace's `templates/` folder wins over
+the copies shipped in the package. Any failure is one TemplateError (exit 2) naming the template
+and, when known, the line: nothing is written then.
+
+Security invariant: templates are data, not code. Anyone with push access may commit one, so they
+render in Jinja's immutable sandbox (an unsafe attribute, a mutating method or an unsafe call is
+an error, never a blank), and are read only from regular files inside their templates folder: a
+name with `..`, a symlink anywhere below the folder (or the folder itself being one) is refused,
+never followed and never skipped for the package's copy. Error messages name templates, lines and
+attribute names but never quote the data being rendered: that data is confidential.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import re
+import stat
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import jinja2
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import missing, object_type_repr
 
 from talkbook.errors import TemplateError
 
@@ -79,19 +92,117 @@ def _finalize(value: Any) -> Any:
     return "" if value is None else value
 
 
+# --------------------------------------------------------------------------- loading
+
+
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK  # NONBLOCK: a FIFO must not hang the tool
+NOT_REGULAR = "not a regular file inside the workspace"
+
+
+class Refused(jinja2.TemplateError):
+    """A template that may not be read. Not a TemplateNotFound: no fallback to the package."""
+
+    def __init__(self, name: str, reason: str = NOT_REGULAR) -> None:
+        super().__init__(f"template {name} is {reason}")
+        self.name, self.reason = name, reason
+
+
+def _open_below(root: Path, parts: list[str]) -> int:
+    """A descriptor for root/parts…, opened one step at a time without following any symlink,
+    so nothing can be swapped for a symlink between a check and the read."""
+    fds = [os.open(root, _DIR)]
+    try:
+        for part in parts[:-1]:
+            fds.append(os.open(part, _DIR, dir_fd=fds[-1]))
+        return os.open(parts[-1], _FILE, dir_fd=fds[-1])
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+class RootLoader(jinja2.BaseLoader):
+    """Loads `<root>/<name>` only when it is a regular file reached through real folders."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _open(self, name: str) -> int:
+        parts = name.split("/")
+        if any(part in ("", ".", "..") or "\0" in part for part in parts):
+            raise Refused(name)
+        try:
+            fd = _open_below(self.root, parts)
+        except FileNotFoundError:
+            raise jinja2.TemplateNotFound(name) from None
+        except OSError:  # ELOOP: a symlink; ENOTDIR: a file where a folder should be
+            raise Refused(name) from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise Refused(name)
+        return fd
+
+    def _stamp(self, name: str) -> tuple[int, int] | None:
+        """What auto-reload compares: modification time and size, or None if no longer loadable."""
+        try:
+            fd = self._open(name)
+        except jinja2.TemplateError:
+            return None
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(handle.fileno())
+        return info.st_mtime_ns, info.st_size
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str, Callable[[], bool]]:
+        with os.fdopen(self._open(template), "rb") as handle:
+            info = os.fstat(handle.fileno())
+            data = handle.read()
+        try:
+            source = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Refused(template, "not UTF-8 text") from None
+        stamp = (info.st_mtime_ns, info.st_size)
+        filename = str(self.root.joinpath(*template.split("/")))
+        return source, filename, lambda: self._stamp(template) == stamp
+
+
 # --------------------------------------------------------------------------- environment
+
+
+class _Undefined(jinja2.ChainableUndefined):
+    """Renders as nothing; misused, its error names a variable but never a key, which may have
+    come from the data (`{{ counts[brief.unit] + 1 }}`)."""
+
+    __slots__ = ()
+
+    @property
+    def _undefined_message(self) -> str:
+        if self._undefined_hint:
+            return self._undefined_hint
+        if self._undefined_obj is missing:
+            return f"{self._undefined_name!r} is undefined"
+        return f"{object_type_repr(self._undefined_obj)} has no such attribute or item"
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox, failing loudly: an unsafe attribute is an error, not a blank."""
+
+    def unsafe_undefined(self, obj: Any, attribute: str) -> NoReturn:
+        # A name the object's type defines is code's; any other name may have come from the data.
+        shown = f"attribute {attribute!r}" if attribute in dir(type(obj)) else "an attribute"
+        raise SecurityError(f"access to {shown} of {type(obj).__name__!r} object is unsafe")
 
 
 @functools.lru_cache(maxsize=8)
 def environment(workspace_templates: Path | None) -> jinja2.Environment:
     """One environment per template folder, so compiled templates are reused (Jinja still
     notices an edited template file by its modification time)."""
-    loaders: list[jinja2.BaseLoader] = []
-    if workspace_templates is not None and workspace_templates.is_dir():
-        loaders.append(jinja2.FileSystemLoader(str(workspace_templates), encoding="utf-8"))
-    loaders.append(jinja2.FileSystemLoader(str(package_templates_dir()), encoding="utf-8"))
-    env = jinja2.Environment(
-        loader=jinja2.ChoiceLoader(loaders),
+    roots = [package_templates_dir().resolve()]
+    if workspace_templates is not None:
+        roots.insert(0, workspace_templates)
+    env = _Sandbox(
+        loader=jinja2.ChoiceLoader([RootLoader(root) for root in roots]),
         autoescape=jinja2.select_autoescape(
             enabled_extensions=("html.j2", "html", "htm", "xml"),
             disabled_extensions=("md.j2", "md", "txt", "csv.j2", "ics.j2"),
@@ -102,7 +213,7 @@ def environment(workspace_templates: Path | None) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
         # Staff edit these templates: a misspelt variable renders as nothing rather than failing.
-        undefined=jinja2.ChainableUndefined,
+        undefined=_Undefined,
         finalize=_finalize,
     )
     env.filters["as_list"] = as_list
@@ -139,20 +250,25 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())[:200]
 
 
+def _detail(exc: BaseException, where: str) -> str:
+    if isinstance(exc, Refused):
+        return exc.reason if exc.name == where else str(exc.message)
+    if isinstance(exc, jinja2.TemplateNotFound):
+        return f"template {exc.name} not found"
+    if isinstance(exc, jinja2.TemplateError):
+        # Jinja's messages, with ours where Jinja's would quote a key (_Undefined, _Sandbox).
+        return _one_line(str(exc.message or type(exc).__name__))
+    # Python errors may quote the values being rendered (e.g. int('…')): name the kind only.
+    return f"{type(exc).__name__} while rendering"
+
+
 def _render_error(exc: BaseException, name: str, roots: list[Path]) -> TemplateError:
     if isinstance(exc, jinja2.TemplateSyntaxError):
         where = exc.name or name
         return TemplateError(f"template {where}, line {exc.lineno}: {_one_line(exc.message or '')}")
     where, lineno = _template_line(exc, name, roots)
     line = f", line {lineno}" if lineno is not None else ""
-    if isinstance(exc, jinja2.TemplateNotFound):
-        return TemplateError(f"template {where}{line}: template {exc.name} not found")
-    if isinstance(exc, jinja2.TemplateError):
-        detail = _one_line(str(exc.message or type(exc).__name__))
-    else:
-        # Python errors may quote the values being rendered (e.g. int('…')): name the kind only.
-        detail = f"{type(exc).__name__} while rendering"
-    return TemplateError(f"template {where}{line}: {detail}")
+    return TemplateError(f"template {where}{line}: {_detail(exc, where)}")
 
 
 def _candidates(name: str, locale: str) -> Iterable[str]:
@@ -177,7 +293,7 @@ def render(
             if exc.name != candidate:
                 raise _render_error(exc, candidate, roots) from None
             continue
-        except jinja2.TemplateSyntaxError as exc:
+        except jinja2.TemplateError as exc:  # a syntax error, or a template refused
             raise _render_error(exc, candidate, roots) from None
         shown = candidate
         break
