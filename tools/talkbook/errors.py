@@ -34,6 +34,16 @@ class NotFound(TalkbookError):
     """Unknown id or path."""
 
 
+class UnsafePath(TalkbookError):
+    """A symlink, or a path resolving outside the workspace: the tool reads and writes only
+    regular files under the workspace root."""
+
+    def __init__(self, where: str, why: str):
+        self.where = where  # the path, relative to the workspace when it lies inside
+        self.reason = f"not a regular file inside the workspace ({why})"
+        super().__init__(f"{where}: {self.reason}")
+
+
 class InvalidDocument(TalkbookError):
     """Malformed YAML, schema violation, missing field: the file is refused."""
 

@@ -1,35 +1,135 @@
-"""Atomic file writes: a reader sees the old bytes or the new ones, never half of either."""
+"""Files of the workspace: regular files under its root only, and atomic writes.
+
+Every read and write of a workspace file goes through `regular_file`: a symlink, at the file or
+at any folder between the root and it, or a path resolving outside the root, is refused. Anyone
+who can push may commit a symlink (`plan.md.age -> ~/.ssh/id_ed25519`); following it would read,
+re-encrypt and commit a file from outside the workspace, or write outside it.
+
+Writes: a reader sees the old bytes or the new ones, never half of either.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+
+from talkbook.errors import UnsafePath
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+def inside(root: Path, path: Path) -> PurePosixPath | None:
+    """`path` relative to `root`, by name (no symlink below the root followed), else None.
+
+    A path spelled through a symlink above the root (`/tmp/ws` for `/private/tmp/ws`) counts as
+    inside: only what lies below the root is the workspace's, and so its business.
+    """
+    absolute = Path(os.path.normpath(path.absolute()))
+    root = Path(os.path.normpath(root.absolute()))
+    try:
+        return PurePosixPath(absolute.relative_to(root).as_posix())
+    except ValueError:
+        pass
+    real_root = os.path.realpath(root)
+    for prefix in reversed(absolute.parents):  # outermost first: a link below root is no alias
+        if os.path.realpath(prefix) == real_root:
+            return PurePosixPath(absolute.relative_to(prefix).as_posix())
+    return None
+
+
+def regular_file(root: Path, path: Path) -> Path:
+    """The one gate: `path` as root/…, if it is a regular file inside `root` reached without
+    following any symlink, or is not there yet (a write creates it). UnsafePath otherwise.
+
+    Missing folders are fine (a write makes them); a folder that is a symlink is not.
+    """
+    rel = inside(root, path)
+    if rel is None or rel.parts[:1] in (("..",), ()):
+        raise UnsafePath(str(path), "outside it")
+    current = root
+    for index, part in enumerate(rel.parts):
+        current = current / part
+        try:
+            info = os.lstat(current)
+        except (FileNotFoundError, NotADirectoryError):
+            break
+        last = index == len(rel.parts) - 1
+        if stat.S_ISLNK(info.st_mode):
+            where = "symlink" if last else f"{PurePosixPath(*rel.parts[: index + 1])} is a symlink"
+            raise UnsafePath(str(rel), where)
+        if last and not stat.S_ISREG(info.st_mode):
+            what = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+            raise UnsafePath(str(rel), what)
+    return root / rel
+
+
+def read_regular(root: Path, path: Path) -> bytes:
+    """The bytes of a workspace file, refused unless `regular_file` lets it through; opened
+    folder by folder with O_NOFOLLOW, so a symlink swapped in after the check is refused too."""
+    checked = regular_file(root, path)
+    fd = _open_below(root, checked, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # FIFO: no hang
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise UnsafePath(str(inside(root, checked)), "not a regular file")
+        return handle.read()
+
+
+def _open_folder(root: Path | None, folder: Path) -> int:
+    """A descriptor of `folder`; below `root`, reached one folder at a time without following
+    a symlink (ELOOP if one appeared after `regular_file` looked)."""
+    if root is None:
+        return os.open(folder, os.O_RDONLY | _DIRECTORY)
+    fd = os.open(root, os.O_RDONLY | _DIRECTORY)
+    rel = inside(root, folder)
+    try:
+        for part in rel.parts if rel is not None else ():
+            step = os.open(part, os.O_RDONLY | _DIRECTORY | _NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = step
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _open_below(root: Path, path: Path, flags: int) -> int:
+    dir_fd = _open_folder(root, path.parent)
+    try:
+        return os.open(path.name, flags | _NOFOLLOW, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o644, root: Path | None = None) -> None:
     """Temp file in the same folder, fsync, rename over the target, fsync the folder.
 
-    On any failure (disk full included) the temp file is removed and the target is untouched.
+    With `root` (every write of a workspace file), `regular_file` must let the path through,
+    and the folder is reached without following a symlink. On any failure (disk full
+    included) the temp file is removed and the target is untouched.
     """
+    if root is not None:
+        path = regular_file(root, path)
     folder = path.parent
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{path.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    dir_fd = _open_folder(root, folder)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)  # the umask may have narrowed it
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
+        tmp = f".{path.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, mode, dir_fd=dir_fd)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+                os.fchmod(handle.fileno(), mode)  # the umask may have narrowed it
+            os.replace(tmp, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp, dir_fd=dir_fd)
+            raise
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)

@@ -3,31 +3,54 @@
 Read = decrypt in memory. Write = encrypt to the given recipients, then an atomic replace. A file
 whose plaintext did not change is never re-encrypted: age output is random, so rewriting it would
 put noise into history.
+
+Only regular files: inside the workspace every read and write goes through
+fsutil.regular_file (no symlink, nothing outside the root). A path outside every workspace
+(`talkbook cat ~/copy.md.age`, git's textconv temp files) is read as given, never written.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from talkbook.errors import DecryptionError, NotFound, TalkbookError
-from talkbook.fsutil import atomic_write
+from talkbook.errors import DecryptionError, NotFound, TalkbookError, UnsafePath
+from talkbook.fsutil import atomic_write, inside, read_regular
 from talkbook.models import Document, parse
 
 if TYPE_CHECKING:
     from talkbook.crypto import Keyring
 
 
+def enclosing_root(path: Path) -> Path | None:
+    """The workspace a path lies in when the App has none: the nearest folder above it, by
+    name, holding a talkbook.toml and a .git (which no commit can plant)."""
+    from talkbook.workspace import CONFIG_NAME
+
+    for folder in Path(os.path.normpath(path.absolute())).parents:
+        if (folder / CONFIG_NAME).is_file() and (folder / ".git").exists():
+            return folder
+    return None
+
+
 class Vault:
-    def __init__(self, keyring: Keyring) -> None:
+    def __init__(self, keyring: Keyring, root: Path | None = None) -> None:
         self.keyring = keyring
+        self.root = root  # the workspace; None when there is none (cat of an outside file)
         self._cache: dict[Path, tuple[int, bytes]] = {}
+
+    def _root_of(self, path: Path) -> Path | None:
+        if self.root is not None and inside(self.root, path) is not None:
+            return self.root
+        return enclosing_root(path)
 
     def read_plaintext(self, path: Path) -> bytes:
         from talkbook.crypto import decrypt
 
+        root = self._root_of(path)
         try:
-            data = path.read_bytes()
+            data = read_regular(root, path) if root is not None else path.read_bytes()
         except FileNotFoundError:
             raise NotFound(f"no such file: {path}") from None
         except OSError as exc:
@@ -67,10 +90,13 @@ class Vault:
         """
         from talkbook.crypto import encrypt
 
+        root = self._root_of(path)
+        if root is None:
+            raise UnsafePath(str(path), "outside it")
         plaintext = text.encode("utf-8")
         if path.exists() and not force and self.read_plaintext(path) == plaintext:
             return False
         ciphertext = encrypt(plaintext, recipients)
-        atomic_write(path, ciphertext, mode=0o644)
+        atomic_write(path, ciphertext, mode=0o644, root=root)
         self._cache[path.absolute()] = (path.stat().st_mtime_ns, plaintext)
         return True
