@@ -30,6 +30,7 @@ OPERATIONS = (
     "due (views.due_rows)",
     "validate (crosscheck.validate)",
     "rekey, no-op (history.rekey)",
+    "audit, one commit (audit.audit)",
     "cadre new --from (profiles.new_cadre)",
     "cat ID (subprocess)",
 )
@@ -364,7 +365,7 @@ def measure(built: Built, repeat: int, few: int) -> tuple[list[Row], list[str]]:
     """The table's rows, and notes on anything unexpected; `few` runs for quick operations."""
     import pyrage
 
-    from talkbook import catalog, crosscheck, history, views
+    from talkbook import audit, catalog, crosscheck, history, views
     from talkbook.crypto import Keyring
     from talkbook.profiles import new_cadre
     from talkbook.workspace import Workspace
@@ -391,6 +392,7 @@ def measure(built: Built, repeat: int, few: int) -> tuple[list[Row], list[str]]:
         (OPERATIONS[1], lambda: views.due_rows(fresh_app(built), None, 30), load, "catalog load"),
         (OPERATIONS[2], lambda: crosscheck.validate(fresh_app(built)), load, "catalog load"),
         (OPERATIONS[3], rekey, load, "catalog load"),
+        (OPERATIONS[4], lambda: audit.audit(fresh_app(built)), load, "catalog load"),
     ]:
         spent, floor_spent = medians([action, floor], repeat)
         rows.append(Row(operation, total, spent, floor_name, floor_spent))
@@ -408,7 +410,7 @@ def measure(built: Built, repeat: int, few: int) -> tuple[list[Row], list[str]]:
         run_quiet([*git_cli, "commit", "--no-verify", "--quiet", "-m", "bench: floor", "--", rel])
 
     spent, floor_spent = medians([lambda: new_cadre(fresh_app(built), profile), bare_commit], few)
-    rows.append(Row(OPERATIONS[4], 1, spent, "bare git add + git commit of one file", floor_spent))
+    rows.append(Row(OPERATIONS[5], 1, spent, "bare git add + git commit of one file", floor_spent))
 
     key = str(built.keys["P-01"])
     cat = [*cli_command(), "-w", str(built.root), "-i", key, "cat", built.cadres[0]]
@@ -418,7 +420,7 @@ def measure(built: Built, repeat: int, few: int) -> tuple[list[Row], list[str]]:
         runs.append(lambda: run_quiet([age, "-d", "-i", key, str(target)]))
     spent, *floors = medians(runs, few)
     for name, floor_spent in zip(["python -c pass", "age -d"], floors, strict=False):
-        rows.append(Row(OPERATIONS[5], 1, spent, name, floor_spent))
+        rows.append(Row(OPERATIONS[6], 1, spent, name, floor_spent))
     notes = [f"rekey rewrote {n} file(s) in a run; a no-op rewrites none" for n in rewritten if n]
     return rows, notes
 

@@ -45,12 +45,20 @@ class Context:
 
 
 def plaintext_findings(rel: str, data: bytes) -> list[Finding]:
+    """Under cadres/ and talks/ only age files: the whole header must parse, not just its first
+    line (plaintext can start with `age-encryption.org/v1` too)."""
+    from talkbook.crypto.agefile import parse_header
+
     if not rel.startswith(GUARDED) or rel in ALLOWED_PLAIN:
         return []
     if not rel.endswith(".age"):
         return [Finding(rel, 1, "(file)", "plaintext file: only .age ciphertext belongs here")]
     if not data.lstrip().startswith(AGE_MAGIC):
         return [Finding(rel, 1, "(file)", "not an age-encrypted file: plaintext refused")]
+    try:
+        parse_header(data)
+    except TalkbookError as exc:
+        return [Finding(rel, 1, "(file)", f"{exc}: refused as plaintext")]
     return []
 
 
@@ -195,22 +203,30 @@ def check_dates(ctx: Context) -> Iterator[Finding]:
 
 
 def check_confirmed_records(ctx: Context) -> Iterator[Finding]:
-    """A confirmed record changes only by addenda: compare with the version first confirmed."""
+    """A confirmed record changes only by addenda: compare with the version first confirmed.
+    Every record, confirmed now or not: setting `confirmed_on: null` un-confirms nothing."""
     from talkbook.crypto import decrypt
     from talkbook.workflow import confirmed_rewrite
 
-    confirmed = [r for r in ctx.catalog.records.values() if r.meta.get("confirmed_on")]
-    if ctx.keyring is None or not confirmed:
+    if ctx.keyring is None or not ctx.catalog.records:
         return
-    shas = gittrail.revisions_by_path(ctx.root, "talks/")
-    for record in confirmed:
-        current = (ctx.root / record.rel).read_bytes()
-        for sha in shas.get(record.rel, []):
-            blob = gittrail.blob_at(ctx.root, sha, record.rel)
-            if blob == current:
-                break  # the first confirmed version is at or before this one, unchanged since
+    blobs: dict[str, list[str]] = {}  # path → blob ids of its versions, oldest first
+    for commit in gittrail.history(ctx.root, "talks/"):
+        for change in commit.changes:
+            if change.status != "D":
+                blobs.setdefault(change.path, []).append(change.blob)
+    for record in ctx.catalog.records.values():
+        versions = blobs.get(record.rel, [])
+        data = (ctx.root / record.rel).read_bytes()
+        current = gittrail.blob_id(data, versions[0]) if versions else ""
+        for blob in versions:
+            if blob == current:  # the same bytes as now: no need to decrypt
+                if record.meta.get("confirmed_on"):
+                    break  # the first confirmed version is the current one
+                continue  # not confirmed; a later version may have been (then reverted)
             try:
-                earlier = parse(decrypt(blob or b"", ctx.keyring).decode("utf-8"), record.rel)
+                data = gittrail.read_blob(ctx.root, blob)
+                earlier = parse(decrypt(data, ctx.keyring).decode("utf-8"), record.rel)
             except (DecryptionError, InvalidDocument, UnicodeDecodeError):
                 continue
             if earlier.meta.get("confirmed_on"):

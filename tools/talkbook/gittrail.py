@@ -223,3 +223,70 @@ def first_added(root: Path) -> dict[str, dt.date]:
         elif line:
             added[line] = day  # log runs newest first: the last seen is the first added
     return added
+
+
+# -- the whole history in one pass, for audit -------------------------------------------------
+@dataclass(frozen=True)
+class Change:
+    """One path as a commit left it: mode and blob id after the commit (zeros when deleted)."""
+
+    status: str  # A, M, D or T (type changed, e.g. a file became a symlink)
+    mode: str  # 100644, 100755, 120000 (symlink), 160000 (submodule), 000000 (deleted)
+    blob: str
+    path: str
+
+
+@dataclass(frozen=True)
+class LoggedCommit:
+    sha: str
+    name: str
+    email: str
+    message: str  # in full, every line
+    changes: tuple[Change, ...]
+
+
+_RAW = r"^:[0-7]{6} ([0-7]{6}) [0-9a-f]{40,64} ([0-9a-f]{40,64}) ([A-Z])[0-9]*$"
+
+
+def history(root: Path, *pathspecs: str) -> list[LoggedCommit]:
+    """Every commit reachable from HEAD, parents first, with the mode and blob id of each path
+    it added, changed or deleted: one `git log --raw -z`. A merge is read against its first
+    parent. Fields are NUL-separated (git allows no NUL in them); anything else is refused."""
+    import re
+
+    repo = _repo(root)
+    if not repo.head.is_valid():
+        return []
+    out = repo.git.log(
+        "--reverse", "--topo-order", "--root", "--raw", "-z", "--no-renames", "--no-abbrev",
+        "--diff-merges=first-parent", "--format=%H%x00%an%x00%ae%x00%B", "--", *pathspecs,
+        stdout_as_string=False,
+    )  # fmt: skip
+    tokens: list[str] = out.decode("utf-8", "replace").split("\0")
+    commits: list[LoggedCommit] = []
+    i = 0
+    while i + 3 < len(tokens):
+        sha, (name, email, message) = tokens[i].strip("\n"), tokens[i + 1 : i + 4]
+        if not re.fullmatch(r"[0-9a-f]{40,64}", sha):
+            raise TalkbookError(f"git log: unexpected output near commit {sha[:12]!r}")
+        i += 4
+        changes = []
+        while i + 1 < len(tokens) and (raw := re.match(_RAW, tokens[i].strip("\n"))):
+            mode, blob, status = raw.groups()
+            changes.append(Change(status, mode, blob, tokens[i + 1]))
+            i += 2
+        commits.append(LoggedCommit(sha, name, email, message.rstrip("\n"), tuple(changes)))
+    return commits
+
+
+def read_blob(root: Path, blob: str) -> bytes:
+    """A blob by id, through GitPython's long-lived `git cat-file --batch`."""
+    return _repo(root).odb.stream(bytes.fromhex(blob)).read()
+
+
+def blob_id(data: bytes, like: str) -> str:
+    """The id git gives these bytes as a blob, in the hash of the id `like` (SHA-1 or SHA-256)."""
+    import hashlib
+
+    digest = hashlib.sha1 if len(like) == 40 else hashlib.sha256
+    return digest(b"blob %d\0" % len(data) + data).hexdigest()

@@ -367,8 +367,12 @@ def _findings(findings: list, as_json: object, summary: str, fmt: str) -> None:
 def audit(app: App, fmt: str) -> None:
     """Check the history itself; exit 1 on findings.
 
-    No plaintext ever committed under cadres/ or talks/; every change to the records made by a
-    person of the workspace; every decision and addendum committed by the person it names.
+    No plaintext ever committed (a whole age header under cadres/ and talks/; no cadre's name in
+    any path, commit message or plaintext file; no stray Markdown or age file elsewhere); no
+    symlink; each version encrypted to the keys its access rule gave at that commit; every
+    change to the records made by a person of the workspace; every decision and addendum
+    committed by the person it names; a confirmed record stays confirmed and unchanged but for
+    addenda.
 
     \b
     Example: talkbook audit
