@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from talkbook.cli import cli
-from talkbook.crypto import generate_identity_file
+from talkbook.crypto import generate_key_file
 
 # The staff of the test workspace: custodian, approver (a leader), speaker, recorder, and an
 # outsider who holds a key but is nobody's recipient.
@@ -106,7 +106,7 @@ class Setup:
 
 def make_key(folder: Path, name: str) -> tuple[Path, str]:
     path = folder / f"{name}.txt"
-    return path, generate_identity_file(path)
+    return path, generate_key_file(path)
 
 
 @pytest.fixture
@@ -120,10 +120,10 @@ def keydir(tmp_path) -> Path:
 def workspace(tmp_path, keydir) -> Setup:
     """A zh-CN workspace with the four staff people and an outsider key."""
     root = tmp_path / "ws"
-    assert run("init", root, "--org", "市委组织部").exit_code == 0
     setup = Setup(root)
     for pid in [*STAFF, "outsider"]:
         setup.keys[pid], setup.public[pid] = make_key(keydir, pid)
+    assert run("-i", setup.keys["P-01"], "init", root, "--org", "市委组织部").exit_code == 0
     for pid, (name, roles) in STAFF.items():
         role_args = [a for r in roles for a in ("--role", r)]
         result = run(

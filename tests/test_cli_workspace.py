@@ -14,6 +14,7 @@ from click.testing import Result
 
 from conftest import PROFILE_ZH, STAFF, Setup, git_log, make_key, run
 from talkbook import crypto
+from talkbook.crypto import ssh
 from test_crypto import run_with_tty
 
 PASSPHRASE = "谈心谈话 口令 2026"
@@ -128,10 +129,13 @@ def test_setup_in_a_fresh_clone(workspace: Setup, cadre: str, tmp_path: Path) ->
 
     result = run("-w", clone, "setup")
     assert result.exit_code == 0, result.stderr
-    assert result.stdout.splitlines() == [
+    lines = result.stdout.splitlines()
+    assert lines[:3] == [
         "configured diff.talkbook.textconv",
         "configured hooks/pre-commit",
+        "configured gpg.ssh.allowedSignersFile",
     ]
+    assert lines[3].startswith("root of trust: ") and len(lines) == 4
     assert git(clone, "config", "--get", "diff.talkbook.textconv").strip().endswith("textconv")
     assert hook.stat().st_mode & stat.S_IXUSR
     assert "validate --staged" in hook.read_text(encoding="utf-8")
@@ -160,10 +164,12 @@ def test_keygen_writes_private_identity(tmp_path: Path) -> None:
     result = run("keygen", "--out", out)
     assert result.exit_code == 0, result.stderr
     public = result.stdout.splitlines()[-1]
-    assert public.startswith("age1")
+    assert public.startswith("ssh-ed25519 AAAA")
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
-    assert crypto.Keyring.from_file(out).public_keys == [public]
-    assert "AGE-SECRET-KEY-1" not in result.stdout + result.stderr
+    assert out.read_text().startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
+    keyring = crypto.Keyring.from_file(out)
+    assert keyring.public_keys == [public] and keyring.signing_key is not None
+    assert "PRIVATE KEY" not in result.stdout + result.stderr
 
     before = out.read_bytes()
     assert "refusing to overwrite" in one_error(run("keygen", "--out", out))
@@ -188,8 +194,8 @@ def test_keygen_passphrase(tmp_path: Path) -> None:
     public = result.stdout.splitlines()[-1]
     content = out.read_bytes()
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
-    assert content.startswith(b"-----BEGIN AGE ENCRYPTED FILE-----")
-    assert b"AGE-SECRET-KEY" not in content
+    assert content.startswith(b"-----BEGIN OPENSSH PRIVATE KEY-----")
+    assert ssh.is_protected(content.decode("ascii"))
     assert PASSPHRASE not in result.stdout + result.stderr  # never echoed
 
     plaintext = "谈话记录：思想稳定。\n".encode()
@@ -215,7 +221,8 @@ def test_passphrase_identity_acts_in_a_workspace(tmp_path: Path) -> None:
     root = tmp_path / "ws"
     assert run("init", root).exit_code == 0
     key = tmp_path / "protected.txt"
-    public = run("keygen", "--out", key, "--passphrase", input="口令\n口令\n").stdout.split()[-1]
+    made = run("keygen", "--out", key, "--passphrase", input="口令\n口令\n")
+    public = made.stdout.splitlines()[-1]
     answer = {"input": "口令\n"}
     added = run("-w", root, "-i", key, "person", "add", "P-01", "--name", "王芳",
                 "--role", "custodian", "--key", public, **answer)  # fmt: skip
@@ -224,6 +231,9 @@ def test_passphrase_identity_acts_in_a_workspace(tmp_path: Path) -> None:
     source.write_text(PROFILE_ZH, encoding="utf-8")
     created = run("-w", root, "-i", key, "cadre", "new", "--from", source, **answer)
     assert created.exit_code == 0, created.stderr
+    assert created.stderr.count("Passphrase") == 1  # once per command: to read and to sign
+    signed = subprocess.run(["git", "-C", root, "log", "-1", "--format=%G?"], capture_output=True)
+    assert signed.stdout.decode().strip() in ("G", "U")
     cadre_id = created.stdout.splitlines()[-1]
     shown = run("-w", root, "-i", key, "cat", cadre_id, **answer)
     assert shown.exit_code == 0 and "name: 张伟" in shown.stdout
@@ -299,7 +309,9 @@ def test_ssh_key_as_identity_and_recipient(workspace: Setup, cadre: str, tmp_pat
 
 
 # -- people ---------------------------------------------------------------------------------
-def test_first_person_by_anyone_then_custodians_only(tmp_path: Path, keydir: Path) -> None:
+def test_first_person_is_the_founding_custodian_then_custodians_only(
+    tmp_path: Path, keydir: Path
+) -> None:
     root = tmp_path / "ws"
     assert run("init", root, "--org", "市委组织部").exit_code == 0
     keys = {pid: make_key(keydir, pid) for pid in ("P-01", "P-02", "P-09", "stranger")}
@@ -309,9 +321,13 @@ def test_first_person_by_anyone_then_custodians_only(tmp_path: Path, keydir: Pat
                    "--name", STAFF.get(pid, ("周杰", []))[0], "--role", role,
                    "--key", keys[pid][1])  # fmt: skip
 
-    # The first person may be added by anyone: here someone not yet in the workspace.
-    first = add("stranger", "P-01", "custodian")
+    # The first person is whoever founds the workspace, as a custodian with their own key: their
+    # signed commit is the root of trust. Adding someone else, or a non-custodian, is refused.
+    assert "must be you, as a custodian" in one_error(add("stranger", "P-01", "custodian"))
+    assert "must be you, as a custodian" in one_error(add("P-01", "P-01", "approver"))
+    first = add("P-01", "P-01", "custodian")
     assert first.exit_code == 0, first.stderr
+    assert git_log(root, "-1", "--format=%G?") in ("G\n", "U\n")
     assert first.stdout.splitlines()[-1] == "P-01"
     assert (
         git_log(root, "-1", "--format=%an|%ae|%s")
@@ -349,7 +365,7 @@ def test_person_add_bad_key(workspace: Setup, bad: str) -> None:
 def test_unknown_identity_is_told_to_ask_a_custodian(workspace: Setup, cadre: str) -> None:
     source = workspace.root.parent / "profile.md"
     message = one_error(workspace.as_("outsider", "cadre", "new", "--from", source))
-    assert workspace.public["outsider"] in message
+    assert workspace.public["outsider"][:40] in message
     assert "ask a custodian" in message
 
 

@@ -332,11 +332,26 @@ def test_post_quantum_identity_accepted() -> None:
     assert [key[:7] for key in keyring.public_keys] == ["age1pq1"]
 
 
-def test_encrypted_ssh_key_refused(tmp_path: Path) -> None:
+def test_passphrase_protected_ssh_key_opens_once(tmp_path: Path) -> None:
+    """A key protected by ssh-keygen itself: the passphrase is asked once, then it reads and
+    signs; a wrong one is one line, and no prompt at all is one line too."""
     key = ssh_key(tmp_path, "ed25519", passphrase="ssh口令")
+    asked: list[int] = []
+
+    def prompt() -> str:
+        asked.append(1)
+        return "ssh口令"
+
+    keyring = crypto.Keyring.from_file(key, prompt)
+    assert asked == [1]
+    assert keyring.signing_key is not None and keyring.signing_key.protected
+    sealed = crypto.encrypt(PLAINTEXT, keyring.public_keys)
+    assert crypto.decrypt(sealed, keyring) == PLAINTEXT and asked == [1]
     with pytest.raises(IdentityError) as info:
+        crypto.Keyring.from_file(key, lambda: "wrong")
+    assert one_line(info.value) == f"wrong passphrase for identity file {key}"
+    with pytest.raises(IdentityError, match="needs a passphrase and none can be asked"):
         crypto.Keyring.from_file(key)
-    assert one_line(info.value).startswith("encrypted SSH keys are not supported: ")
 
 
 def test_unsupported_ssh_key_type(tmp_path: Path) -> None:

@@ -101,7 +101,7 @@ def test_damaged_ciphertext(workspace: Setup, cadre: str, damage: str) -> None:
     elif damage == "flip a payload byte":
         data[-30] ^= 0x01
     else:
-        data[data.index(b"-> X25519 ") + 15] ^= 0x01
+        data[data.index(b"-> ssh-ed25519 ") + 25] ^= 0x01
     path.write_bytes(bytes(data))
     result = workspace.as_("P-01", "cat", cadre)
     message = one_error(result)

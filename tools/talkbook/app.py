@@ -60,6 +60,7 @@ class Prompts:
     progress: Callable[[Iterable[Any], int], Iterable[Any]] = field(
         default=lambda items, total: items
     )
+    notice: Callable[[str], None] = field(default=lambda text: None)
 
 
 class App:
@@ -74,6 +75,8 @@ class App:
         self.prompts = prompts or Prompts()
         self._workspace: Workspace | None = None
         self._vault: Vault | None = None
+        self._trusted = False
+        self._signer: Any = None
 
     # -- context, loaded on first use --------------------------------------------------------
     @property
@@ -90,8 +93,14 @@ class App:
     def vault(self) -> Vault:
         if self._vault is None:
             from talkbook.crypto.identity import load_keyring
+            from talkbook.errors import WorkspaceNotFound
 
-            self._vault = Vault(load_keyring(self._identity, self.prompts.passphrase))
+            keyring = load_keyring(self._identity, self.prompts.passphrase)
+            try:  # its files only through fsutil.regular_file; cat of an outside file needs none
+                root = self._workspace.root if self._workspace else find_root(self._workspace_dir)
+            except WorkspaceNotFound:
+                root = None
+            self._vault = Vault(keyring, root)
         return self._vault
 
     @staticmethod
@@ -107,7 +116,26 @@ class App:
     def today(self) -> dt.date:
         return self.now().date()
 
+    def ensure_trust(self) -> None:
+        """The chain of custody up to HEAD holds (or TrustError): before encrypting to anyone,
+        rendering a template or accepting an actor."""
+        if not self._trusted:
+            from talkbook import trust
+
+            trust.ensure(self.workspace.root, self.prompts.notice)
+            self._trusted = True
+
+    def signer(self):
+        """How this command's commits are signed: the identity's OpenSSH key."""
+        from talkbook.crypto.identity import identity_path
+        from talkbook.crypto.signing import signer_for
+
+        if self._signer is None:
+            self._signer = signer_for(self.keyring.signing_key, identity_path(self._identity))
+        return self._signer
+
     def actor(self) -> Person:
+        self.ensure_trust()
         person = self.workspace.person_by_key(self.keyring.public_keys)
         if person is None:
             key = self.keyring.public_keys[0] if self.keyring.public_keys else "?"
@@ -166,20 +194,27 @@ class App:
         Returns False, writing and committing nothing, when the plaintext did not change.
         """
         doc = self.check(kind, path, text, origin)
+        self.ensure_trust()
         recipients = self.workspace.recipients(kind, doc.meta)
         author = self.author(actor or self.actor())
+        signer = self.signer()
         with rollback_on_error([path]):
             if not self.vault.write(path, text, recipients):
                 return False
-            gittrail.commit(self.workspace.root, [path], message, author)
+            gittrail.commit(self.workspace.root, [path], message, author, signer)
         return True
 
     def commit_config(self, change: Callable[[], None], message: str, actor: Person) -> None:
         """Change talkbook.toml and commit it, or leave it as it was."""
         ws = self.workspace
+        self.ensure_trust()
+        signer = self.signer()
         with rollback_on_error([ws.config_path]):
             change()
-            gittrail.commit(ws.root, [ws.config_path], message, self.author(actor))
+            gittrail.commit(ws.root, [ws.config_path], message, self.author(actor), signer)
+        from talkbook import trust
+
+        trust.write_allowed_signers(ws.root, ws.config)
 
     def read(self, path: Path) -> Document:
         return self.vault.read(path, self.rel(path))
@@ -254,14 +289,67 @@ class App:
                 raise TalkbookError(f"unknown role {role!r}: choose from {', '.join(ROLES)}")
         for key in keys:
             parse_recipient(key)
-        actor = self.require_role("custodian") if ws.people else None
+        if ws.people:
+            actor: Person | None = self.require_role("custodian")
+        else:
+            self._founder(roles, keys)
+            actor = None
         existing = ws.people.get(pid)
+        owner = ws.person_by_key(list(keys))
+        if owner is not None and owner.id != pid:
+            raise TalkbookError(f"that key is {owner.id}'s; a key belongs to one person")
         person = Person(pid, name, tuple(roles), tuple(keys), email, cadre)
         action = "updated" if existing else "added"
         self.commit_config(
             lambda: ws.add_person(person), f"person {pid}: {action}", actor or person
         )
         return person
+
+    def _founder(self, roles: list[str], keys: list[str]) -> None:
+        """The first person is the custodian who adds themselves: their signed commit is the
+        root every clone pins (see trust.py)."""
+        from talkbook.workspace import key_core
+
+        mine = {key_core(k) for k in self.keyring.public_keys}
+        if "custodian" not in roles or not mine & {key_core(k) for k in keys}:
+            raise PermissionDenied(
+                "the first person must be you, as a custodian, with your own key "
+                "(--role custodian --key <your public line>)"
+            )
+        self.signer()  # the founding commit must be signed: say so before writing anything
+
+    def migrate(self, old_identity: Path | None) -> str:
+        """`talkbook migrate`: a custodian's signed commit becomes the root of a workspace made
+        before signing; with `old_identity`, their new key joins their entry first."""
+        from talkbook import trust
+        from talkbook.crypto import Keyring
+
+        ws = self.workspace
+        if trust.pinned(ws.root).get("root") or trust.find_root(ws.root):
+            raise TalkbookError("this workspace has a root of trust already; nothing to migrate")
+        signer = self.signer()
+        person = ws.person_by_key(self.keyring.public_keys)
+        if person is None and old_identity is not None:
+            old = Keyring.from_file(old_identity, self.prompts.passphrase)
+            person = ws.person_by_key(old.public_keys)
+            if person is not None and person.has_role("custodian"):
+                keys = (*person.keys, signer.public)
+                ws.add_person(
+                    Person(person.id, person.name, person.roles, keys, person.email, person.cadre)
+                )
+        if person is None or not person.has_role("custodian"):
+            raise PermissionDenied(
+                "migrate is run by a custodian: use a key talkbook.toml lists for you, or prove "
+                "who you are with --from-identity OLD_KEY"
+            )
+        with rollback_on_error([ws.config_path]):
+            sha = gittrail.commit(
+                ws.root, [ws.config_path], f"person {person.id}: signs the workspace's root",
+                self.author(person), signer, allow_empty=True,
+            )  # fmt: skip
+        trust.pin(ws.root, sha)
+        trust.write_allowed_signers(ws.root, ws.config)
+        return sha
 
     def remove_person(self, pid: str) -> None:
         """A custodian marks someone as left; `rekey` then takes them off every file.
@@ -286,13 +374,17 @@ def _noun(kind: str) -> str:
     return "cadre" if kind == "profile" else kind
 
 
-def init_workspace(root: Path, locale: str, organization: str) -> Path:
-    """`talkbook init`: layout, git repo, drivers and hook, one commit."""
+def init_workspace(root: Path, locale: str, organization: str, signer: Any = None) -> Path:
+    """`talkbook init`: layout, git repo, drivers and hook, one commit (signed by the founder's
+    key when there is one: `talkbook keygen` before `init`)."""
     from talkbook.workspace import create_layout
 
     root = root.resolve()
     written = create_layout(root, locale, organization)
     gittrail.init_repo(root)
     gittrail.setup(root)
-    gittrail.commit(root, written, "workspace: initialized", TOOL_AUTHOR)
+    from talkbook import trust
+
+    trust.configure_signing(root, {})
+    gittrail.commit(root, written, "workspace: initialized", TOOL_AUTHOR, signer)
     return root

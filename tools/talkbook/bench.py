@@ -270,8 +270,9 @@ def _decision(by: str, at: dt.datetime, decision: str, comment: str | None = Non
 
 def build_workspace(base: Path, cadres: int, talks: int, seed: int = 7) -> Built:
     """A workspace of fictional cadres and talks, written directly (one commit at the end)."""
-    from talkbook.app import TOOL_AUTHOR, init_workspace
-    from talkbook.crypto import generate_identity_file
+    from talkbook import gittrail
+    from talkbook.app import App, init_workspace
+    from talkbook.crypto import generate_key_file
     from talkbook.models import new_id
     from talkbook.workspace import Person, Workspace
 
@@ -287,7 +288,7 @@ def build_workspace(base: Path, cadres: int, talks: int, seed: int = 7) -> Built
         taken.add(new_id("C", taken))
     built.cadres = sorted(taken)
     for pid, name, roles in STAFF:
-        public = generate_identity_file(built.keys[pid])
+        public = generate_key_file(built.keys[pid])
         own = built.cadres[0] if pid == "P-03" else None  # a speaker who is a cadre: cadence rule
         ws.add_person(Person(pid, name, tuple(roles), (public,), "", own))
     generator = _Generator(ws, rng, built)
@@ -301,12 +302,10 @@ def build_workspace(base: Path, cadres: int, talks: int, seed: int = 7) -> Built
     for number, at in enumerate(when):
         generator.talk(number, at)
 
-    env = {**os.environ, "GIT_AUTHOR_NAME": TOOL_AUTHOR.name, "GIT_AUTHOR_EMAIL": TOOL_AUTHOR.email}
-    env.update(GIT_COMMITTER_NAME=TOOL_AUTHOR.name, GIT_COMMITTER_EMAIL=TOOL_AUTHOR.email)
-    git = ["git", "-C", str(root)]
-    subprocess.run([*git, "add", "--", "talkbook.toml", "cadres", "talks"], check=True, env=env)
-    message = "bench: generated workspace"
-    subprocess.run([*git, "commit", "-q", "--no-verify", "-m", message], check=True, env=env)
+    custodian = App(root, built.keys["P-01"])  # one commit, signed as the tool would sign it
+    paths = [root / "talkbook.toml", root / "cadres", root / "talks"]
+    author = custodian.author(ws.person("P-01"))
+    gittrail.commit(root, paths, "bench: generated workspace", author, custodian.signer())
     built.files = len(generator.written)
     built.seconds = time.perf_counter() - started
     return built

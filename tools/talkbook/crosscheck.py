@@ -1,13 +1,15 @@
 """`talkbook validate`: every file, then the rules that span files. Every finding in one run.
 
-Order: no plaintext where ciphertext belongs; talkbook.toml against its schema; each readable
-file against its schema; recipients against the access rule; then references, roles, workflow
-order, dates and the addenda-only rule for confirmed records.
+Order: regular files only (no symlink, in the working tree or staged); no plaintext where
+ciphertext belongs; talkbook.toml against its schema; each readable file against its schema;
+recipients against the access rule; then references, roles, workflow order, dates and the
+addenda-only rule for confirmed records.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +17,14 @@ from typing import TYPE_CHECKING
 
 from talkbook import gittrail
 from talkbook.catalog import Catalog, Item
-from talkbook.errors import DecryptionError, InvalidDocument, NotRecipient, TalkbookError
+from talkbook.errors import (
+    DecryptionError,
+    InvalidDocument,
+    NotRecipient,
+    TalkbookError,
+    UnsafePath,
+)
+from talkbook.fsutil import inside, read_regular
 from talkbook.models import parse, parse_date, parse_datetime
 from talkbook.validation import Finding, Subject, check_document
 from talkbook.workspace import CONFIG_NAME, Workspace, kind_of_rel
@@ -26,6 +35,8 @@ if TYPE_CHECKING:
 AGE_MAGIC = (b"age-encryption.org/v1\n", b"-----BEGIN AGE ENCRYPTED FILE-----")
 GUARDED = ("cadres/", "talks/")
 ALLOWED_PLAIN = ("cadres/README.md", "talks/README.md", "cadres/.gitkeep", "talks/.gitkeep")
+REGULAR_ONLY = ("cadres", "talks", "templates")  # and talkbook.toml: what the tool reads
+NOT_REGULAR = {"120000": "symlink", "160000": "submodule"}  # git modes; 100644/100755 are files
 
 
 @dataclass
@@ -60,6 +71,39 @@ def plaintext_findings(rel: str, data: bytes) -> list[Finding]:
     except TalkbookError as exc:
         return [Finding(rel, 1, "(file)", f"{exc}: refused as plaintext")]
     return []
+
+
+def regular_only(rel: str) -> bool:
+    """Paths the tool reads, where only regular files may be."""
+    return rel == CONFIG_NAME or rel.split("/")[0] in REGULAR_ONLY
+
+
+def symlink_findings(root: Path) -> list[Finding]:
+    """Every symlink where the tool reads (a folder too, even one with nothing to list)."""
+    found = []
+    for top in (CONFIG_NAME, *REGULAR_ONLY):
+        if (root / top).is_symlink():
+            found.append(_not_regular(top, "symlink"))
+            continue
+        for folder, dirs, files in os.walk(root / top):  # never descends into a linked folder
+            for name in [*dirs, *files]:
+                if (Path(folder) / name).is_symlink():
+                    rel = (Path(folder) / name).relative_to(root).as_posix()
+                    found.append(_not_regular(rel, "symlink"))
+    return found
+
+
+def _not_regular(rel: str, why: str) -> Finding:
+    return Finding(rel, 1, "(file)", UnsafePath(rel, why).reason)
+
+
+def staged_entries(root: Path) -> list[tuple[str, str]]:
+    """(git mode, path) of everything staged: added, changed, or changed in type."""
+    repo = gittrail._repo(root)
+    # --raw shows the new mode, so a staged symlink (120000) is seen; -z: paths as they are
+    out = repo.git.diff("--cached", "--raw", "-z", "--no-renames", "--diff-filter=ACMT")
+    fields = [f for f in out.split("\0") if f]
+    return [(fields[i].split()[1], fields[i + 1]) for i in range(0, len(fields) - 1, 2)]
 
 
 def config_findings(ws: Workspace) -> list[Finding]:
@@ -267,16 +311,31 @@ def validate(app, paths: list[str] | None = None, staged: bool = False) -> Repor
     report = Report()
     catalog = Catalog()
     if staged:
-        candidates = gittrail.staged_paths(ws.root)
+        candidates = []
+        for mode, rel in staged_entries(ws.root):
+            if mode in NOT_REGULAR and regular_only(rel):
+                report.findings.append(_not_regular(rel, NOT_REGULAR[mode]))
+            elif mode not in NOT_REGULAR:
+                candidates.append(rel)
     else:
         chosen = [ws.resolve(p) for p in paths] if paths else ws.encrypted_files()
-        candidates = [ws.relative(p) for p in chosen]
+        candidates = [_rel(ws, p) for p in chosen]
         report.findings += config_findings(ws)
+        if not paths:
+            report.findings += symlink_findings(ws.root)
     if staged and CONFIG_NAME in candidates:
         report.findings += config_findings(ws)
     keyring = _keyring_or_none(app)
     for rel in candidates:
-        data = gittrail.staged_blob(ws.root, rel) if staged else (ws.root / rel).read_bytes()
+        try:
+            data = (
+                gittrail.staged_blob(ws.root, rel)
+                if staged
+                else read_regular(ws.root, ws.root / rel)
+            )
+        except UnsafePath as exc:
+            report.findings.append(Finding(rel, 1, "(file)", exc.reason))
+            continue
         if problems := plaintext_findings(rel, data):
             report.findings += problems
             continue
@@ -311,6 +370,12 @@ def validate(app, paths: list[str] | None = None, staged: bool = False) -> Repor
         report.findings += list(rule(context))
     report.findings = sorted(set(report.findings))
     return report
+
+
+def _rel(ws: Workspace, path: Path) -> str:
+    """The path as the workspace names it: by name, never where a symlink points."""
+    rel = inside(ws.root, path)
+    return rel.as_posix() if rel is not None else str(path)
 
 
 def _keyring_or_none(app):

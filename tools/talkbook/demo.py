@@ -25,7 +25,7 @@ import yaml
 
 from talkbook import profiles, talks
 from talkbook.app import App, init_workspace
-from talkbook.crypto import generate_identity_file
+from talkbook.crypto import generate_key_file
 from talkbook.errors import TalkbookError, WorkspaceExists
 from talkbook.models import ID_ALPHABET, Document
 from talkbook.workspace import Workspace
@@ -413,8 +413,8 @@ def build(root: Path, cadres: int = 12, talks_count: int = 16, locale: str = "zh
     began = time.perf_counter()
     keys.mkdir(mode=0o700, parents=True)
     keys.chmod(0o700)
-    public = {p["id"]: generate_identity_file(keys / f"{p['id']}.txt") for p in data["staff"]}
-    generate_identity_file(keys / f"{OUTSIDER}.txt")
+    public = {p["id"]: generate_key_file(keys / f"{p['id']}.txt") for p in data["staff"]}
+    generate_key_file(keys / f"{OUTSIDER}.txt")
     for key in keys.iterdir():
         key.chmod(0o600)
     start = (today - data["span_days"] * DAY).replace(hour=9, minute=0)
@@ -424,8 +424,8 @@ def build(root: Path, cadres: int = 12, talks_count: int = 16, locale: str = "zh
     demo = Demo(root, keys, locale, today, data["staff"], people, [])
     with fixed_clock() as clock:
         clock(start)
-        init_workspace(root, locale, data["organization"][locale])
         custodian = App(root, demo.key(CUSTODIAN))
+        init_workspace(root, locale, data["organization"][locale], custodian.signer())
         for n, person in enumerate(data["staff"], start=1):
             clock(start + n * 5 * dt.timedelta(minutes=1))
             pid = person["id"]

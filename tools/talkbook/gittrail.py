@@ -15,8 +15,12 @@ import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from talkbook.errors import TalkbookError
+
+if TYPE_CHECKING:
+    from talkbook.crypto.signing import Signer
 
 HOOK_MARK = "# talkbook pre-commit hook"
 
@@ -85,8 +89,27 @@ def setup(root: Path) -> list[str]:
     return ["diff.talkbook.textconv", "hooks/pre-commit"]
 
 
-def commit(root: Path, paths: list[Path], message: str, author: Author) -> str:
-    """Stage exactly these paths (added, changed or removed) and commit only them.
+def configure(root: Path, values: dict[str, str]) -> None:
+    """Set git config values of this clone (`.git/config`)."""
+    with _repo(root).config_writer() as config:
+        for dotted, value in values.items():
+            section, _, option = dotted.rpartition(".")
+            if "." in section:  # gpg.ssh.allowedSignersFile → [gpg "ssh"]
+                outer, _, inner = section.partition(".")
+                section = f'{outer} "{inner}"'
+            config.set_value(section, option, value)
+
+
+def commit(
+    root: Path,
+    paths: list[Path],
+    message: str,
+    author: Author,
+    signer: Signer | None = None,
+    allow_empty: bool = False,
+) -> str:
+    """Stage exactly these paths (added, changed or removed) and commit only them, signed with
+    the acting person's key (`signer`; only `init`'s first commit has none).
 
     `--only` leaves anything else the user had staged out of the tool's commit. The hook is
     skipped: the tool validated what it wrote; the hook guards hand-made commits.
@@ -102,12 +125,35 @@ def commit(root: Path, paths: list[Path], message: str, author: Author) -> str:
     if fixed := os.environ.get("TALKBOOK_NOW"):  # the demo and tests set the clock; see App.now
         stamp = dt.datetime.fromisoformat(fixed).strftime("%Y-%m-%dT%H:%M:%S")
         env |= {"GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp}
+    options: list[str] = ["-c", "commit.gpgsign=false"]
+    if signer is not None:
+        options, signing_env = signer.git_options()
+        env |= signing_env
+    args = ["--no-verify", "--quiet", "--only", "-m", message, "--", *rel]
+    if allow_empty:
+        args.insert(0, "--allow-empty")
     try:
         repo.git.add("--all", "--", *rel)
-        repo.git.commit("--no-verify", "--quiet", "--only", "-m", message, "--", *rel, env=env)
+        _run_git(root, [*options, "commit", *(["-S"] if signer else []), *args], env)
     except Exception as exc:  # git.GitCommandError; imported lazily
         raise TalkbookError(f"git commit failed: {_first_line(exc)}") from None
     return repo.head.commit.hexsha
+
+
+def _run_git(root: Path, args: list[str], env: dict[str, str]) -> str:
+    """git with `-c` options GitPython cannot pass; raises with git's stderr on failure."""
+    import subprocess
+
+    done = subprocess.run(
+        ["git", "-C", str(root), *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    if done.returncode != 0:
+        raise TalkbookError(done.stderr.strip() or done.stdout.strip() or "git failed")
+    return done.stdout
 
 
 def _first_line(exc: Exception) -> str:

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from talkbook import gittrail
+from talkbook import gittrail, trust
 from talkbook.app import App
 from talkbook.errors import DecryptionError, InvalidDocument, NotFound
+from talkbook.fsutil import regular_file
 from talkbook.models import ID_PATTERNS, parse
 from talkbook.workspace import CONFIG_NAME, Workspace, kind_of_rel
 
@@ -27,6 +28,8 @@ class Step:
     file: str
     changed: tuple[str, ...]  # field names; empty for the first version
     readable: bool
+    signed_by: str | None = None  # the person whose key signed the commit, if any
+    verified: bool = False  # signed by the very person the commit names as its author
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -36,6 +39,8 @@ class Step:
             "file": self.file,
             "changed": list(self.changed),
             "readable": self.readable,
+            "signed_by": self.signed_by,
+            "verified": self.verified,
         }
 
 
@@ -59,7 +64,9 @@ def story(app: App, ref: str) -> list[Step]:
     for path in paths:
         rel = ws.relative(path)
         previous: tuple[dict[str, Any], str] | None = None
-        for rev in gittrail.revisions(ws.root, rel):
+        revisions = gittrail.revisions(ws.root, rel)
+        signers = trust.signers(ws.root, [rev.sha for rev in revisions])
+        for rev in revisions:
             blob = gittrail.blob_at(ws.root, rev.sha, rel)
             current = _decrypt_blob(app, blob, rel) if blob is not None else None
             if current is None:
@@ -68,9 +75,14 @@ def story(app: App, ref: str) -> list[Step]:
                 changed = []
             else:
                 changed = changed_fields(previous[0], current[0], (previous[1], current[1]))
+            signer = signers.get(rev.sha)
+            person = ws.people.get(signer) if signer else None
+            verified = person is not None and person.address == rev.email
+            readable = current is not None
             steps.append(
-                Step(rev.when, rev.author, rev.message, rel, tuple(changed), current is not None)
-            )
+                Step(rev.when, rev.author, rev.message, rel, tuple(changed), readable, signer,
+                     verified)
+            )  # fmt: skip
             previous = current or previous
     if not steps:
         raise NotFound(f"no history for {ref}")
@@ -87,6 +99,19 @@ def _decrypt_blob(app: App, blob: bytes, rel: str) -> tuple[dict[str, Any], str]
     return doc.meta, doc.body
 
 
+def introduced_by(app: App, rel: str, trail: str, entry: dict[str, Any]) -> str | None:
+    """The person who signed the commit that first put `entry` into the `trail` list of the file
+    (decisions, addenda), or None when no good signature of a person covers it."""
+    ws = app.workspace
+    for rev in gittrail.revisions(ws.root, rel):
+        blob = gittrail.blob_at(ws.root, rev.sha, rel)
+        current = _decrypt_blob(app, blob, rel) if blob is not None else None
+        entries = current[0].get(trail) if current else None
+        if isinstance(entries, list) and entry in entries:
+            return trust.signers(ws.root, [rev.sha]).get(rev.sha)
+    return None
+
+
 @dataclass(frozen=True)
 class RekeyResult:
     rewritten: list[str]
@@ -95,14 +120,18 @@ class RekeyResult:
 
 
 def rekey(app: App) -> RekeyResult:
-    """Re-encrypt exactly the files whose readers changed since they were written; one commit."""
+    """Re-encrypt exactly the files whose readers changed since they were written; one commit.
+
+    Refused (UnsafePath), before anything is read or written, if any file is a symlink or lies
+    in a symlinked folder: following one would encrypt a file from outside to the readers.
+    """
     ws = app.workspace
     actor = app.require_role("custodian")
     last = gittrail.last_commits(ws.root)
     configs: dict[str, Workspace] = {}
     rewritten: list[Path] = []
     unreadable: list[str] = []
-    files = ws.encrypted_files()
+    files = [regular_file(ws.root, path) for path in ws.encrypted_files()]
     for path in app.prompts.progress(files, len(files)):
         rel = ws.relative(path)
         kind = kind_of_rel(rel)

@@ -39,6 +39,7 @@ PROFILE_FIELDS: dict[str, Any] = {
 
 
 def render_body(app: App, kind: str, context: dict[str, Any]) -> str:
+    app.ensure_trust()  # templates render only from a verified revision (or the user's own edit)
     ws = app.workspace
     return render(f"{kind}.md.j2", ws.locale, context, ws.templates_dir)
 

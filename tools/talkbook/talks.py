@@ -150,6 +150,7 @@ def decide(
 ) -> str:
     """submit / approve / reject / postpone / cancel: returns the new status."""
     sources, target = workflow.TRANSITIONS[decision]
+    app.ensure_trust()  # a broken chain is the first thing said, before any read
     doc = read_plan(app, talk_id)
     status = doc.meta.get("status")
     if record_path(app, talk_id).exists():
@@ -187,12 +188,14 @@ def write_record(
     source: str = "--from",
 ) -> str:
     """`talkbook record T`: needs an approved plan; prefilled from it."""
+    app.ensure_trust()
     plan = read_plan(app, talk_id).meta
     path = record_path(app, talk_id)
     if path.exists():
         raise WorkflowError(f"{talk_id} has a record already; use `talkbook edit {talk_id}/record`")
     if plan.get("status") != "approved":
         raise WorkflowError(f"{talk_id} is {plan.get('status')}; a record needs an approved plan")
+    _verified_approval(app, talk_id, plan)
     actor = app.actor()
     if not (actor.id == plan.get("speaker") or actor.has_role("recorder")):
         raise PermissionDenied(f"{actor.id} is neither this talk's speaker nor a recorder")
@@ -234,6 +237,28 @@ def write_record(
         final, origin = edited, None
     app.save("record", path, final, f"record {talk_id}: written", actor, origin)
     return talk_id
+
+
+def _verified_approval(app: App, talk_id: str, plan: dict[str, Any]) -> None:
+    """The approval must have arrived in a commit its approver signed: a decision typed into
+    the file by anyone else (and re-encrypted with plain age) does not count."""
+    from talkbook.history import introduced_by
+
+    decisions = [d for d in plan.get("decisions") or [] if isinstance(d, dict)]
+    approvals = [d for d in decisions if d.get("decision") == "approved"]
+    approval = approvals[-1] if approvals else None
+    signer = introduced_by(app, app.rel(plan_path(app, talk_id)), "decisions", approval or {})
+    people = app.workspace.people
+    if (
+        approval is None
+        or signer is None
+        or signer != approval.get("by")
+        or not people[signer].has_role("approver")
+    ):
+        raise WorkflowError(
+            f"{talk_id}: its approval is not verified (no commit signed by its approver "
+            "brought it); nothing was recorded"
+        )
 
 
 def confirm_record(app: App, talk_id: str, on: dt.date | None = None) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from talkbook.errors import NotFound, TalkbookError, WorkspaceExists, WorkspaceNotFound
-from talkbook.fsutil import atomic_write
+from talkbook.fsutil import atomic_write, inside, read_regular, regular_file
 from talkbook.models import ID_PATTERNS
 
 CONFIG_NAME = "talkbook.toml"
@@ -85,7 +85,7 @@ class Workspace:
     def __init__(self, root: Path):
         self.root = root
         self.config_path = root / CONFIG_NAME
-        self.config = read_config(self.config_path)
+        self.config = read_config(regular_file(root, self.config_path))
 
     def with_config(self, config: dict[str, Any]) -> Workspace:
         """The same folder under other settings (those of an earlier commit, for rekey)."""
@@ -104,7 +104,10 @@ class Workspace:
 
     @property
     def people(self) -> dict[str, Person]:
+        """Everyone in talkbook.toml; a key listed for two people is refused (a key is one
+        person's: otherwise one of them could act, and read, as the other)."""
         people = {}
+        owners: dict[str, str] = {}
         for pid, entry in (self.config.get("people") or {}).items():
             people[pid] = Person(
                 id=pid,
@@ -115,6 +118,12 @@ class Workspace:
                 cadre=entry.get("cadre"),
                 left=str(entry["left"]) if entry.get("left") else None,
             )
+            for key in people[pid].keys:
+                if owners.setdefault(key_core(str(key)), pid) != pid:
+                    raise TalkbookError(
+                        f"{CONFIG_NAME}: one key is listed for {owners[key_core(str(key))]} "
+                        f"and {pid}; a key belongs to one person"
+                    )
         return people
 
     def person(self, pid: str) -> Person:
@@ -124,9 +133,9 @@ class Workspace:
             raise NotFound(f"unknown person: {pid}") from None
 
     def person_by_key(self, public_keys: list[str]) -> Person | None:
-        wanted = {_key_core(k) for k in public_keys}
+        wanted = {key_core(k) for k in public_keys}
         for person in self.current_people():
-            if wanted & {_key_core(k) for k in person.keys}:
+            if wanted & {key_core(k) for k in person.keys}:
                 return person
         return None
 
@@ -179,6 +188,7 @@ class Workspace:
             found = sorted((self.root / "talks").glob(f"*/{talk_id}"))
             if not found:
                 raise NotFound(f"unknown talk: {talk_id}")
+            regular_file(self.root, found[0] / "plan.md.age")  # no symlinked folder on the way
             return found[0]
         return self.root / "talks" / str(year) / talk_id
 
@@ -191,6 +201,7 @@ class Workspace:
         return sorted(p.name for p in (self.root / "talks").glob("*/T-*") if p.is_dir())
 
     def encrypted_files(self) -> list[Path]:
+        """Listed by name, symlinks too: reading one refuses it, validate names it."""
         files = [*(self.root / "cadres").glob("*.md.age"), *(self.root / "talks").glob("*/*/*.age")]
         return sorted(files)
 
@@ -204,15 +215,14 @@ class Workspace:
         else:
             candidate = Path(ref)
             path = candidate if candidate.is_absolute() else Path.cwd() / candidate
+        path = regular_file(self.root, path)  # no symlink, nothing outside the workspace
         if not path.is_file():
             raise NotFound(f"unknown id or file: {ref}")
         return path
 
     def relative(self, path: Path) -> str:
-        try:
-            return path.resolve().relative_to(self.root).as_posix()
-        except ValueError:
-            return str(path)
+        rel = inside(self.root, path)  # by name: a symlink is named, not where it points
+        return rel.as_posix() if rel is not None else str(path)
 
     # -- editing talkbook.toml ------------------------------------------------------------
     def add_person(self, person: Person) -> None:
@@ -237,9 +247,10 @@ class Workspace:
     def _edit_people(self, change: Callable[[Any], None]) -> None:
         import tomlkit
 
-        document = tomlkit.parse(self.config_path.read_text(encoding="utf-8"))
+        document = tomlkit.parse(read_regular(self.root, self.config_path).decode("utf-8"))
         change(document.setdefault("people", tomlkit.table()))
-        atomic_write(self.config_path, tomlkit.dumps(document).encode("utf-8"), mode=0o644)
+        data = tomlkit.dumps(document).encode("utf-8")
+        atomic_write(self.config_path, data, mode=0o644, root=self.root)
         self.config = read_config(self.config_path)
 
 
@@ -260,7 +271,7 @@ def kind_of_rel(rel: str) -> str:
     raise TalkbookError(f"{rel}: not a profile, plan or record")
 
 
-def _key_core(key: str) -> str:
+def key_core(key: str) -> str:
     """`ssh-ed25519 AAAA… comment` and `ssh-ed25519 AAAA…` are the same key."""
     parts = key.split()
     return " ".join(parts[:2]) if key.startswith("ssh-") else key.strip()

@@ -45,7 +45,10 @@ def _prompts() -> Prompts:
         with click.progressbar(items, length=total, label="rekey", file=sys.stderr) as bar:
             yield from bar
 
-    return Prompts(passphrase, reopen, allow_disk, progress)
+    def notice(text: str) -> None:
+        click.echo(f"talkbook: {text}", err=True)
+
+    return Prompts(passphrase, reopen, allow_disk, progress, notice)
 
 
 pass_app = click.make_pass_decorator(App)

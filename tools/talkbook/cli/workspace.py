@@ -26,31 +26,104 @@ from talkbook.errors import TalkbookError
 @click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--locale", type=click.Choice(["zh-CN", "en"]), default="zh-CN", show_default=True)
 @click.option("--org", "organization", default="", help="Organization name.")
-def init(directory: Path, locale: str, organization: str) -> None:
+@pass_app
+def init(app: App, directory: Path, locale: str, organization: str) -> None:
     """Create a workspace: git repo, talkbook.toml, folders, templates, hooks.
+
+    Run `talkbook keygen` first: the first commit is then signed with your key, and you add
+    yourself as the first custodian next.
 
     \b
     Example: talkbook init records --locale zh-CN --org "市委组织部"
     """
     from talkbook.app import init_workspace
+    from talkbook.errors import IdentityError
 
-    root = init_workspace(directory, locale, organization)
+    try:
+        signer = app.signer()
+    except IdentityError:
+        signer = None
+    root = init_workspace(directory, locale, organization, signer)
     click.echo(f"initialized talkbook workspace in {root}")
-    click.echo("next: talkbook keygen, then talkbook person add … --role custodian --key …")
+    if signer is None:
+        click.echo("note: no signing key yet, so this first commit is unsigned (keygen first)")
+    click.echo("next: talkbook person add <ID> --name … --role custodian --key <your public line>")
 
 
 @cli.command()
+@click.option("--trust", "trust_id", metavar="COMMIT", help="Pin this root without asking.")
 @pass_app
-def setup(app: App) -> None:
-    """Configure git in a fresh clone: the decrypting diff driver and the pre-commit hook.
+def setup(app: App, trust_id: str | None) -> None:
+    """Configure git in a fresh clone and pin the workspace's root of trust.
+
+    Sets up the decrypting diff driver, the pre-commit hook and git's SSH signature checking
+    (allowed signers from talkbook.toml, so `git log --show-signature` works). The root is the
+    first commit a custodian signed: compare the id shown with one a custodian gives you out of
+    band, or pass it with --trust to pin it without asking.
 
     \b
-    Example: git clone … records && cd records && talkbook setup
+    Example: git clone … records && cd records && talkbook setup --trust 3f2a9c1e0b7d
     """
-    from talkbook import gittrail
+    from talkbook import gittrail, trust
 
-    for item in gittrail.setup(app.workspace.root):
+    root = app.workspace.root
+    for item in gittrail.setup(root):
         click.echo(f"configured {item}")
+    trust.configure_signing(root, app.workspace.config)
+    click.echo("configured gpg.ssh.allowedSignersFile")
+    key = _own_signing_key(app)
+    if key is not None:  # your hand-made commits are signed too, as the chain needs
+        gittrail.configure(root, {"user.signingkey": str(key), "commit.gpgsign": "true"})
+        click.echo("configured user.signingkey")
+
+    def confirm(candidate: str) -> bool:
+        click.echo(f"root of trust: {candidate}", err=True)
+        if not sys.stdin.isatty():
+            return True  # pinned on first use, as SSH does with a new host key
+        return click.confirm("Does a custodian confirm this id? Trust it", err=True)
+
+    pinned = trust.setup_root(root, trust_id, confirm)
+    if pinned is None:
+        click.echo("no root yet: the first custodian's `person add` makes it")
+        return
+    app.ensure_trust()
+    click.echo(f"root of trust: {pinned}")
+
+
+def _own_signing_key(app: App) -> Path | None:
+    """Your unprotected OpenSSH key file, if that is your identity (a protected one is asked
+    for by talkbook's own commands, not by every plain `git commit`)."""
+    from talkbook.errors import TalkbookError
+
+    app.prompts.passphrase = None
+    try:
+        key = app.keyring.signing_key
+    except TalkbookError:
+        return None
+    return key.path if key is not None and not key.protected else None
+
+
+@cli.command()
+@click.option(
+    "--from-identity",
+    "old_identity",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Your old (age X25519) identity file, which talkbook.toml lists for you.",
+)
+@pass_app
+def migrate(app: App, old_identity: Path | None) -> None:
+    """Bring a workspace from before signing under the chain of custody, in one command.
+
+    A custodian runs it with their new key (`talkbook keygen`) as identity. With --from-identity,
+    the old identity proves who they are and the new key's public line is added to their entry;
+    the signed commit becomes the root every clone pins. Others get new keys through
+    `person add` afterwards; run `talkbook rekey` once everyone has one.
+
+    \b
+    Example: talkbook migrate --from-identity old-identity.txt
+    """
+    root = app.migrate(old_identity)
+    click.echo(f"root of trust: {root}")
 
 
 @cli.command()
@@ -59,21 +132,24 @@ def setup(app: App) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Identity file to write [default: ~/.config/talkbook/identity.txt].",
 )
-@click.option("--passphrase", is_flag=True, help="Protect the file with a passphrase (age -p).")
+@click.option("--passphrase", is_flag=True, help="Protect the key with a passphrase.")
 def keygen(out: Path | None, passphrase: bool) -> None:
-    """Create an X25519 identity file (mode 0600) and print its public key.
+    """Create your key (OpenSSH ed25519, mode 0600) and print its public line.
+
+    One key reads and signs: age encrypts to it (`age -d -i KEY` reads what talkbook wrote)
+    and git signs your commits with it. Give the public line to `person add --key`.
 
     \b
     Example: talkbook keygen --out ~/.config/talkbook/identity.txt
     """
-    from talkbook.crypto import generate_identity_file
+    from talkbook.crypto import generate_key_file
     from talkbook.crypto.identity import identity_path
 
     target = out or identity_path(None)
     secret = None
     if passphrase:
         secret = click.prompt("Passphrase", hide_input=True, confirmation_prompt=True, err=True)
-    public = generate_identity_file(target, secret)
+    public = generate_key_file(target, secret)
     click.echo(f"wrote {target}", err=True)
     click.echo(public)
 
@@ -231,6 +307,9 @@ def history(app: App, ref: str, fmt: str) -> None:
         if not step.readable:
             fields = "(not readable with your key)"
         line = f"{step.when}  {step.author}  {step.message}"
+        if not step.verified:
+            by = f"signed by {step.signed_by}" if step.signed_by else "no signature of a person"
+            line += f"  (UNVERIFIED: {by})"
         click.echo(line + (f"  [{fields}]" if fields else ""))
 
 

@@ -22,6 +22,7 @@ from talkbook.errors import DecryptionError, IdentityError, NotRecipient, Talkbo
 
 if TYPE_CHECKING:
     from talkbook.crypto.agepq import HybridIdentity
+    from talkbook.crypto.ssh import SshKey
 
 NO_MATCH = "cannot decrypt: none of your keys is a recipient of this file"
 WRONG_PASSPHRASE = "cannot decrypt: wrong passphrase for this file"
@@ -84,6 +85,8 @@ class Keyring:
         self.passphrase_prompt = passphrase_prompt
         # pyrage cannot read post-quantum identities; agepq decrypts with these instead.
         self.hybrid_identities = hybrid_identities or []
+        # The OpenSSH key that also signs commits; age X25519 identities only read.
+        self.signing_key: SshKey | None = None
 
     @classmethod
     def from_secret_lines(cls, text: str) -> Keyring:
@@ -141,8 +144,10 @@ class Keyring:
             except UnicodeDecodeError:
                 raise IdentityError(f"identity file {path} is not a text key file") from None
         if SSH_PRIVATE_BEGIN in text:
-            identity, public_key = _load_ssh_key(path, text)
-            return cls([identity], [public_key], passphrase_prompt)
+            identity, key = _load_ssh_key(path, text, passphrase_prompt)
+            keyring = cls([identity], [key.public], passphrase_prompt)
+            keyring.signing_key = key
+            return keyring
         try:
             keyring = cls.from_secret_lines(text)
         except IdentityError as exc:
@@ -190,7 +195,7 @@ def _ssh_public_key(path: Path, text: str) -> str:
         blob = base64.b64decode("".join(inner.split()), validate=True)
         if not blob.startswith(OPENSSH_MAGIC):
             raise ValueError("bad magic")
-        cipher, pos = _read_string(blob, len(OPENSSH_MAGIC))
+        _cipher, pos = _read_string(blob, len(OPENSSH_MAGIC))
         _kdf, pos = _read_string(blob, pos)
         _kdf_options, pos = _read_string(blob, pos)
         pos += 4  # number of keys; a key file written by ssh-keygen holds exactly one
@@ -198,23 +203,28 @@ def _ssh_public_key(path: Path, text: str) -> str:
         key_type, _ = _read_string(public_blob, 0)
     except (IndexError, ValueError, binascii.Error, struct.error):
         raise IdentityError(f"identity file {path} is not a readable OpenSSH private key") from None
-    if cipher != b"none":
-        raise IdentityError(
-            f"encrypted SSH keys are not supported: {path} (use an age identity file instead)"
-        )
     name = key_type.decode("ascii", errors="replace")
     if name not in SSH_KEY_TYPES:
         raise IdentityError(f"unsupported SSH key type {_shorten(name, 40)} in {path}")
     return f"{name} {base64.b64encode(public_blob).decode('ascii')}"
 
 
-def _load_ssh_key(path: Path, text: str) -> tuple[Identity, str]:
+def _load_ssh_key(
+    path: Path, text: str, passphrase_prompt: Callable[[], str] | None
+) -> tuple[Identity, SshKey]:
+    """An OpenSSH key reads (pyrage) and signs (git); a protected one is opened in memory."""
+    from talkbook.crypto import ssh
+
     public_key = _ssh_public_key(path, text)
+    protected = ssh.is_protected(text)
+    unprotected = (
+        ssh.open_protected(path, text, passphrase_prompt) if protected else text.encode("utf-8")
+    )
     try:
-        identity = pyrage.ssh.Identity.from_buffer(text.encode("utf-8"))
+        identity = pyrage.ssh.Identity.from_buffer(unprotected)
     except pyrage.IdentityError:
         raise IdentityError(f"identity file {path} is not a usable SSH key") from None
-    return identity, public_key
+    return identity, ssh.SshKey(path.absolute(), public_key, unprotected, protected)
 
 
 def encrypt(plaintext: bytes, recipients: list[str]) -> bytes:
@@ -287,6 +297,23 @@ def generate_identity_file(out: Path, passphrase: str | None = None) -> str:
         out.parent.mkdir(mode=0o700, parents=True)
     _write_private(out, content)
     return public_key
+
+
+def generate_key_file(out: Path, passphrase: str | None = None) -> str:
+    """Write a new OpenSSH ed25519 key (0600), maybe passphrase-protected; its public line.
+
+    The one key a person needs: age encrypts to it, and git signs their commits with it.
+    """
+    from talkbook.crypto import ssh
+
+    out = Path(out)
+    if out.exists() or out.is_symlink():
+        raise TalkbookError(f"{out} exists; refusing to overwrite")
+    private, public = ssh.generate(passphrase)
+    if not out.parent.exists():
+        out.parent.mkdir(mode=0o700, parents=True)
+    _write_private(out, private)
+    return public
 
 
 def _write_private(out: Path, content: bytes) -> None:

@@ -1,0 +1,350 @@
+"""Chain of custody for the workspace's law: `talkbook.toml` and `templates/`.
+
+They decide who reads what and what the tool writes, so a change to them counts only when its
+commit carries a good SSH signature by a key that the previous valid `talkbook.toml` lists for a
+current custodian (TUF's rule for a new root; `pass` verifying `.gpg-id` before encrypting). The
+root is the first commit signed by a custodian its own `talkbook.toml` lists; each clone pins it
+on first use (`talkbook setup` shows it, `setup --trust ID` pins it without asking), like SSH's
+known hosts.
+
+`ensure` runs before every encryption, template rendering and actor lookup. It walks only the
+commits since the last verified one (kept in `.git/talkbook/trust.json`) and raises TrustError,
+one line naming the commit, when the chain breaks; nothing is written then. The working tree's
+own uncommitted changes are the user's and are not judged here: only commits arrive from others.
+
+Security invariant: nothing is encrypted to, rendered from or acted on as a key, rule or template
+that only an unverified commit introduced.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tomllib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from talkbook.crypto.ssh import fingerprint
+from talkbook.errors import TalkbookError
+from talkbook.fsutil import atomic_write
+
+CONFIG = "talkbook.toml"
+LAW = (CONFIG, "templates")
+MISSING = "-"  # the object id of a law path a commit does not have
+
+
+class TrustError(TalkbookError):
+    """The chain of custody is broken, or no root is pinned and none can be."""
+
+
+@dataclass(frozen=True)
+class Signature:
+    sha: str
+    status: str  # git's %G?: G or U is a good signature (U: not in allowed signers), N none, B bad
+    key: str  # SHA256:… fingerprint of the signing key, as git's %GK
+
+    @property
+    def good(self) -> bool:
+        return self.status in ("G", "U") and bool(self.key)
+
+
+# --------------------------------------------------------------------------- git, read only
+def _git(root: Path, *args: str, stdin: str | None = None) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(root), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+    )
+    if done.returncode != 0:
+        raise TalkbookError(f"git {args[0]} failed: {done.stderr.strip()[:200]}")
+    return done.stdout
+
+
+def git_dir(root: Path) -> Path:
+    return Path(_git(root, "rev-parse", "--absolute-git-dir").strip())
+
+
+def head(root: Path) -> str | None:
+    done = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "--verify", "-q", "HEAD"],
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout.strip() or None
+
+
+def signatures(root: Path, shas: Iterable[str]) -> dict[str, Signature]:
+    """Good, bad or missing signature and signing key of each commit (one git call)."""
+    wanted = list(dict.fromkeys(shas))
+    if not wanted:
+        return {}
+    allowed = git_dir(root) / "talkbook" / "allowed_signers"
+    if not allowed.is_file():
+        atomic_write(allowed, b"", mode=0o644)  # git needs the file; U still means a good one
+    out = _git(
+        root,
+        "-c",
+        f"gpg.ssh.allowedSignersFile={allowed}",
+        "log",
+        "--no-walk=unsorted",
+        "--stdin",
+        "--format=%H %G? %GK",
+        stdin="\n".join(wanted) + "\n",
+    )
+    found: dict[str, Signature] = {}
+    for line in out.splitlines():
+        sha, status, *key = line.split(" ")
+        found[sha] = Signature(sha, status, key[0] if key else "")
+    return found
+
+
+def _objects(root: Path, specs: list[str]) -> dict[str, str]:
+    """Object ids of `commit:path` specs (one `git cat-file --batch-check` call)."""
+    if not specs:
+        return {}
+    out = _git(root, "cat-file", "--batch-check=%(objectname)", stdin="\n".join(specs) + "\n")
+    ids = {}
+    for spec, line in zip(specs, out.splitlines(), strict=False):
+        ids[spec] = MISSING if line.endswith(" missing") else line.strip()
+    return ids
+
+
+def _blob(root: Path, object_id: str) -> bytes:
+    return subprocess.run(
+        ["git", "-C", str(root), "cat-file", "blob", object_id], capture_output=True, check=True
+    ).stdout
+
+
+def signers(root: Path, shas: Iterable[str]) -> dict[str, str | None]:
+    """For each commit, the person whose key made its good signature, by the talkbook.toml in
+    force when it was made (its first parent's; the root's own); None for anyone else."""
+    wanted = list(dict.fromkeys(shas))
+    sigs = signatures(root, wanted)
+    ids = _objects(root, [f"{sha}{tail}:{CONFIG}" for sha in wanted for tail in ("^1", "")])
+    cache: dict[str, dict[str, Any]] = {}
+    found: dict[str, str | None] = {}
+    for sha in wanted:
+        sig = sigs.get(sha)
+        config_id = ids[f"{sha}^1:{CONFIG}"]
+        if config_id == MISSING:
+            config_id = ids[f"{sha}:{CONFIG}"]
+        if sig is None or not sig.good or config_id == MISSING:
+            found[sha] = None
+            continue
+        owners = key_owners(_config_of(root, config_id, cache))
+        found[sha] = owners.get(sig.key)
+    return found
+
+
+def key_owners(config: dict[str, Any]) -> dict[str, str]:
+    """Fingerprint → person id, for the people of a talkbook.toml who have not left."""
+    owners: dict[str, str] = {}
+    for pid, entry in (config.get("people") or {}).items():
+        if isinstance(entry, dict) and not entry.get("left"):
+            owners |= {fingerprint(str(k)): str(pid) for k in entry.get("keys") or ()}
+    owners.pop("", None)
+    return owners
+
+
+# --------------------------------------------------------------------------- the law's keys
+def custodian_keys(config: dict[str, Any]) -> set[str]:
+    """Fingerprints of the keys a talkbook.toml lists for its current custodians."""
+    keys = set()
+    for entry in (config.get("people") or {}).values():
+        roles = entry.get("roles") or () if isinstance(entry, dict) else ()
+        if "custodian" in roles and not entry.get("left"):
+            keys |= {fingerprint(str(k)) for k in entry.get("keys") or ()} - {""}
+    return keys
+
+
+def shared_key(config: dict[str, Any]) -> str | None:
+    """A key listed for two people, or None: a key belongs to one person."""
+    owner: dict[str, str] = {}
+    for pid, entry in (config.get("people") or {}).items():
+        keys = entry.get("keys") if isinstance(entry, dict) else None
+        for key in keys or ():
+            core = fingerprint(str(key)) or str(key).strip()
+            if owner.setdefault(core, pid) != pid:
+                return core
+    return None
+
+
+def _config_of(root: Path, object_id: str, cache: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    if object_id not in cache:
+        try:
+            cache[object_id] = tomllib.loads(_blob(root, object_id).decode("utf-8"))
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+            cache[object_id] = {}
+    return cache[object_id]
+
+
+# --------------------------------------------------------------------------- pinned state
+def _state_path(root: Path) -> Path:
+    return git_dir(root) / "talkbook" / "trust.json"
+
+
+def pinned(root: Path) -> dict[str, str]:
+    try:
+        state = json.loads(_state_path(root).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+def _save(root: Path, state: dict[str, str]) -> None:
+    atomic_write(_state_path(root), json.dumps(state).encode("utf-8"), mode=0o600)
+
+
+def pin(root: Path, sha: str) -> None:
+    """Trust this commit as the root of the chain (and nothing after it yet)."""
+    _save(root, {"root": sha, "verified": sha})
+
+
+# --------------------------------------------------------------------------- the chain
+def find_root(root: Path) -> str | None:
+    """The first commit signed by a custodian listed in its own talkbook.toml."""
+    commits = _git(root, "rev-list", "--reverse", "--topo-order", "HEAD", "--", CONFIG).split()
+    ids = _objects(root, [f"{c}:{CONFIG}" for c in commits])
+    sigs = signatures(root, commits)
+    cache: dict[str, dict[str, Any]] = {}
+    for sha in commits:
+        sig = sigs.get(sha)
+        config_id = ids[f"{sha}:{CONFIG}"]
+        if sig and sig.good and config_id != MISSING:  # noqa: SIM102
+            if sig.key in custodian_keys(_config_of(root, config_id, cache)):
+                return sha
+    return None
+
+
+def _parents(root: Path, since: str) -> list[tuple[str, list[str]]]:
+    out = _git(root, "rev-list", "--reverse", "--topo-order", "--parents", f"{since}..HEAD")
+    return [(line.split()[0], line.split()[1:]) for line in out.splitlines()]
+
+
+def check_chain(root: Path, since: str) -> str | None:
+    """Why the commits after `since` (a verified commit) break the chain; None when they hold."""
+    commits = _parents(root, since)
+    everyone = {sha for sha, parents in commits for sha in (sha, *parents)}
+    ids = _objects(root, [f"{sha}:{path}" for sha in everyone for path in LAW])
+    law = {sha: tuple(ids[f"{sha}:{path}"] for path in LAW) for sha in everyone}
+    changed = [
+        (sha, parents)
+        for sha, parents in commits
+        if any(law[sha][i] not in {law[p][i] for p in parents} for i in range(len(LAW)))
+    ]
+    sigs = signatures(root, [sha for sha, _ in changed])
+    cache: dict[str, dict[str, Any]] = {}
+    for sha, parents in changed:
+        what = " and ".join(p for i, p in enumerate(LAW) if law[sha][i] != law[parents[0]][i])
+        previous = _config_of(root, law[parents[0]][0], cache) if parents else {}
+        sig = sigs.get(sha)
+        if sig is None or not sig.good:
+            return f"commit {sha[:12]} changes {what or 'the law'} without a good signature"
+        if sig.key not in custodian_keys(previous):
+            return f"commit {sha[:12]} changes {what or 'the law'}, signed by no custodian"
+        if law[sha][0] != MISSING and (key := shared_key(_config_of(root, law[sha][0], cache))):
+            return f"commit {sha[:12]} lists key {key} for two people"
+    return None
+
+
+def ensure(root: Path, notice: Callable[[str], None] | None = None) -> None:
+    """Verify the chain from the last verified commit up to HEAD; pin the root on first use.
+
+    Raises TrustError when it breaks. A workspace with nobody in it yet has no chain to check.
+    """
+    tip = head(root)
+    if tip is None:
+        return
+    state = pinned(root)
+    if not state.get("root"):
+        candidate = find_root(root)
+        if candidate is None:
+            _refuse_without_root(root, tip)
+            return
+        pin(root, candidate)
+        state = pinned(root)
+        if notice:
+            notice(f"trusting root {candidate} on first use (compare: `talkbook setup`)")
+    verified = state.get("verified") or state["root"]
+    if verified == tip:
+        return
+    if not _is_ancestor(root, state["root"], tip):
+        raise TrustError(f"HEAD does not descend from the pinned root {state['root'][:12]}")
+    since = verified if _is_ancestor(root, verified, tip) else state["root"]
+    if problem := check_chain(root, since):
+        raise TrustError(f"chain of custody broken: {problem}; nothing was written")
+    _save(root, {"root": state["root"], "verified": tip})
+    config_id = _objects(root, [f"{tip}:{CONFIG}"])[f"{tip}:{CONFIG}"]
+    if config_id != MISSING:  # git's own signature checks follow the verified people
+        write_allowed_signers(root, _config_of(root, config_id, {}))
+
+
+def _refuse_without_root(root: Path, tip: str) -> None:
+    """People are listed but no custodian ever signed: a workspace from before signing."""
+    config_id = _objects(root, [f"{tip}:{CONFIG}"]).get(f"{tip}:{CONFIG}", MISSING)
+    if config_id != MISSING and (_config_of(root, config_id, {}).get("people") or {}):
+        raise TrustError(
+            "no custodian has signed this workspace yet: a custodian runs `talkbook migrate`"
+        )
+
+
+def _is_ancestor(root: Path, older: str, newer: str) -> bool:
+    done = subprocess.run(
+        ["git", "-C", str(root), "merge-base", "--is-ancestor", older, newer],
+        capture_output=True,
+    )
+    return done.returncode == 0
+
+
+def setup_root(root: Path, given: str | None, confirm: Callable[[str], bool]) -> str | None:
+    """`talkbook setup [--trust ID]`: the pinned root, pinning it now if this clone has none.
+
+    With `given`, the candidate must be that commit (a full id or a prefix of 7+ characters);
+    without it, `confirm` is asked. None when nobody has signed the workspace yet.
+    """
+    if root_sha := pinned(root).get("root"):
+        if given and not root_sha.startswith(given.lower()):
+            raise TrustError(f"this clone already trusts root {root_sha}, not {given}")
+        return root_sha
+    candidate = find_root(root)
+    if candidate is None:
+        return None
+    if given:
+        if len(given) < 7 or not candidate.startswith(given.lower()):
+            raise TrustError(f"the workspace's root is {candidate}, not {given}; not trusted")
+    elif not confirm(candidate):
+        raise TrustError("root not trusted; nothing was changed")
+    pin(root, candidate)
+    return candidate
+
+
+def write_allowed_signers(root: Path, config: dict[str, Any]) -> Path:
+    """`.git/talkbook/allowed_signers` for `git log --show-signature` and `%G?`."""
+    path = git_dir(root) / "talkbook" / "allowed_signers"
+    atomic_write(path, allowed_signers(config).encode("utf-8"), mode=0o644)
+    return path
+
+
+def configure_signing(root: Path, config: dict[str, Any]) -> Path:
+    """git checks SSH signatures against the people of talkbook.toml (any clone, after setup)."""
+    from talkbook import gittrail
+
+    path = write_allowed_signers(root, config)
+    gittrail.configure(root, {"gpg.format": "ssh", "gpg.ssh.allowedSignersFile": str(path)})
+    return path
+
+
+def allowed_signers(config: dict[str, Any]) -> str:
+    """git's allowed-signers file for a talkbook.toml: `<person-id> namespaces="git" <key>`."""
+    lines = []
+    for pid, entry in sorted((config.get("people") or {}).items()):
+        for key in (entry.get("keys") or ()) if isinstance(entry, dict) else ():
+            if str(key).startswith("ssh-"):
+                core = " ".join(str(key).split()[:2])
+                lines.append(f'{pid} namespaces="git" {core}')
+    return "\n".join(lines) + ("\n" if lines else "")
