@@ -26,8 +26,11 @@ def dated(clock: Clock) -> None:
 
 
 def git(ws: Setup, *args: str, person: str | None = None) -> None:
-    """A hand-made commit, as someone with a text editor and git would make it."""
+    """A hand-made commit, as someone with a text editor and git would make it: signed with
+    `person`'s own key (their key, their act) when one is named."""
     env = None
+    if person and args[0] in ("commit", "revert"):
+        args = ("-c", "gpg.format=ssh", "-c", f"user.signingkey={ws.keys[person]}", *args, "-S")
     if person:
         address = f"{person.lower()}@talkbook.invalid"
         env = {
@@ -107,7 +110,8 @@ def test_a_forged_approval_is_found(workspace: Setup, cadre: str) -> None:
     result, lines = audited(workspace)
     assert result.exit_code == 1
     assert lines == [
-        f"{lines[0][:7]} {rel}: decisions: approved by P-02 was committed by p-03@talkbook.invalid"
+        f"{lines[0][:7]} {rel}: decisions: approved by P-02 was not signed by them "
+        "(p-03@talkbook.invalid)"
     ]
 
 
@@ -151,7 +155,30 @@ def test_changes_by_someone_who_is_not_a_person_are_found(workspace: Setup, cadr
     result, lines = audited(workspace)
     assert result.exit_code == 1
     assert [line.split(" ", 1)[1] for line in lines] == [
-        "talks/README.md: changed by tester@example.invalid, not a person"
+        "talks/README.md: changed by tester@example.invalid, not signed by a person of the "
+        "workspace"
+    ]
+
+
+def test_an_author_name_does_not_make_a_signature(workspace: Setup, cadre: str) -> None:
+    """The speaker commits under the approver's name and address, signed with their own key."""
+    readme = workspace.path("talks/README.md")
+    readme.write_text(readme.read_text(encoding="utf-8") + "\n说明。\n", encoding="utf-8")
+    env = {"GIT_AUTHOR_NAME": "陈建国", "GIT_AUTHOR_EMAIL": "p-02@talkbook.invalid"}
+    signing = ["-c", "gpg.format=ssh", "-c", f"user.signingkey={workspace.keys['P-03']}"]
+    subprocess.run(
+        ["git", "-C", str(workspace.root), *signing, "commit", "-S", "--no-verify", "-qam", "x"],
+        check=True, capture_output=True, env={**os.environ, **env},
+    )  # fmt: skip
+    unsigned = workspace.path("cadres/README.md")
+    unsigned.write_text(unsigned.read_text(encoding="utf-8") + "\n说明。\n", encoding="utf-8")
+    git(workspace, "commit", "--no-verify", "-qam", "y")
+    result, lines = audited(workspace)
+    assert result.exit_code == 1
+    assert [line.split(" ", 1)[1] for line in lines] == [
+        "(commit): signed by P-03 but authored as p-02@talkbook.invalid",
+        "cadres/README.md: changed by tester@example.invalid, not signed by a person of the "
+        "workspace",
     ]
 
 
@@ -374,5 +401,4 @@ def test_settings_broken_by_hand_are_a_finding_not_a_crash(workspace: Setup, cad
     assert result.exit_code == 1
     assert lines_after(lines) == [
         "talkbook.toml: not readable settings (malformed TOML?): nobody counts as a person",
-        "talkbook.toml: changed by p-01@talkbook.invalid, not a person",
     ]

@@ -116,6 +116,9 @@ def test_a_new_key_on_a_custodian_breaks_the_chain(
     assert one_error(workspace.as_("P-01", "cadre", "new", "--from", profile)) == message
     assert state(workspace.root) == before
     assert run("-w", workspace.root, "-i", spare, "cat", cadre).exit_code == 2
+    audit = workspace.as_("P-01", "audit")
+    assert audit.exit_code == 1
+    assert f"{sha[:7]} talkbook.toml: signed by P-03, who is not a custodian" in audit.stdout
 
 
 def test_a_key_on_the_approver_does_not_let_the_speaker_approve(

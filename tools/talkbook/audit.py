@@ -8,8 +8,13 @@ decrypted once, so the work grows with the number of file versions, never commit
 First the profiles: every version the auditor can decrypt, at any time in history, gives a cadre
 name to look for. Then each commit goes through COMMIT_CHECKS in turn:
 
-- **authors**: a change under cadres/, talks/ or templates/, or to talkbook.toml, is made by a
-  person whom that commit's talkbook.toml lists (the commit creating talkbook.toml excepted).
+- **signatures**: who made a commit is who signed it, never its author field. Every commit but
+  the one creating talkbook.toml carries a good SSH signature by a key that the talkbook.toml in
+  force before it lists for a person (trust.signers), and that person is the commit's author.
+  A change to talkbook.toml or templates/ or to a profile is signed by a custodian; a new record
+  by its recorder; a confirmation by the record's speaker, its recorder or a custodian.
+- **authors**: a change under cadres/, talks/ or templates/, or to talkbook.toml, is signed by a
+  person of the workspace (the commit creating talkbook.toml excepted).
 - **regular files**: a symlink (git mode 120000) or submodule (160000), anywhere, is a finding.
 - **cadre names**: a cadre's name in any path, in any commit message, or in the content of any
   file that is not an age file is a finding. The finding says "a cadre's name (C-…)" with the
@@ -41,7 +46,8 @@ trail is not followed; the summary counts such versions. Plaintext hidden in an 
 behind a valid header shows only to a reader (the file fails to decrypt). A merge is read
 against its first parent, and a blob is judged once per path.
 
-The commit signatures (DESIGN.md, "Every act signed") are one more check in COMMIT_CHECKS.
+The trail checks name the signer as the one who committed an entry: a decision or addendum
+typed in by anyone else, whatever author name they used, is a finding.
 """
 
 from __future__ import annotations
@@ -56,7 +62,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from talkbook import gittrail
+from talkbook import gittrail, trust
 from talkbook.app import App
 from talkbook.crosscheck import plaintext_findings
 from talkbook.crypto.agefile import HYBRID_TYPE, PASSPHRASE_TYPE, RECIPIENT_TYPES, Header
@@ -202,7 +208,7 @@ class Step:
 
     commit: gittrail.LoggedCommit
     law: Law  # the talkbook.toml this commit leaves
-    author: Person | None
+    author: Person | None  # the person whose key signed it (never the author field's claim)
     initializing: bool  # the commit that creates talkbook.toml
     files: list[Version]
 
@@ -233,6 +239,7 @@ class Auditor:
 
     def run(self) -> AuditReport:
         commits = gittrail.history(self.root)
+        self.signers = trust.signers(self.root, [commit.sha for commit in commits])
         self.learn_names(commits)
         config: str | None = None
         for commit in commits:
@@ -244,7 +251,10 @@ class Auditor:
             law = self.law(config)
             files = [self.version(change) for change in commit.changes]
             initializing = before is None and config is not None
-            step = Step(commit, law, law.by_address.get(commit.email), initializing, files)
+            signer = self.signers.get(commit.sha)
+            people = self.law(before).people or law.people  # the founder is in their own
+            author = people.get(signer) if signer else None
+            step = Step(commit, law, author, initializing, files)
             if not law.parsed and config != before:
                 problem = "not readable settings (malformed TOML?): nobody counts as a person"
                 self.report.findings.append(AuditFinding(commit.sha, CONFIG_NAME, problem))
@@ -319,7 +329,43 @@ def check_authors(audit: Auditor, step: Step) -> Iterator[AuditFinding]:
         return
     for version in step.files:
         if version.path.startswith(PEOPLES_PATHS):
-            yield step.finding(version, f"changed by {step.commit.email}, not a person")
+            yield step.finding(
+                version, f"changed by {step.commit.email}, not signed by a person of the workspace"
+            )
+
+
+def check_signatures(audit: Auditor, step: Step) -> Iterator[AuditFinding]:
+    """Every commit signed, by the person it claims, holding the role its change needs."""
+    if step.initializing:
+        return
+    signer = step.author
+    if signer is None:
+        if not any(v.path.startswith(PEOPLES_PATHS) for v in step.files):
+            yield step.finding(
+                None, f"not signed by a person of the workspace ({step.commit.email})"
+            )
+        return
+    if signer.address != step.commit.email:
+        yield step.finding(None, f"signed by {signer.id} but authored as {step.commit.email}")
+    for version in step.files:
+        if (needs := _role_needed(version, signer)) is not None:
+            yield step.finding(version, f"signed by {signer.id}, who is not {needs}")
+
+
+def _role_needed(version: Version, signer: Person) -> str | None:
+    """The role a signer lacks for this change, or None when they may make it."""
+    path = version.path
+    if path == CONFIG_NAME or path.startswith(("templates/", "cadres/")):
+        return None if signer.has_role("custodian") else "a custodian"
+    doc = version.doc
+    if not path.endswith("/record.md.age") or doc is None or doc is BROKEN or version.deleted:
+        return None
+    if not version.fresh:
+        return None
+    meta = doc.meta
+    if signer.has_role("custodian") or signer.id in (meta.get("speaker"), meta.get("recorder")):
+        return None
+    return "this record's speaker, its recorder or a custodian"
 
 
 def check_regular_files(audit: Auditor, step: Step) -> Iterator[AuditFinding]:
@@ -408,9 +454,9 @@ def check_trails(audit: Auditor, step: Step) -> Iterator[AuditFinding]:
             yield from _confirmed_findings(audit, step, version, before, version.doc)
 
 
-# The checks every commit goes through, in order. Signature verification (DESIGN.md, "Every act
-# signed") belongs here as one more CommitCheck.
+# The checks every commit goes through, in order.
 COMMIT_CHECKS: list[CommitCheck] = [
+    check_signatures,
     check_authors,
     check_regular_files,
     check_names,
@@ -437,7 +483,7 @@ def _trail_findings(
         what = entry.get("decision", "addendum") if isinstance(entry, dict) else "entry"
         what = what if what in DECISIONS or what == "addendum" else "entry"
         yield step.finding(
-            version, f"{trail}: {what} by {who} was committed by {step.commit.email}"
+            version, f"{trail}: {what} by {who} was not signed by them ({step.commit.email})"
         )
 
 

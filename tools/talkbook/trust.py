@@ -122,7 +122,8 @@ def _blob(root: Path, object_id: str) -> bytes:
 
 def signers(root: Path, shas: Iterable[str]) -> dict[str, str | None]:
     """For each commit, the person whose key made its good signature, by the talkbook.toml in
-    force when it was made (its first parent's; the root's own); None for anyone else."""
+    force when it was made (its first parent's; the founding commit's own, when nobody was
+    listed before it); None for anyone else."""
     wanted = list(dict.fromkeys(shas))
     sigs = signatures(root, wanted)
     ids = _objects(root, [f"{sha}{tail}:{CONFIG}" for sha in wanted for tail in ("^1", "")])
@@ -130,14 +131,11 @@ def signers(root: Path, shas: Iterable[str]) -> dict[str, str | None]:
     found: dict[str, str | None] = {}
     for sha in wanted:
         sig = sigs.get(sha)
-        config_id = ids[f"{sha}^1:{CONFIG}"]
-        if config_id == MISSING:
-            config_id = ids[f"{sha}:{CONFIG}"]
-        if sig is None or not sig.good or config_id == MISSING:
-            found[sha] = None
-            continue
-        owners = key_owners(_config_of(root, config_id, cache))
-        found[sha] = owners.get(sig.key)
+        before, own = ids[f"{sha}^1:{CONFIG}"], ids[f"{sha}:{CONFIG}"]
+        config = _config_of(root, before, cache) if before != MISSING else {}
+        if not config.get("people") and own != MISSING:
+            config = _config_of(root, own, cache)  # the founding commit: nobody before it
+        found[sha] = key_owners(config).get(sig.key) if sig is not None and sig.good else None
     return found
 
 
