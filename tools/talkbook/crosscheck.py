@@ -97,15 +97,6 @@ def _not_regular(rel: str, why: str) -> Finding:
     return Finding(rel, 1, "(file)", UnsafePath(rel, why).reason)
 
 
-def staged_entries(root: Path) -> list[tuple[str, str]]:
-    """(git mode, path) of everything staged: added, changed, or changed in type."""
-    repo = gittrail._repo(root)
-    # --raw shows the new mode, so a staged symlink (120000) is seen; -z: paths as they are
-    out = repo.git.diff("--cached", "--raw", "-z", "--no-renames", "--diff-filter=ACMT")
-    fields = [f for f in out.split("\0") if f]
-    return [(fields[i].split()[1], fields[i + 1]) for i in range(0, len(fields) - 1, 2)]
-
-
 def config_findings(ws: Workspace) -> list[Finding]:
     from jsonschema import Draft202012Validator
 
@@ -312,7 +303,7 @@ def validate(app, paths: list[str] | None = None, staged: bool = False) -> Repor
     catalog = Catalog()
     if staged:
         candidates = []
-        for mode, rel in staged_entries(ws.root):
+        for mode, rel in gittrail.staged_entries(ws.root):
             if mode in NOT_REGULAR and regular_only(rel):
                 report.findings.append(_not_regular(rel, NOT_REGULAR[mode]))
             elif mode not in NOT_REGULAR:

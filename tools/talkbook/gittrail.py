@@ -184,49 +184,6 @@ def blob_at(root: Path, sha: str, rel_path: str) -> bytes | None:
         return None  # removed in that commit
 
 
-@dataclass(frozen=True)
-class Commit:
-    sha: str
-    name: str
-    email: str
-    message: str
-    changes: tuple[tuple[str, str], ...]  # (A|M|D, path)
-
-
-def commits_with_changes(root: Path) -> list[Commit]:
-    """Every commit, oldest first, with the paths it added, changed or deleted (one git call)."""
-    repo = _repo(root)
-    if not repo.head.is_valid():
-        return []
-    out = repo.git.log(
-        "--reverse", "--format=%x1e%H%x1f%an%x1f%ae%x1f%s", "--name-status", "--no-renames", "-z"
-    )
-    commits: list[Commit] = []
-    for block in out.split("\x1e")[1:]:  # -z: NUL after the header and after every field
-        head, _, rest = block.partition("\0")
-        sha, name, email, message = head.split("\x1f")
-        fields = [f for f in rest.lstrip("\n").split("\0") if f.strip("\n")]
-        changes = tuple((fields[i][:1], fields[i + 1]) for i in range(0, len(fields) - 1, 2))
-        commits.append(Commit(sha, name, email, message, changes))
-    return commits
-
-
-def revisions_by_path(root: Path, pathspec: str) -> dict[str, list[str]]:
-    """For every path under pathspec, the shas of the commits that changed it, oldest first."""
-    repo = _repo(root)
-    if not repo.head.is_valid():
-        return {}
-    out = repo.git.log("--reverse", "--format=@%H", "--name-only", "--no-renames", "--", pathspec)
-    found: dict[str, list[str]] = {}
-    sha = ""
-    for line in out.splitlines():
-        if line.startswith("@"):
-            sha = line[1:]
-        elif line:
-            found.setdefault(line, []).append(sha)
-    return found
-
-
 def last_commits(root: Path) -> dict[str, str]:
     """For every tracked path, the sha of the last commit that changed it (one git call)."""
     repo = _repo(root)
@@ -243,11 +200,13 @@ def last_commits(root: Path) -> dict[str, str]:
     return latest
 
 
-def staged_paths(root: Path) -> list[str]:
+def staged_entries(root: Path) -> list[tuple[str, str]]:
+    """(git mode, path) of everything staged: added, changed, or changed in type."""
     repo = _repo(root)
-    # -z: paths as they are; without it git quotes non-ASCII names ("\350\256…")
-    out = repo.git.diff("--cached", "--name-only", "-z", "--diff-filter=ACMR")
-    return [path for path in out.split("\0") if path]
+    # --raw shows the new mode, so a staged symlink (120000) is seen; -z: paths as they are
+    out = repo.git.diff("--cached", "--raw", "-z", "--no-renames", "--diff-filter=ACMT")
+    fields = [f for f in out.split("\0") if f]
+    return [(fields[i].split()[1], fields[i + 1]) for i in range(0, len(fields) - 1, 2)]
 
 
 def staged_blob(root: Path, rel_path: str) -> bytes:
