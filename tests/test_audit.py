@@ -401,4 +401,5 @@ def test_settings_broken_by_hand_are_a_finding_not_a_crash(workspace: Setup, cad
     assert result.exit_code == 1
     assert lines_after(lines) == [
         "talkbook.toml: not readable settings (malformed TOML?): nobody counts as a person",
+        "talkbook.toml: changed by p-01@talkbook.invalid, not signed by a person of the workspace",
     ]

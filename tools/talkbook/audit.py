@@ -252,7 +252,9 @@ class Auditor:
             files = [self.version(change) for change in commit.changes]
             initializing = before is None and config is not None
             signer = self.signers.get(commit.sha)
-            people = self.law(before).people or law.people  # the founder is in their own
+            prior = self.law(before)
+            # the founder is in their own talkbook.toml; a broken one founds nothing
+            people = prior.people if prior.people or not prior.parsed else law.people
             author = people.get(signer) if signer else None
             step = Step(commit, law, author, initializing, files)
             if not law.parsed and config != before:

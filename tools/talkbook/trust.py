@@ -33,6 +33,7 @@ from talkbook.fsutil import atomic_write
 CONFIG = "talkbook.toml"
 LAW = (CONFIG, "templates")
 MISSING = "-"  # the object id of a law path a commit does not have
+UNREADABLE = "\0unreadable"  # marks a talkbook.toml of history that does not parse
 
 
 class TrustError(TalkbookError):
@@ -133,7 +134,7 @@ def signers(root: Path, shas: Iterable[str]) -> dict[str, str | None]:
         sig = sigs.get(sha)
         before, own = ids[f"{sha}^1:{CONFIG}"], ids[f"{sha}:{CONFIG}"]
         config = _config_of(root, before, cache) if before != MISSING else {}
-        if not config.get("people") and own != MISSING:
+        if not config.get("people") and not config.get(UNREADABLE) and own != MISSING:
             config = _config_of(root, own, cache)  # the founding commit: nobody before it
         found[sha] = key_owners(config).get(sig.key) if sig is not None and sig.good else None
     return found
@@ -177,7 +178,7 @@ def _config_of(root: Path, object_id: str, cache: dict[str, dict[str, Any]]) -> 
         try:
             cache[object_id] = tomllib.loads(_blob(root, object_id).decode("utf-8"))
         except (UnicodeDecodeError, tomllib.TOMLDecodeError):
-            cache[object_id] = {}
+            cache[object_id] = {UNREADABLE: True}  # lists nobody, and is no founding state
     return cache[object_id]
 
 
