@@ -262,3 +262,19 @@ def test_migrate_a_workspace_from_before_signing(tmp_path: Path, keydir: Path, p
     assert people["P-01"]["keys"] == [old_public, new_public]
     ok(run("-w", root, "-i", new, "cadre", "new", "--from", profile))
     assert git_log(root, "-2", "--format=%G?").split() == ["G", "G"]
+
+
+def test_signature_verdicts_are_kept_per_commit(workspace: Setup, monkeypatch) -> None:
+    """A commit never changes: git is asked once about each, then the kept verdict is used."""
+    from talkbook import trust
+
+    shas = git_log(workspace.root, "--format=%H").split()
+    first = trust.signatures(workspace.root, shas)
+    assert all(sig.good for sig in first.values())
+
+    def never(root, missing):
+        raise AssertionError(f"asked git again about {missing}")
+
+    monkeypatch.setattr(trust, "_ask_git", never)
+    assert trust.signatures(workspace.root, shas) == first
+    assert set(trust.signers(workspace.root, shas[:1]).values()) == {"P-01"}

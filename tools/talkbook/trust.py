@@ -80,10 +80,37 @@ def head(root: Path) -> str | None:
 
 
 def signatures(root: Path, shas: Iterable[str]) -> dict[str, Signature]:
-    """Good, bad or missing signature and signing key of each commit (one git call)."""
+    """Good, bad or missing signature and signing key of each commit.
+
+    A commit never changes, so neither does what its signature says: results are kept in
+    `.git/talkbook/signatures.json` and git (which runs ssh-keygen once per commit) is asked only
+    about commits not seen before, in one call.
+    """
     wanted = list(dict.fromkeys(shas))
-    if not wanted:
+    cache_path = git_dir(root) / "talkbook" / "signatures.json"
+    known = _read_json(cache_path)
+    missing = [sha for sha in wanted if sha not in known]
+    if missing:
+        fresh = _ask_git(root, missing)
+        known |= {sha: f"{sig.status} {sig.key}" for sha, sig in fresh.items() if sig.status != "E"}
+        atomic_write(cache_path, json.dumps(known).encode("utf-8"), mode=0o600)
+    found = {}
+    for sha in wanted:
+        status, _, key = str(known.get(sha, "E ")).partition(" ")
+        found[sha] = Signature(sha, status, key)
+    return found
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _ask_git(root: Path, shas: list[str]) -> dict[str, Signature]:
+    """git's own verdict on each commit's SSH signature (%G?) and its key (%GK): one call."""
     allowed = git_dir(root) / "talkbook" / "allowed_signers"
     if not allowed.is_file():
         atomic_write(allowed, b"", mode=0o644)  # git needs the file; U still means a good one
@@ -95,7 +122,7 @@ def signatures(root: Path, shas: Iterable[str]) -> dict[str, Signature]:
         "--no-walk=unsorted",
         "--stdin",
         "--format=%H %G? %GK",
-        stdin="\n".join(wanted) + "\n",
+        stdin="\n".join(shas) + "\n",
     )
     found: dict[str, Signature] = {}
     for line in out.splitlines():
@@ -188,11 +215,7 @@ def _state_path(root: Path) -> Path:
 
 
 def pinned(root: Path) -> dict[str, str]:
-    try:
-        state = json.loads(_state_path(root).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return state if isinstance(state, dict) else {}
+    return _read_json(_state_path(root))
 
 
 def _save(root: Path, state: dict[str, str]) -> None:
