@@ -80,6 +80,7 @@ def test_three_staff_authors_and_a_history_of_months(built):
     assert {"周慧敏", "郑柏川", "柯晓燕"} <= authors
     days = sorted(set(git_log(root, "--format=%ad", "--date=short").split()))
     assert days[0] < "2026-06-01" and days[-1] <= "2026-11-16"  # up to the demo's today
+    assert set(git_log(root, "--format=%G?").split()) == {"G"}  # every act signed
 
 
 def test_all_three_methods_a_rejection_and_a_continuation(built):

@@ -503,8 +503,8 @@ def usage_text(demo: Demo) -> str:
 def sections(demo: Demo) -> Iterator[tuple[str, str]]:
     """(heading, text) for each part of the tour; raises when a guarantee does not hold."""
     yield "keys and how to use them", usage_text(demo)
-    log = _git(demo.root, "log", "-n", "15", "--format=%h %an %ad %s", "--date=short")
-    yield "git log (the latest 15 commits)", log.rstrip()
+    log = _git(demo.root, "log", "-n", "15", "--format=%h %G? %GS %an %ad %s", "--date=short")
+    yield "git log (the latest 15 commits; G = signed by the person named)", log.rstrip()
     talk = demo.showcase
     plan = talks_rel(demo, talk.id, "plan")
     env = _env(demo, demo.key(CUSTODIAN))
