@@ -130,12 +130,13 @@ def test_setup_in_a_fresh_clone(workspace: Setup, cadre: str, tmp_path: Path) ->
     result = run("-w", clone, "setup")
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[:3] == [
+    assert lines[:4] == [
         "configured diff.talkbook.textconv",
+        "configured merge.talkbook.driver",
         "configured hooks/pre-commit",
         "configured gpg.ssh.allowedSignersFile",
     ]
-    assert lines[3].startswith("root of trust: ") and len(lines) == 4
+    assert lines[4].startswith("root of trust: ") and len(lines) == 5
     assert git(clone, "config", "--get", "diff.talkbook.textconv").strip().endswith("textconv")
     assert hook.stat().st_mode & stat.S_IXUSR
     assert "validate --staged" in hook.read_text(encoding="utf-8")

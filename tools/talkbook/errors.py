@@ -74,3 +74,7 @@ class Findings(TalkbookError):
     """Not an error of the tool: validation/audit/due found something (exit 1)."""
 
     exit_code = 1
+
+
+class UnfinishedMerge(TalkbookError):
+    """A merge or rebase is unfinished in this clone: writes wait for it."""

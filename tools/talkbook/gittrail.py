@@ -23,6 +23,14 @@ if TYPE_CHECKING:
     from talkbook.crypto.signing import Signer
 
 HOOK_MARK = "# talkbook pre-commit hook"
+MERGE_ATTRIBUTE = "*.md.age merge=talkbook"
+UNFINISHED = {
+    "MERGE_HEAD": "merge",
+    "rebase-merge": "rebase",
+    "rebase-apply": "rebase",
+    "CHERRY_PICK_HEAD": "cherry-pick",
+    "REVERT_HEAD": "revert",
+}
 
 
 @dataclass(frozen=True)
@@ -75,6 +83,14 @@ def setup(root: Path) -> list[str]:
     with repo.config_writer() as config:
         config.set_value('diff "talkbook"', "textconv", f"{command} textconv")
         config.set_value('diff "talkbook"', "binary", "true")
+        config.set_value('merge "talkbook"', "name", "talkbook: merge encrypted documents")
+        config.set_value('merge "talkbook"', "driver", f"{command} merge-driver %O %A %B %P")
+    info = Path(repo.git_dir) / "info"
+    info.mkdir(exist_ok=True)
+    attributes = info / "attributes"
+    lines = attributes.read_text(encoding="utf-8").splitlines() if attributes.exists() else []
+    if MERGE_ATTRIBUTE not in lines:  # this clone merges with the driver, whatever is committed
+        attributes.write_text("\n".join([*lines, MERGE_ATTRIBUTE]) + "\n", encoding="utf-8")
     hooks = Path(repo.git_dir) / "hooks"
     hooks.mkdir(exist_ok=True)
     hook = hooks / "pre-commit"
@@ -86,7 +102,7 @@ def setup(root: Path) -> list[str]:
         encoding="utf-8",
     )
     hook.chmod(hook.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    return ["diff.talkbook.textconv", "hooks/pre-commit"]
+    return ["diff.talkbook.textconv", "merge.talkbook.driver", "hooks/pre-commit"]
 
 
 def configure(root: Path, values: dict[str, str]) -> None:
@@ -116,15 +132,7 @@ def commit(
     """
     repo = _repo(root)
     rel = [p.resolve().relative_to(root.resolve()).as_posix() for p in paths]
-    env = {
-        "GIT_AUTHOR_NAME": author.name,
-        "GIT_AUTHOR_EMAIL": author.email,
-        "GIT_COMMITTER_NAME": author.name,
-        "GIT_COMMITTER_EMAIL": author.email,
-    }
-    if fixed := os.environ.get("TALKBOOK_NOW"):  # the demo and tests set the clock; see App.now
-        stamp = dt.datetime.fromisoformat(fixed).strftime("%Y-%m-%dT%H:%M:%S")
-        env |= {"GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp}
+    env = _identity_env(author)
     options: list[str] = ["-c", "commit.gpgsign=false"]
     if signer is not None:
         options, signing_env = signer.git_options()
@@ -168,7 +176,8 @@ def revisions(root: Path, rel_path: str) -> list[Revision]:
     if not repo.head.is_valid():
         return []
     fmt = "%H%x1f%an%x1f%ae%x1f%aI%x1f%s"
-    out = repo.git.log("--format=" + fmt, "--reverse", "--", rel_path)
+    # --full-history: a change that reached the file through a merge is part of its story too
+    out = repo.git.log("--format=" + fmt, "--reverse", "--full-history", "--", rel_path)
     revs = []
     for line in out.splitlines():
         sha, name, email, when, message = line.split("\x1f")
@@ -295,3 +304,94 @@ def blob_id(data: bytes, like: str) -> str:
 
     digest = hashlib.sha1 if len(like) == 40 else hashlib.sha256
     return digest(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+# -- several officers: merge state, fetch, merge, push --------------------------------------------
+def unfinished(root: Path) -> str | None:
+    """The git operation left unfinished in this clone (merge, rebase, …), or None."""
+    git_dir = Path(_repo(root).git_dir)
+    return next((what for name, what in UNFINISHED.items() if (git_dir / name).exists()), None)
+
+
+def unmerged_stages(root: Path, rel_path: str) -> dict[int, str]:
+    """Blob ids of the stages of an unmerged path: 1 base, 2 ours, 3 theirs."""
+    out = _repo(root).git.ls_files("-u", "-z", "--", rel_path)
+    stages = {}
+    for entry in filter(None, out.split("\0")):
+        info, _, _path = entry.partition("\t")
+        _mode, blob, stage = info.split()
+        stages[int(stage)] = blob
+    return stages
+
+
+def unmerged_paths(root: Path) -> list[str]:
+    out = _repo(root).git.diff("--name-only", "--diff-filter=U", "-z")
+    return sorted(set(filter(None, out.split("\0"))))
+
+
+def stage(root: Path, rel_paths: list[str]) -> None:
+    _repo(root).git.add("--", *rel_paths)
+
+
+def fetch(root: Path, remote: str) -> str | None:
+    """Fetch `remote`; the upstream ref of the current branch there, or None if it has none."""
+    repo = _repo(root)
+    try:
+        repo.git.fetch("--quiet", remote)
+    except Exception as exc:  # git.GitCommandError
+        raise TalkbookError(f"git fetch {remote} failed: {_first_line(exc)}") from None
+    branch = repo.active_branch.name
+    ref = f"refs/remotes/{remote}/{branch}"
+    try:
+        repo.git.rev_parse("--verify", "-q", ref)
+    except Exception:
+        return None
+    return ref
+
+
+def merge(root: Path, upstream: str, author: Author, signer: Signer) -> bool:
+    """Merge `upstream` into HEAD with the merge driver, signed; False when conflicts remain."""
+    options, env = signer.git_options()
+    env |= _identity_env(author)
+    try:
+        _run_git(root, [*options, "merge", "--no-edit", "-S", upstream], env)
+    except TalkbookError:
+        if unfinished(root) == "merge":
+            return False
+        raise
+    return True
+
+
+def commit_merge(root: Path, author: Author, signer: Signer) -> None:
+    """Conclude a merge whose conflicts were resolved: one signed commit."""
+    options, env = signer.git_options()
+    env |= _identity_env(author)
+    try:
+        _run_git(root, [*options, "commit", "--no-edit", "--no-verify", "-S"], env)
+    except TalkbookError as exc:
+        raise TalkbookError(f"git commit failed: {str(exc).splitlines()[0]}") from None
+
+
+def push(root: Path, remote: str) -> bool:
+    """Push the current branch; False when the remote moved on (fetch and merge again)."""
+    branch = _repo(root).active_branch.name
+    try:
+        _run_git(root, ["push", "--quiet", remote, f"HEAD:refs/heads/{branch}"], {})
+    except TalkbookError as exc:
+        if "rejected" in str(exc) or "fetch first" in str(exc) or "non-fast-forward" in str(exc):
+            return False
+        raise TalkbookError(f"git push {remote} failed: {str(exc).splitlines()[0]}") from None
+    return True
+
+
+def _identity_env(author: Author) -> dict[str, str]:
+    env = {
+        "GIT_AUTHOR_NAME": author.name,
+        "GIT_AUTHOR_EMAIL": author.email,
+        "GIT_COMMITTER_NAME": author.name,
+        "GIT_COMMITTER_EMAIL": author.email,
+    }
+    if fixed := os.environ.get("TALKBOOK_NOW"):  # the demo and tests set the clock; see App.now
+        stamp = dt.datetime.fromisoformat(fixed).strftime("%Y-%m-%dT%H:%M:%S")
+        env |= {"GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp}
+    return env

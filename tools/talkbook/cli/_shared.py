@@ -74,7 +74,9 @@ class TalkbookGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            _say_if_mid_merge(ctx)
+            return result
         except TalkbookError as exc:
             if ctx.meta.get("debug"):
                 raise
@@ -96,6 +98,18 @@ class TalkbookGroup(click.Group):
                 raise
             click.echo(f"talkbook: unexpected {type(exc).__name__}; rerun with --debug", err=True)
             ctx.exit(2)
+
+
+def _say_if_mid_merge(ctx: click.Context) -> None:
+    """What was read may be one side of an unfinished merge: say so, once, on stderr."""
+    from talkbook import gittrail
+
+    app = ctx.obj
+    workspace = getattr(app, "_workspace", None)
+    if workspace is not None and (what := gittrail.unfinished(workspace.root)):
+        click.echo(
+            f"talkbook: note: the workspace is mid-{what}; finish it (`talkbook sync`)", err=True
+        )
 
 
 @click.group(cls=TalkbookGroup, context_settings=CONTEXT)
