@@ -208,7 +208,7 @@ def test_a_forged_approval_is_not_recorded(workspace: Setup, cadre: str) -> None
     message = one_error(workspace.as_("P-03", "record", talk_id, "--from", "-", input="---\n---\n"))
     assert message == (
         f"talkbook: {talk_id}: its approval is not verified (no commit signed by its approver "
-        "brought it); nothing was recorded"
+        "brought it, or the plan changed since); nothing was recorded"
     )
     assert state(workspace.root) == before
     story = ok(workspace.as_("P-01", "history", talk_id)).stdout.splitlines()
@@ -222,7 +222,7 @@ def test_setup_pins_the_root_in_a_fresh_clone(workspace: Setup, cadre: str, tmp_
     subprocess.run(["git", "clone", "-q", str(workspace.root), str(clone)], check=True)
     root_sha = git_log(workspace.root, "--reverse", "--format=%H").split()[1]  # P-01's person add
     wrong = one_error(run("-w", clone, "setup", "--trust", "0123456789ab"))
-    assert wrong == f"talkbook: the workspace's root is {root_sha}, not 0123456789ab; not trusted"
+    assert wrong == "talkbook: 0123456789ab is not a root of this workspace's history; not trusted"
     done = ok(run("-w", clone, "setup", "--trust", root_sha[:12]))
     assert done.stdout.splitlines()[-1] == f"root of trust: {root_sha}"
     assert set(git_log(clone, "--format=%G?").split()) == {"G"}
@@ -278,3 +278,107 @@ def test_signature_verdicts_are_kept_per_commit(workspace: Setup, monkeypatch) -
     monkeypatch.setattr(trust, "_ask_git", never)
     assert trust.signatures(workspace.root, shas) == first
     assert set(trust.signers(workspace.root, shas[:1]).values()) == {"P-01"}
+
+
+# -- found by an attacker's pass: merges, fresh clones, readers, rekey ------------------------
+def merge_as_speaker(ws: Setup, *parents: str) -> str:
+    """A merge commit made with plain git: the index's tree, these parents, the speaker's key."""
+    import os
+
+    tree = git(ws.root, "write-tree").strip()
+    env = {**os.environ, "GIT_AUTHOR_NAME": "李明", "GIT_AUTHOR_EMAIL": "p-03@talkbook.invalid"}
+    signing = ["-c", "gpg.format=ssh", "-c", f"user.signingkey={ws.keys['P-03']}"]
+    args = [a for p in parents for a in ("-p", p)]
+    done = subprocess.run(
+        ["git", "-C", str(ws.root), *signing, "commit-tree", "-S", tree, *args, "-m", "Merge"],
+        capture_output=True, text=True, env=env, check=True,
+    )  # fmt: skip
+    sha = done.stdout.strip()
+    git(ws.root, "reset", "-q", "--hard", sha)
+    return sha
+
+
+def test_a_merge_cannot_bring_an_old_law_back(workspace: Setup, cadre: str, profile) -> None:
+    roles = ["--role", "speaker", "--role", "recorder"]
+    add = ["person", "add", "P-03", "--name", "李明", "--key", workspace.public["P-03"]]
+    ok(workspace.as_("P-01", *add, *roles, "--role", "custodian"))
+    old = git(workspace.root, "rev-parse", "HEAD").strip()
+    ok(workspace.as_("P-01", *add, *roles))
+    head = git(workspace.root, "rev-parse", "HEAD").strip()
+    git(workspace.root, "checkout", old, "--", "talkbook.toml")
+    for parents in ((old, head), (head, old)):
+        sha = merge_as_speaker(workspace, *parents)
+        message = one_error(workspace.as_("P-01", "cadre", "new", "--from", profile))
+        assert f"commit {sha[:12]} changes talkbook.toml" in message
+        git(workspace.root, "reset", "-q", "--hard", head)
+        git(workspace.root, "checkout", old, "--", "talkbook.toml")
+
+
+def test_a_second_founding_is_not_pinned_by_a_fresh_clone(
+    workspace: Setup, cadre: str, tmp_path: Path, profile
+) -> None:
+    first = git(workspace.root, "rev-list", "--max-parents=0", "HEAD").strip()
+    head = git(workspace.root, "rev-parse", "HEAD").strip()
+    real = workspace.path("talkbook.toml").read_text(encoding="utf-8")
+    git(workspace.root, "checkout", first, "--", "talkbook.toml")
+    merge_as_speaker(workspace, head, first)
+    config = tomlkit.parse(real)
+    config["people"]["P-03"]["roles"].append("custodian")
+    workspace.path("talkbook.toml").write_text(tomlkit.dumps(config), encoding="utf-8")
+    commit_as(workspace.root, "person P-03: updated", key=workspace.keys["P-03"])
+    clone = tmp_path / "fresh"
+    git(tmp_path, "clone", "-q", str(workspace.root), str(clone))
+    message = one_error(
+        run("-w", clone, "-i", workspace.keys["P-01"], "cadre", "new", "--from", profile)
+    )
+    assert "possible roots" in message and "setup --trust" in message
+    shallow = tmp_path / "shallow"
+    git(tmp_path, "clone", "-q", "--depth", "1", f"file://{workspace.root}", str(shallow))
+    refused = one_error(run("-w", shallow, "-i", workspace.keys["P-01"], "due"))
+    assert "shallow clone" in refused
+
+
+def test_readers_use_verified_settings_only(workspace: Setup, cadre: str) -> None:
+    ok(workspace.as_("P-01", "event", cadre, "post_change", "--date", "2025-01-05"))
+    config = tomlkit.parse(workspace.path("talkbook.toml").read_text(encoding="utf-8"))
+    config["occasions"]["post_change"]["deadline_days"] = 3000
+    workspace.path("talkbook.toml").write_text(tomlkit.dumps(config), encoding="utf-8")
+    sha = commit_as(workspace.root, "settings", key=workspace.keys["P-03"])
+    for args in (("due",), ("list", "talks"), ("person", "list")):
+        assert f"commit {sha[:12]}" in one_error(workspace.as_("P-01", *args))
+
+
+def test_rekey_is_signed_and_audit_stays_clean(workspace: Setup, cadre: str, keydir) -> None:
+    _, public = make_key(keydir, "P-05")
+    ok(workspace.as_("P-01", "person", "add", "P-05", "--name", "孙丽华", "--role", "custodian",
+                     "--key", public))  # fmt: skip
+    ok(workspace.as_("P-01", "rekey"))
+    assert git_log(workspace.root, "-1", "--format=%G? %s").startswith("G rekey: ")
+    assert ok(workspace.as_("P-01", "audit")).exit_code == 0
+
+
+@pytest.mark.parametrize("change", ["edited after approval", "cancelled, status typed back"])
+def test_record_needs_the_plan_that_was_approved(workspace: Setup, cadre: str, change) -> None:
+    talk = ok(workspace.as_("P-01", "plan", cadre, "--speaker", "P-03", "--at", "2026-01-10T09:30"))
+    talk_id = talk.stdout.splitlines()[-1]
+    ok(workspace.as_("P-03", "submit", talk_id))
+    ok(workspace.as_("P-02", "approve", talk_id, "--comment", "同意"))
+    if change == "cancelled, status typed back":
+        ok(workspace.as_("P-01", "cancel", talk_id))
+    plan = next(workspace.root.glob(f"talks/*/{talk_id}/plan.md.age"))
+    text = ok(workspace.as_("P-03", "cat", talk_id)).stdout
+    if change == "edited after approval":
+        forged = text.replace("talk_type: occasion", "talk_type: routine").replace(
+            "at: 2026-01-10T09:30", "at: 2026-01-09T09:30"
+        )
+    else:
+        forged = text.replace("status: cancelled", "status: approved")
+    assert forged != text
+    keys = [workspace.public[p] for p in ("P-01", "P-02", "P-03")]
+    recipients = [pyrage.ssh.Recipient.from_str(k) for k in keys]
+    plan.write_bytes(pyrage.encrypt(forged.encode("utf-8"), recipients))
+    commit_as(workspace.root, f"plan {talk_id}: edited", key=workspace.keys["P-03"])
+    before = state(workspace.root)
+    message = one_error(workspace.as_("P-03", "record", talk_id, "--from", "-", input="---\n---\n"))
+    assert "its approval is not verified" in message
+    assert state(workspace.root) == before

@@ -11,25 +11,23 @@ file with conflict markers is staged.
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 from talkbook import gittrail, merge
 from talkbook.app import App
 from talkbook.errors import Findings, TalkbookError
 from talkbook.models import Document
-from talkbook.workspace import CONFIG_NAME, Workspace, id_of_rel, kind_of_rel
+from talkbook.workspace import Workspace, id_of_rel, kind_of_rel
 
 ATTEMPTS = 3
 
 
 def verified_workspace(app: App) -> Workspace:
     """The settings of HEAD (verified by the chain), not a half-merged working tree's."""
+    from talkbook import trust
+
     app.ensure_trust()
-    blob = gittrail.blob_at(app.workspace.root, "HEAD", CONFIG_NAME)
-    if blob is None:
-        return app.workspace
-    return app.workspace.with_config(tomllib.loads(blob.decode("utf-8")))
+    return app.workspace.with_config(trust.head_config(app.workspace.root) or app.workspace.config)
 
 
 def _open(app: App, data: bytes, rel: str) -> Document | None:

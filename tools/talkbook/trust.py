@@ -201,6 +201,8 @@ def shared_key(config: dict[str, Any]) -> str | None:
 
 
 def _config_of(root: Path, object_id: str, cache: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    if object_id == MISSING:
+        return {}
     if object_id not in cache:
         try:
             cache[object_id] = tomllib.loads(_blob(root, object_id).decode("utf-8"))
@@ -229,18 +231,38 @@ def pin(root: Path, sha: str) -> None:
 
 # --------------------------------------------------------------------------- the chain
 def find_root(root: Path) -> str | None:
-    """The first commit signed by a custodian listed in its own talkbook.toml."""
-    commits = _git(root, "rev-list", "--reverse", "--topo-order", "HEAD", "--", CONFIG).split()
-    ids = _objects(root, [f"{c}:{CONFIG}" for c in commits])
+    """The founding commit: signed by a key its own talkbook.toml lists for a custodian and the
+    talkbook.toml before it did not. Exactly one may exist; several are refused (an attacker's
+    second "founding" merged in somewhere), and so is a shallow clone, which hides history."""
+    if _git(root, "rev-parse", "--is-shallow-repository").strip() == "true":
+        raise TrustError("a shallow clone hides the root of trust: fetch the whole history first")
+    candidates = founding_commits(root)
+    if len(candidates) > 1:
+        shown = ", ".join(sha[:12] for sha in candidates)
+        raise TrustError(
+            f"this history has {len(candidates)} possible roots ({shown}): pin the one a "
+            "custodian confirms with `talkbook setup --trust ID`"
+        )
+    return candidates[0] if candidates else None
+
+
+def founding_commits(root: Path) -> list[str]:
+    """Every commit that could be the root, in any line of history, oldest first."""
+    commits = _git(
+        root, "rev-list", "--reverse", "--topo-order", "--full-history", "HEAD", "--", CONFIG
+    ).split()
+    ids = _objects(root, [f"{c}{tail}:{CONFIG}" for c in commits for tail in ("", "^1")])
     sigs = signatures(root, commits)
     cache: dict[str, dict[str, Any]] = {}
+    found = []
     for sha in commits:
-        sig = sigs.get(sha)
-        config_id = ids[f"{sha}:{CONFIG}"]
-        if sig and sig.good and config_id != MISSING:  # noqa: SIM102
-            if sig.key in custodian_keys(_config_of(root, config_id, cache)):
-                return sha
-    return None
+        sig, own, before = sigs.get(sha), ids[f"{sha}:{CONFIG}"], ids[f"{sha}^1:{CONFIG}"]
+        if sig is None or not sig.good or own == MISSING:
+            continue
+        earlier = _config_of(root, before, cache) if before != MISSING else {}
+        if sig.key in custodian_keys(_config_of(root, own, cache)) - custodian_keys(earlier):
+            found.append(sha)
+    return found
 
 
 def _parents(root: Path, since: str) -> list[tuple[str, list[str]]]:
@@ -255,23 +277,38 @@ def check_chain(root: Path, since: str) -> str | None:
     ids = _objects(root, [f"{sha}:{path}" for sha in everyone for path in LAW])
     law = {sha: tuple(ids[f"{sha}:{path}"] for path in LAW) for sha in everyone}
     changed = [
-        (sha, parents)
+        (sha, parents, what)
         for sha, parents in commits
-        if any(law[sha][i] not in {law[p][i] for p in parents} for i in range(len(LAW)))
+        if (what := [LAW[i] for i in range(len(LAW)) if _introduces(root, law, sha, parents, i)])
     ]
-    sigs = signatures(root, [sha for sha, _ in changed])
+    sigs = signatures(root, [sha for sha, _, _ in changed])
     cache: dict[str, dict[str, Any]] = {}
-    for sha, parents in changed:
-        what = " and ".join(p for i, p in enumerate(LAW) if law[sha][i] != law[parents[0]][i])
-        previous = _config_of(root, law[parents[0]][0], cache) if parents else {}
+    for sha, parents, what in changed:
+        changes = " and ".join(what)
+        # a custodian of every line it joins: a merge cannot lean on a law another line dropped
+        custodians = [custodian_keys(_config_of(root, law[p][0], cache)) for p in parents]
+        allowed = set.intersection(*custodians) if custodians else set()
         sig = sigs.get(sha)
         if sig is None or not sig.good:
-            return f"commit {sha[:12]} changes {what or 'the law'} without a good signature"
-        if sig.key not in custodian_keys(previous):
-            return f"commit {sha[:12]} changes {what or 'the law'}, signed by no custodian"
+            return f"commit {sha[:12]} changes {changes} without a good signature"
+        if sig.key not in allowed:
+            return f"commit {sha[:12]} changes {changes}, signed by no custodian"
         if law[sha][0] != MISSING and (key := shared_key(_config_of(root, law[sha][0], cache))):
             return f"commit {sha[:12]} lists key {key} for two people"
     return None
+
+
+def _introduces(
+    root: Path, law: dict[str, tuple[str, ...]], sha: str, parents: list[str], i: int
+) -> bool:
+    """Whether a commit brings law part `i` of its own: one no parent has, or (in a merge) that
+    of a parent which another parent has moved past — taking it back would roll the law back."""
+    mine = law[sha][i]
+    sources = [p for p in parents if law[p][i] == mine]
+    if not sources:
+        return True
+    others = [q for q in parents if law[q][i] != mine]
+    return any(_is_ancestor(root, p, q) for p in sources for q in others)
 
 
 def ensure(root: Path, notice: Callable[[str], None] | None = None) -> None:
@@ -301,9 +338,13 @@ def ensure(root: Path, notice: Callable[[str], None] | None = None) -> None:
     if problem := check_chain(root, since):
         raise TrustError(f"chain of custody broken: {problem}; nothing was written")
     _save(root, {"root": state["root"], "verified": tip})
-    config_id = _objects(root, [f"{tip}:{CONFIG}"])[f"{tip}:{CONFIG}"]
-    if config_id != MISSING:  # git's own signature checks follow the verified people
-        write_allowed_signers(root, _config_of(root, config_id, {}))
+    write_allowed_signers(root, head_config(root))  # git's own checks follow verified people
+
+
+def head_config(root: Path) -> dict[str, Any]:
+    """HEAD's talkbook.toml, as committed (what `ensure` verifies), parsed; {} when none."""
+    config_id = _objects(root, [f"HEAD:{CONFIG}"])[f"HEAD:{CONFIG}"]
+    return _config_of(root, config_id, {}) if config_id != MISSING else {}
 
 
 def _refuse_without_root(root: Path, tip: str) -> None:
@@ -333,13 +374,16 @@ def setup_root(root: Path, given: str | None, confirm: Callable[[str], bool]) ->
         if given and not root_sha.startswith(given.lower()):
             raise TrustError(f"this clone already trusts root {root_sha}, not {given}")
         return root_sha
+    if given:
+        matches = [sha for sha in founding_commits(root) if sha.startswith(given.lower())]
+        if len(given) < 7 or len(matches) != 1:
+            raise TrustError(f"{given} is not a root of this workspace's history; not trusted")
+        pin(root, matches[0])
+        return matches[0]
     candidate = find_root(root)
     if candidate is None:
         return None
-    if given:
-        if len(given) < 7 or not candidate.startswith(given.lower()):
-            raise TrustError(f"the workspace's root is {candidate}, not {given}; not trusted")
-    elif not confirm(candidate):
+    if not confirm(candidate):
         raise TrustError("root not trusted; nothing was changed")
     pin(root, candidate)
     return candidate

@@ -54,6 +54,7 @@ def created_dates(app: App) -> dict[str, dt.date]:
 
 def due_rows(app: App, as_of: dt.date | None, within: int) -> tuple[list[dict], list[str]]:
     """The obligations, and a word on the files they could not take into account."""
+    app.ensure_trust()  # the settings read here are verified ones
     day = as_of or app.today()
     catalog = load(app)
     found = obligations.due(app.workspace, catalog, day, created_dates(app), within)
@@ -71,6 +72,7 @@ def skipped_note(catalog: Catalog) -> list[str]:
 
 
 def followup_rows(app: App, as_of: dt.date | None) -> tuple[list[dict], list[str]]:
+    app.ensure_trust()  # the settings read here are verified ones
     day = as_of or app.today()
     catalog = load(app)
     found = sorted(
@@ -99,6 +101,7 @@ def talk_status(catalog: Catalog, talk_id: str) -> str:
 
 
 def talk_rows(app: App, status: str | None, cadre: str | None) -> tuple[list[dict], list[str]]:
+    app.ensure_trust()  # the settings read here are verified ones
     catalog = load(app)
     rows = []
     for talk_id, plan in sorted(catalog.plans.items(), key=lambda kv: str(kv[1].meta.get("at"))):
@@ -117,6 +120,7 @@ def talk_rows(app: App, status: str | None, cadre: str | None) -> tuple[list[dic
 
 
 def cadre_rows(app: App, unit: str | None) -> tuple[list[dict], list[str]]:
+    app.ensure_trust()  # the settings read here are verified ones
     catalog = load(app)
     rows = []
     for cadre_id, profile in sorted(catalog.profiles.items()):
@@ -138,6 +142,7 @@ def cadre_rows(app: App, unit: str | None) -> tuple[list[dict], list[str]]:
 
 
 def show_text(app: App, ref: str) -> str:
+    app.ensure_trust()  # the settings read here are verified ones
     ws = app.workspace
     if ID_PATTERNS["talk"].match(ref):
         return _show_talk(app, ref)

@@ -37,6 +37,12 @@ WORKFLOW_FIELDS = {
 }
 
 
+def without_decisions(plan: Document) -> tuple[dict[str, Any], str]:
+    """What an approver approves: the plan without its status and decision trail."""
+    meta = {k: v for k, v in plan.meta.items() if k not in ("status", "decisions")}
+    return meta, plan.body.strip()
+
+
 def may_decide(actor: Person, decision: str, plan: dict[str, Any]) -> str | None:
     """None when `actor` may take this step on this plan; else why not."""
     allowed = DECIDERS[decision]
