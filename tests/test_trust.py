@@ -382,3 +382,18 @@ def test_record_needs_the_plan_that_was_approved(workspace: Setup, cadre: str, c
     message = one_error(workspace.as_("P-03", "record", talk_id, "--from", "-", input="---\n---\n"))
     assert "its approval is not verified" in message
     assert state(workspace.root) == before
+
+
+def test_gitattributes_and_nested_settings_are_not_the_speakers_to_change(
+    workspace: Setup, cadre: str, profile, monkeypatch
+) -> None:
+    nested = workspace.path("notes/talkbook.toml")
+    nested.parent.mkdir()
+    nested.write_bytes(workspace.path("talkbook.toml").read_bytes())
+    attributes = workspace.path(".gitattributes")
+    attributes.write_text(attributes.read_text() + "*.toml merge=union\n")
+    sha = commit_as(workspace.root, "docs", key=workspace.keys["P-03"])
+    monkeypatch.chdir(nested.parent)
+    message = one_error(run("-i", workspace.keys["P-01"], "cadre", "new", "--from", profile))
+    assert message.startswith(f"talkbook: chain of custody broken: commit {sha[:12]} changes ")
+    assert ".gitattributes" in message

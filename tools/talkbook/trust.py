@@ -31,7 +31,8 @@ from talkbook.errors import TalkbookError
 from talkbook.fsutil import atomic_write
 
 CONFIG = "talkbook.toml"
-LAW = (CONFIG, "templates")
+# .gitattributes too: it decides how the others are checked out (encodings, filters, drivers)
+LAW = (CONFIG, "templates", ".gitattributes")
 MISSING = "-"  # the object id of a law path a commit does not have
 UNREADABLE = "\0unreadable"  # marks a talkbook.toml of history that does not parse
 
