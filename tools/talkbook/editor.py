@@ -3,6 +3,10 @@
 Plaintext must never reach the workspace or a persistent disk, so the copy is written to a
 0700 folder on a tmpfs and wiped on every way out of `edit_privately` (success, refusal,
 error, Ctrl-C, SIGTERM/SIGHUP, editor killed). The text itself is never printed or logged.
+
+The folder is named `talkbook-PID-XXXXXXXX` after the process that made it: a process killed
+outright (SIGKILL, power cut of the session) cannot wipe it, so the next talkbook command of the
+same user does (doctor.sweep_private), once PID is gone.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path
 from types import FrameType
 
 from talkbook.errors import EditAborted, TalkbookError
+from talkbook.fsutil import checkpoint
 
 _MEMORY_FS = frozenset({"tmpfs", "ramfs"})
 _WIPE_CHUNK = 1 << 16
@@ -188,6 +193,11 @@ def wipe_tree(folder: Path) -> None:
         )
 
 
+def private_prefix() -> str:
+    """Private folders carry the pid of their process, so a dead one's can be told apart."""
+    return f"talkbook-{os.getpid()}-"
+
+
 def _make_private_dir(candidates: list[Path], allow_disk: Callable[[Path], bool]) -> Path:
     for candidate in candidates:
         if not (candidate.is_dir() and is_tmpfs(candidate)):
@@ -195,7 +205,7 @@ def _make_private_dir(candidates: list[Path], allow_disk: Callable[[Path], bool]
         if not os.access(candidate, os.W_OK | os.X_OK):
             continue
         try:
-            folder = Path(tempfile.mkdtemp(prefix="talkbook-", dir=candidate))
+            folder = Path(tempfile.mkdtemp(prefix=private_prefix(), dir=candidate))
         except OSError:
             continue  # full or read-only despite access(): try the next one
         os.chmod(folder, 0o700)  # mkdtemp honours the umask, which could make it unusable
@@ -203,7 +213,7 @@ def _make_private_dir(candidates: list[Path], allow_disk: Callable[[Path], bool]
     fallback = Path(tempfile.gettempdir())
     if not allow_disk(fallback):
         raise EditAborted("no private in-memory folder (tmpfs) to edit in; aborted")
-    folder = Path(tempfile.mkdtemp(prefix="talkbook-", dir=fallback))
+    folder = Path(tempfile.mkdtemp(prefix=private_prefix(), dir=fallback))
     os.chmod(folder, 0o700)
     return folder
 
@@ -312,6 +322,7 @@ def edit_privately(
     try:
         path = folder / f"talkbook{suffix}"
         _write_private(path, initial)
+        checkpoint("editing")
         while True:
             _run_editor(command, path)
             try:

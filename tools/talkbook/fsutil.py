@@ -5,14 +5,23 @@ at any folder between the root and it, or a path resolving outside the root, is 
 who can push may commit a symlink (`plan.md.age -> ~/.ssh/id_ed25519`); following it would read,
 re-encrypt and commit a file from outside the workspace, or write outside it.
 
-Writes: a reader sees the old bytes or the new ones, never half of either.
+Writes: a reader sees the old bytes or the new ones, never half of either. A write killed
+midway leaves at most a temp file `.NAME.tmp-PID-XXXXXXXX` beside its target (ciphertext or
+settings, never plaintext), which `stale_temp_files` finds once PID is gone.
+
+Crash tests: `checkpoint(name)` marks the steps of a write (journal written, temp file written,
+file in place, before and after the commit); TALKBOOK_KILL_AT=name, or name#N for its Nth time,
+kills this process right there with SIGKILL. Without that variable a checkpoint does nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
+import signal
 import stat
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
@@ -20,6 +29,48 @@ from talkbook.errors import UnsafePath
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+TEMP_NAME = re.compile(r"\..+\.tmp-([0-9]+)-[0-9a-f]{8}")  # what atomic_write leaves if killed
+_passed: Counter[str] = Counter()
+
+
+def checkpoint(name: str) -> None:
+    """A step of a write, for the kill harness: SIGKILL here when TALKBOOK_KILL_AT says so."""
+    wanted = os.environ.get("TALKBOOK_KILL_AT")
+    if not wanted:
+        return
+    target, _, nth = wanted.partition("#")
+    if target != name:
+        return
+    _passed[name] += 1
+    if _passed[name] == (int(nth) if nth.isdigit() else 1):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists (one of another user's counts as alive)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stale_temp_files(folder: Path) -> list[Path]:
+    """atomic_write's temp files directly in `folder` whose writing process is gone."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        match = TEMP_NAME.fullmatch(name)
+        if match and not pid_alive(int(match.group(1))):
+            found.append(folder / name)
+    return sorted(found)
 
 
 def inside(root: Path, path: Path) -> PurePosixPath | None:
@@ -125,6 +176,8 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644, root: Path | None =
                 handle.flush()
                 os.fsync(handle.fileno())
                 os.fchmod(handle.fileno(), mode)  # the umask may have narrowed it
+            if root is not None:
+                checkpoint("tmp")
             os.replace(tmp, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
@@ -133,21 +186,44 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644, root: Path | None =
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+    if root is not None:
+        checkpoint("written")
+
+
+Snapshot = dict[Path, tuple[bytes, int] | None]
+
+
+def snapshot(paths: list[Path], root: Path | None = None) -> Snapshot:
+    """The bytes and mode of each file (None: not there), for `restore`. With `root`, each must
+    be a regular file inside it (`regular_file`), or UnsafePath before anything is read."""
+    saved: Snapshot = {}
+    for path in paths:
+        try:
+            if root is None:
+                saved[path] = (path.read_bytes(), path.stat().st_mode)
+            else:
+                saved[path] = (read_regular(root, path), os.lstat(path).st_mode)
+        except FileNotFoundError:
+            saved[path] = None
+    return saved
+
+
+def restore(saved: Snapshot) -> None:
+    """Put the files back as `snapshot` found them (a file that was not there is removed)."""
+    for path, before in saved.items():
+        if before is None:
+            path.unlink(missing_ok=True)
+        elif not path.exists() or path.read_bytes() != before[0]:
+            atomic_write(path, before[0], mode=before[1] & 0o777)
 
 
 @contextlib.contextmanager
 def rollback_on_error(paths: list[Path]) -> Iterator[None]:
     """Put these files back as they were if the block fails (a commit refused by git, say),
     so a change is either written and committed, or not there at all."""
-    saved = {
-        path: (path.read_bytes(), path.stat().st_mode) if path.exists() else None for path in paths
-    }
+    saved = snapshot(paths)
     try:
         yield
     except BaseException:
-        for path, before in saved.items():
-            if before is None:
-                path.unlink(missing_ok=True)
-            elif not path.exists() or path.read_bytes() != before[0]:
-                atomic_write(path, before[0], mode=before[1] & 0o777)
+        restore(saved)
         raise
