@@ -298,17 +298,26 @@ class Auditor:
         return version
 
     def decrypt(self, data: bytes, path: str) -> Document | None:
-        """The document, or None when the auditor cannot read it; broken → empty."""
+        """The document, or None when the auditor cannot read it; broken → empty. A version
+        with a field of the wrong type is broken too (its name, if any, is still looked for)."""
+        from talkbook.catalog import unfit
         from talkbook.crypto import decrypt
+        from talkbook.validation import Subject
 
         if self.keyring is None:
             return None
         try:
-            return parse(decrypt(data, self.keyring).decode("utf-8"), path)
+            text = decrypt(data, self.keyring).decode("utf-8")
+            doc = parse(text, path)
         except NotRecipient:
             return None
         except (DecryptionError, InvalidDocument, UnicodeDecodeError):
             return BROKEN
+        if unfit(Subject(kind_of_rel(path), path, doc, text)):
+            if path.startswith("cadres/"):
+                self.names.add(doc.meta.get("name"), id_of_rel(path))
+            return BROKEN
+        return doc
 
     def law(self, blob: str | None) -> Law:
         """The settings a talkbook.toml blob holds; none when a hostile hand broke them."""

@@ -2,6 +2,13 @@
 
 Dates are kept as ISO strings inside the model (YAML's own date objects are converted on load and
 restored on dump), so schemas, comparisons and JSON output all see the same values.
+
+Every document may come from a hostile hand (anyone who can push, or a `--from` file). The front
+matter is split with python-frontmatter and read by a YAML loader that refuses what plain YAML
+would let through: anchors and aliases (a few lines can expand to gigabytes), tags other than the
+plain ones, nesting deeper than MAX_DEPTH (checked as events arrive, never by recursing first),
+and documents or front matter larger than the caps below. Refusals are InvalidDocument with a line
+and a reason that never quotes a value.
 """
 
 from __future__ import annotations
@@ -9,22 +16,57 @@ from __future__ import annotations
 import datetime as dt
 import re
 import secrets
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
+import frontmatter
 import yaml
+from frontmatter.default_handlers import YAMLHandler
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
+from yaml.events import AliasEvent, ScalarEvent, SequenceStartEvent
+from yaml.nodes import ScalarNode
+from yaml.resolver import Resolver
 
 from talkbook.errors import InvalidDocument
 
 KINDS = ("profile", "plan", "record")
 ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # no i, l, o, u: easy to read aloud and type
+# \A…\Z: the whole text or nothing (`$` would let a trailing newline through, even with match)
 ID_PATTERNS = {
-    "profile": re.compile(r"^C-[0-9a-z]{6}$"),
-    "talk": re.compile(r"^T-[0-9a-z]{6}$"),
+    "profile": re.compile(r"\AC-[0-9a-z]{6}\Z"),
+    "talk": re.compile(r"\AT-[0-9a-z]{6}\Z"),
+    "person": re.compile(r"\A[A-Za-z][A-Za-z0-9_-]{0,31}\Z"),
+}
+ID_FORMS = {
+    "profile": "C- and 6 lowercase letters or digits",
+    "talk": "T- and 6 lowercase letters or digits",
+    "person": "a letter, then up to 31 letters, digits, - or _",
 }
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?$")
 DELIMITER = "---"
+MAX_DOCUMENT_BYTES = 2 * 1024 * 1024  # a whole decrypted document
+MAX_FRONT_MATTER_BYTES = 256 * 1024
+MAX_DEPTH = 32  # nested lists and mappings in the front matter
+
+
+def one_line(text: str) -> bool:
+    """No control, format or line-separator characters: safe in a message, a commit's author
+    line or a TOML key."""
+    return not any(unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp") for char in text)
+
+
+def shown(text: str, limit: int = 100) -> str:
+    """The text itself for a message when it is one short line; else a placeholder (messages
+    are one line, and never carry what a hostile hand typed into an id)."""
+    return text if one_line(text) and len(text) <= limit else "(not shown: control characters)"
+
+
+def is_id(kind: str, value: object) -> bool:
+    """Whether `value` is an id of this kind (profile, talk, person), whole."""
+    return isinstance(value, str) and ID_PATTERNS[kind].fullmatch(value) is not None
 
 
 def new_id(prefix: str, taken: set[str] | None = None) -> str:
@@ -71,8 +113,101 @@ class _Dumper(yaml.SafeDumper):
     pass
 
 
-# libyaml's loader when PyYAML has it: several times faster on a workspace of thousands of files
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+class _Refusal(yaml.YAMLError):
+    """What the guarded loader refuses: a reason of our own words, and where (0-based line in
+    the front matter)."""
+
+    def __init__(self, reason: str, line: int) -> None:
+        super().__init__(reason)
+        self.reason, self.line = reason, line
+
+
+try:  # libyaml's parser when PyYAML has it: events come from C, several times faster
+    from yaml._yaml import CParser as _Events
+
+    def _start_events(loader: Any, stream: str) -> None:
+        _Events.__init__(loader, stream)
+
+    _EVENT_BASES: tuple[type, ...] = (_Events,)
+except ImportError:  # pragma: no cover - PyYAML without libyaml
+    from yaml.parser import Parser
+    from yaml.reader import Reader
+    from yaml.scanner import Scanner
+
+    def _start_events(loader: Any, stream: str) -> None:
+        Reader.__init__(loader, stream)
+        Scanner.__init__(loader)
+        Parser.__init__(loader)
+
+    _EVENT_BASES = (Reader, Scanner, Parser)
+
+# Explicit tags a person may write (`!!str 2026`): the plain kinds safe_load builds anyway.
+_PLAIN_TAGS = {"!"} | {f"tag:yaml.org,2002:{k}" for k in ("str", "int", "float", "bool", "null")}
+_PLAIN_TAGS |= {"tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"}
+
+
+class _GuardedLoader(*_EVENT_BASES, Composer, SafeConstructor, Resolver):  # type: ignore[misc]
+    """PyYAML's safe loader with its nodes composed here, one event at a time: libyaml's own
+    composer follows aliases (a few lines expand to gigabytes) and recurses as deep as the text
+    nests, and what it builds is then walked recursively again. Each event is looked at before
+    it is composed, so nothing is built past a refusal."""
+
+    # Composer's Python methods, not the C parser's composer (which has no hooks)
+    check_node = Composer.check_node
+    get_node = Composer.get_node
+    get_single_node = Composer.get_single_node
+
+    def __init__(self, stream: str) -> None:
+        _start_events(self, stream)
+        Composer.__init__(self)
+        SafeConstructor.__init__(self)
+        Resolver.__init__(self)
+        self.depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        """Composer.compose_node with the checks first (no path resolvers: SafeLoader has none)."""
+        event = self.peek_event()
+        kind = type(event)
+        if kind is AliasEvent or event.anchor is not None:
+            raise _Refusal("YAML anchors and aliases (& and *) are not allowed", _line(event))
+        tag = event.tag
+        if tag is not None and tag not in _PLAIN_TAGS:
+            raise _Refusal("YAML tags (!…) other than the plain ones are not allowed", _line(event))
+        if kind is ScalarEvent:
+            self.get_event()
+            if tag is None or tag == "!":
+                tag = self.resolve(ScalarNode, event.value, event.implicit)
+            return ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
+        if self.depth >= MAX_DEPTH:
+            raise _Refusal(f"nested deeper than {MAX_DEPTH} levels", _line(event))
+        self.depth += 1
+        no_anchor: Any = None  # (PyYAML's stubs type the argument as the anchors table)
+        try:
+            if kind is SequenceStartEvent:
+                return self.compose_sequence_node(no_anchor)
+            return self.compose_mapping_node(no_anchor)
+        finally:
+            self.depth -= 1
+
+
+def _line(event: yaml.Event) -> int:
+    return event.start_mark.line if event.start_mark is not None else 0
+
+
+def _load_yaml(front: str) -> Any:
+    loader = _GuardedLoader(front)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
+def _compose_yaml(front: str) -> yaml.Node | None:
+    loader = _GuardedLoader(front)
+    try:
+        return loader.get_single_node()
+    finally:
+        loader.dispose()
 
 
 def parse_datetime(text: str) -> dt.datetime:
@@ -106,47 +241,97 @@ class Document:
         return Document({**self.meta, **changes}, self.body, self.source)
 
 
+def _larger_than(text: str, limit: int) -> bool:
+    """Whether `text` takes more than `limit` bytes as UTF-8 (encoded only when it might)."""
+    return len(text) > limit // 4 and len(text.encode("utf-8", "surrogatepass")) > limit
+
+
+_BOUNDARY = re.compile(r"^---[^\S\n]*$", re.MULTILINE)  # a line of ---, trailing blanks allowed
+
+
+class _FrontMatter(YAMLHandler):
+    """python-frontmatter's YAML handler on talkbook's rules: the first line is `---`, the
+    next `---` line closes the front matter, and the YAML is read by the guarded loader.
+
+    One instance per document: it keeps the body exactly as written (python-frontmatter would
+    strip it) and where it starts.
+    """
+
+    FM_BOUNDARY = _BOUNDARY
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body_start = 0
+
+    def detect(self, text: str) -> bool:
+        return _BOUNDARY.match(text) is not None
+
+    def split(self, text: str) -> tuple[str, str]:
+        opening = _BOUNDARY.match(text)
+        closing = _BOUNDARY.search(text, opening.end()) if opening else None
+        if opening is None or closing is None:
+            raise _Refusal("the front matter is never closed (no second --- line)", -1)
+        self.body_start = closing.end()
+        return text[opening.end() + 1 : closing.start()], text[closing.end() :]
+
+    def load(self, fm: str, **kwargs: object) -> Any:
+        if _larger_than(fm, MAX_FRONT_MATTER_BYTES):
+            raise _Refusal(
+                f"the front matter is larger than {MAX_FRONT_MATTER_BYTES // 1024} KiB", 0
+            )
+        meta = _load_yaml(fm)
+        if meta is None:
+            return {}
+        if not isinstance(meta, dict):
+            raise _Refusal("front matter must be a mapping of fields", 0)
+        return meta
+
+
 def split(text: str) -> tuple[str, str] | None:
     """(front matter, body) of a document, or None when it has no closed front matter."""
-    lines = text.split("\n")
-    if not lines or lines[0].rstrip() != DELIMITER:
+    try:
+        return _FrontMatter().split(text)
+    except _Refusal:
         return None
-    for index in range(1, len(lines)):
-        if lines[index].rstrip() == DELIMITER:
-            return "\n".join(lines[1:index]), "\n".join(lines[index + 1 :])
-    return None
+
+
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|#x[0-9a-fA-F]+")
+
+
+def _problem(exc: yaml.MarkedYAMLError) -> str:
+    """The YAML library's reason, with anything it quotes from the text taken out."""
+    problem = _QUOTED.sub("…", exc.problem or "syntax error")
+    return " ".join(problem.split())[:120]
 
 
 def parse(text: str, source: str = "<input>") -> Document:
     """Split front matter from body; malformed YAML is refused with its line number.
 
-    Line numbers count in the whole file: the front matter starts on line 2.
+    Line numbers count in the whole file: the front matter starts on line 2. The split is
+    python-frontmatter's (`frontmatter.parse`, not `loads`: its Post takes the fields as keyword
+    arguments, so a field named `content` or `handler` would break it).
     """
     text = text.removeprefix("\ufeff").replace("\r\n", "\n")
 
     def refuse(line: int, reason: str) -> InvalidDocument:
         return InvalidDocument(f"{source}:{line}: {reason}", line=line, reason=reason)
 
+    if _larger_than(text, MAX_DOCUMENT_BYTES):
+        raise refuse(1, f"the document is larger than {MAX_DOCUMENT_BYTES // (1024 * 1024)} MiB")
     if not text.startswith(DELIMITER):
         raise refuse(1, "no YAML front matter (the file must start with ---)")
-    parts = split(text)
-    if parts is None:
-        raise refuse(1, "the front matter is never closed (no second --- line)")
-    front, body = parts
+    handler = _FrontMatter()
     try:
-        meta = yaml.load(front, Loader=_Loader)
+        meta, _ = frontmatter.parse(text, handler=handler)
+    except _Refusal as exc:
+        raise refuse(exc.line + 2 if exc.line >= 0 else 1, exc.reason) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        raise refuse(
-            mark.line + 2 if mark else 1, f"malformed YAML: {exc.problem or 'syntax error'}"
-        ) from None
-    except (yaml.YAMLError, ValueError, TypeError, AttributeError) as exc:
+        raise refuse(mark.line + 2 if mark else 1, f"malformed YAML: {_problem(exc)}") from None
+    except (yaml.YAMLError, ValueError, TypeError, AttributeError, OverflowError) as exc:
         # PyYAML raises plain Python errors for some bad scalars (a date like 2026-13-45)
         raise refuse(1, f"malformed YAML: {type(exc).__name__}") from None
-    if meta is None:
-        meta = {}
-    if not isinstance(meta, dict):
-        raise refuse(2, "front matter must be a mapping of fields")
+    body = text[handler.body_start :]
     return Document(to_plain(meta), body.lstrip("\n"), source)
 
 
@@ -156,12 +341,12 @@ def field_lines(text: str) -> dict[str, int]:
     `follow_ups.0.due` → the line of that value; used to report findings like a compiler.
     """
     lines: dict[str, int] = {}
-    parts = split(text.removeprefix("\ufeff"))
-    if parts is None:
+    parts = split(text.removeprefix("\ufeff").replace("\r\n", "\n"))
+    if parts is None or _larger_than(parts[0], MAX_FRONT_MATTER_BYTES):
         return lines
     try:
-        root = yaml.compose(parts[0], Loader=_Loader)
-    except yaml.YAMLError:
+        root = _compose_yaml(parts[0])
+    except (yaml.YAMLError, ValueError):
         return lines
 
     def walk(node: yaml.Node, prefix: str) -> None:

@@ -7,6 +7,7 @@ Schemas under schemas/ (data, not if-chains); rules that span files live in cros
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache, lru_cache
@@ -63,16 +64,69 @@ def schema(kind: str) -> dict[str, Any]:
     return json.loads((SCHEMA_DIR / f"{kind}.schema.json").read_text(encoding="utf-8"))
 
 
-@cache
-def _validator(kind: str):
-    from jsonschema import Draft202012Validator
+def _whole(pattern: str) -> str:
+    """A JSON Schema pattern as ECMA-262 reads it: `$` ends the text. (Python's `$` also
+    matches before a final newline, which let `T-abcdef\\n` pass `^T-[0-9a-z]{6}$`.)"""
+    out, in_class, escaped = [], False, False
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char == "$":
+            char = r"\Z"
+        out.append(char)
+    return "".join(out)
 
-    return Draft202012Validator(schema(kind))
+
+@cache
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(_whole(pattern))
+
+
+def _pattern(validator, pattern: str, instance: Any, schema: Any) -> Iterator[Any]:
+    from jsonschema.exceptions import ValidationError
+
+    if validator.is_type(instance, "string") and not _compiled(pattern).search(instance):
+        yield ValidationError("is not in the expected form")  # never the value
+
+
+@cache
+def validator_for(kind: str):
+    """The JSON Schema validator of a kind (profile, plan, record, config), with patterns
+    matched whole."""
+    from jsonschema import Draft202012Validator, validators
+
+    strict = validators.extend(Draft202012Validator, {"pattern": _pattern})
+    whole = schema(kind)
+    return strict(_inlined(whole, whole.get("$defs", {})))
+
+
+def _inlined(node: Any, defs: dict[str, Any]) -> Any:
+    """The schema with its local `$ref`s to `$defs` written out: the same checks, about twice
+    as fast (jsonschema resolves a reference on every use), and every document is checked on
+    every read."""
+    if isinstance(node, list):
+        return [_inlined(item, defs) for item in node]
+    if not isinstance(node, dict):
+        return node
+    ref = node.get("$ref")
+    rest = {k: _inlined(v, defs) for k, v in node.items() if k not in ("$ref", "$defs")}
+    if not (isinstance(ref, str) and ref.startswith("#/$defs/")):
+        return {**rest, **({"$ref": ref} if ref is not None else {})}
+    target = _inlined(defs[ref.removeprefix("#/$defs/")], defs)
+    if (set(rest) - {"description", "title"}) & set(target):
+        return {**rest, "allOf": [target]}  # both apply, as `$ref` beside a keyword does
+    return {**target, **rest}
 
 
 def check_schema(subject: Subject, workspace: Workspace | None = None) -> Iterator[Finding]:
-    for error in sorted(_validator(subject.kind).iter_errors(subject.doc.meta), key=str):
-        path = ".".join(str(p) for p in error.absolute_path)
+    for error in sorted(validator_for(subject.kind).iter_errors(subject.doc.meta), key=str):
+        path = field_path(error)
         if error.validator == "required":
             missing = next((m for m in error.validator_value if m not in error.instance), "")
             field = f"{path}.{missing}" if path else missing
@@ -80,11 +134,20 @@ def check_schema(subject: Subject, workspace: Workspace | None = None) -> Iterat
                 subject.rel, line_of(subject.lines, path), field, "required field is missing"
             )
             continue
-        message = _message(error)
+        message = schema_message(error)
         yield Finding(subject.rel, line_of(subject.lines, path), path or "(front matter)", message)
 
 
-def _message(error) -> str:
+def field_path(error) -> str:
+    """Where a schema error is, as a dotted path; a key nobody could have meant as a field
+    name (control characters, very long) is not repeated."""
+    return ".".join(
+        str(p) if str(p).isprintable() and len(str(p)) <= 64 else "(a key)"
+        for p in error.absolute_path
+    )
+
+
+def schema_message(error) -> str:
     """What is wrong, without quoting the value: values are confidential, messages are not."""
     expected = error.validator_value
     if error.validator == "type":
@@ -108,7 +171,7 @@ def check_id_matches_path(
     if not isinstance(doc_id, str):
         return
     pattern = ID_PATTERNS["profile" if subject.kind == "profile" else "talk"]
-    if not pattern.match(doc_id):
+    if not pattern.fullmatch(doc_id):
         yield subject.finding("id", "is not a valid id (C- or T- and 6 letters or digits)")
     elif subject.rel.endswith(".md.age") and doc_id != id_of_rel(subject.rel):
         yield subject.finding("id", f"{doc_id} does not match the file's path")
@@ -136,12 +199,22 @@ Validator = Callable[[Subject, "Workspace | None"], Iterator[Finding]]
 DOCUMENT_VALIDATORS: list[Validator] = [check_schema, check_id_matches_path, check_people]
 
 
+def schema_findings(subject: Subject) -> list[Finding]:
+    """The document against its kind's JSON Schema: before any other logic reads a field, so
+    a wrong type is a finding, never a crash."""
+    return sorted(check_schema(subject))
+
+
 def check_document(subject: Subject, workspace: Workspace | None = None) -> list[Finding]:
+    return schema_findings(subject) or rule_findings(subject, workspace)
+
+
+def rule_findings(subject: Subject, workspace: Workspace | None = None) -> list[Finding]:
+    """The checks after the schema, which assume the shape it guarantees."""
     findings: list[Finding] = []
     for validator in DOCUMENT_VALIDATORS:
-        findings.extend(validator(subject, workspace))
-        if findings and validator is check_schema:
-            break  # later checks assume the shape the schema guarantees
+        if validator is not check_schema:
+            findings.extend(validator(subject, workspace))
     return sorted(findings)
 
 

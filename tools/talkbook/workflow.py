@@ -68,14 +68,25 @@ def reopen_after_edit(
         "decision": "reopened",
         "comment": f"edited while {status}",
     }
-    decisions = [*(after.meta.get("decisions") or []), entry]
+    decisions = [*_entries(after.meta.get("decisions")), entry]
     return after.with_meta(status="draft", decisions=decisions)
 
 
-def _agreed(follow_ups: Any) -> list[dict[str, Any]]:
+def _entries(value: Any) -> list[Any]:
+    """A list field as a list, whatever an edit put there (the schema check that follows says
+    what is wrong): these rules run on documents not validated yet and never crash on a type."""
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _agreed(follow_ups: Any) -> list[Any]:
     """What the talk agreed: the follow-ups without their progress (done, done_on)."""
     return [
-        {k: v for k, v in item.items() if k not in ("done", "done_on")} for item in follow_ups or []
+        {k: v for k, v in item.items() if k not in ("done", "done_on")}
+        if isinstance(item, dict)
+        else item
+        for item in _entries(follow_ups)
     ]
 
 
@@ -83,8 +94,8 @@ def confirmed_rewrite(before: Document, after: Document) -> str | None:
     """None when `after` is `before` plus appended addenda; else what was rewritten."""
     if not before.meta.get("confirmed_on"):
         return None
-    old_addenda = list(before.meta.get("addenda") or [])
-    if list(after.meta.get("addenda") or [])[: len(old_addenda)] != old_addenda:
+    old_addenda = _entries(before.meta.get("addenda"))
+    if _entries(after.meta.get("addenda"))[: len(old_addenda)] != old_addenda:
         return "addenda: earlier addenda were changed"
     keys = dict.fromkeys([*before.meta, *after.meta])
     changed = [
