@@ -6,8 +6,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import Setup, git_log, ok, run
 
+from conftest import Setup, git_log, ok, run
 from talkbook import merge
 from talkbook.models import Document
 

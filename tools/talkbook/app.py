@@ -3,20 +3,38 @@
 Commands (cli.py) build an App and call its methods; everything here raises TalkbookError
 subclasses and never prints. What needs the user (a passphrase, "open the editor again?", "no
 tmpfs, use disk?", progress) comes in through Prompts, so the core never imports click.
+
+The write path: one writer at a time, and nothing half-done. Every write happens inside
+`App.writing(command)` (the workspace's write lock, lock.py; re-entrant): a command that reads
+and then saves enters it before it reads, so nothing it read changes under it; App.save and
+App.commit_config enter it themselves. Within it, `App.changing(paths)` journals the paths before
+the working tree is touched, puts the files back if the block fails, and clears the journal
+after the commit; a write killed halfway leaves the journal for `talkbook doctor`. Security
+invariant: the lock and journal name only opaque paths, ids and pids, never content; plaintext
+reaches the workspace only encrypted (vault.py), and an editor's decrypted copy only a private
+tmpfs folder (editor.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from talkbook import gittrail, workflow
-from talkbook.errors import IdentityError, InvalidDocument, PermissionDenied, TalkbookError
-from talkbook.fsutil import rollback_on_error
+from talkbook.errors import (
+    IdentityError,
+    InvalidDocument,
+    PermissionDenied,
+    TalkbookError,
+    UnfinishedMerge,
+    WorkspaceNotFound,
+)
+from talkbook.fsutil import checkpoint, read_regular, restore, snapshot
 from talkbook.models import Document, field_lines, line_of, parse
 from talkbook.validation import Finding, Subject, check_document, summary
 from talkbook.vault import Vault
@@ -77,6 +95,7 @@ class App:
         self._vault: Vault | None = None
         self._trusted = False
         self._signer: Any = None
+        self._lock: Any = None  # lock.WriteLock while this App writes
 
     # -- context, loaded on first use --------------------------------------------------------
     @property
@@ -130,13 +149,25 @@ class App:
         from talkbook.crypto.identity import identity_path
         from talkbook.crypto.signing import signer_for
 
+        with contextlib.suppress(WorkspaceNotFound):  # `init` signs before there is one
+            self.refuse_mid_merge()
         if self._signer is None:
             self._signer = signer_for(self.keyring.signing_key, identity_path(self._identity))
         return self._signer
 
+    def refuse_mid_merge(self) -> None:
+        """Writes wait until a merge (or rebase) is finished: the index and tree are git's."""
+        if what := gittrail.unfinished(self.workspace.root):
+            raise UnfinishedMerge(
+                f"a {what} is unfinished: run `talkbook resolve ID` for each conflicted file and "
+                f"`talkbook sync` (or finish the {what} with git); nothing was written"
+            )
+
     def actor(self) -> Person:
         self.ensure_trust()
         person = self.workspace.person_by_key(self.keyring.public_keys)
+        if person is not None and self._lock is not None:
+            self._lock.note_person(person.id)
         if person is None:
             key = self.keyring.public_keys[0] if self.keyring.public_keys else "?"
             key = key if len(key) <= 72 else f"{key[:40]}…{key[-12:]}"  # age1pq1 keys are long
@@ -155,6 +186,75 @@ class App:
     def author(self, person: Person | None) -> gittrail.Author:
         return gittrail.Author(person.name, person.address) if person else TOOL_AUTHOR
 
+    # -- the write path: one writer, journaled -------------------------------------------------
+    @contextlib.contextmanager
+    def writing(self, command: str = "talkbook") -> Iterator[None]:
+        """Hold the workspace's write lock for the block (re-entrant within this App).
+
+        Enter it before reading what will be changed. Once held, a journal left by a killed
+        write makes it refuse (InterruptedWork: run `talkbook doctor`), except for doctor.
+        """
+        if self._lock is not None:
+            yield
+            return
+        from talkbook import lock
+
+        root = self._workspace.root if self._workspace else find_root(self._workspace_dir)
+        git_dir = gittrail.git_dir(root)
+        held = lock.WriteLock.acquire(git_dir, command)
+        self._lock = held
+        try:
+            if command != "talkbook doctor":
+                lock.refuse_if_interrupted(git_dir)
+            yield
+        finally:
+            self._lock = None
+            held.release()
+
+    @contextlib.contextmanager
+    def changing(self, paths: list[Path]) -> Iterator[None]:
+        """The one way the write path touches the working tree; the block ends with the commit.
+
+        Under the lock: the journal records the paths (and what HEAD holds there) before
+        anything is written; if the block fails the files are put back, their index entries too,
+        and the journal goes; once the block is through (committed), the journal goes. A process
+        killed inside leaves the journal: `talkbook doctor` finishes or rolls back.
+        """
+        from talkbook import lock
+
+        with self.writing():
+            root = self.workspace.root
+            git_dir = gittrail.git_dir(root)
+            rels = [self.rel(path) for path in paths]
+            start = gittrail.head(root)
+            blobs = gittrail.blobs_at(root, start, rels) if start else {}
+            journal = lock.Journal(
+                operation=self._lock.command,
+                pid=os.getpid(),
+                person=self._lock.person,
+                started=dt.datetime.now().replace(microsecond=0).isoformat(),
+                head=start,
+                paths={rel: blobs.get(rel, lock.ABSENT) for rel in rels},
+            )
+            saved = snapshot(paths, root)  # UnsafePath for a symlink, before anything is written
+            lock.begin(git_dir, journal)
+            checkpoint("journal")
+            try:
+                yield
+            except BaseException:
+                restore(saved)  # if this fails, the journal stays for `talkbook doctor`
+                settled = True
+                if gittrail.head(root) == start:  # not committed: unstage what git add staged
+                    try:
+                        gittrail.restore_index(root, rels)
+                    except Exception:  # git busy: the journal stays for `talkbook doctor`
+                        settled = False
+                if settled:
+                    lock.clear(git_dir)
+                raise
+            checkpoint("committed")
+            lock.clear(git_dir)
+
     # -- documents ----------------------------------------------------------------------------
     def rel(self, path: Path) -> str:
         return self.workspace.relative(path)
@@ -162,11 +262,21 @@ class App:
     def check(self, kind: str, path: Path, text: str, origin: Origin | None = None) -> Document:
         """Parse and validate; raise InvalidDocument carrying every finding.
 
-        With an `origin`, findings point at the user's own file (--from) where they can.
+        The rules are `validate`'s, for this one file: its own checks, then (once its shape is
+        sound) the rules across files against the workspace. With an `origin`, findings point
+        at the user's own file (--from) where they can.
         """
         rel = origin.name if origin and origin.text is None else self.rel(path)
         doc = parse(text, rel)
         findings = check_document(Subject(kind, rel, doc, text), self.workspace)
+        if not findings:
+            from talkbook.crosscheck import document_findings
+
+            here = self.rel(path)
+            findings = [
+                Finding(rel, f.line, f.field, f.message) if f.path == here else f
+                for f in document_findings(self, Subject(kind, here, doc, text))
+            ]
         if findings and origin and origin.text is not None:
             findings = origin.relocate(findings)
         if findings:
@@ -191,41 +301,103 @@ class App:
     ) -> bool:
         """Validate, encrypt to the access rule's readers, write atomically, commit once.
 
-        Returns False, writing and committing nothing, when the plaintext did not change.
+        Returns False, writing and committing nothing, when the plaintext is what HEAD holds.
+        "Unchanged" is judged against the commit, not only the working file: a file written
+        but never committed (a write killed before its commit) is committed now, or put back
+        to HEAD's version when that is the text wanted; it is never stranded.
         """
-        doc = self.check(kind, path, text, origin)
-        self.ensure_trust()
-        recipients = self.workspace.recipients(kind, doc.meta)
-        author = self.author(actor or self.actor())
-        signer = self.signer()
-        with rollback_on_error([path]):
-            if not self.vault.write(path, text, recipients):
+        with self.writing():
+            doc = self.check(kind, path, text, origin)
+            self.ensure_trust()
+            recipients = self.workspace.recipients(kind, doc.meta)
+            author = self.author(actor or self.actor())
+            signer = self.signer()
+            root, rel, plaintext = self.workspace.root, self.rel(path), text.encode("utf-8")
+            try:
+                current: bytes | None = read_regular(root, path)
+            except FileNotFoundError:
+                current = None
+            committed = gittrail.committed(root, rel)
+            if current is not None and current == committed:
+                if self.vault.read_plaintext(path) == plaintext:
+                    return False
+            elif committed is not None and self._plaintext_of(committed) == plaintext:
+                with self.changing([path]):  # the stray working file goes; HEAD has this text
+                    gittrail.restore_to_head(root, [rel])
                 return False
-            gittrail.commit(self.workspace.root, [path], message, author, signer)
+            with self.changing([path]):
+                # a stray working file (not HEAD's) is re-encrypted even if its text is this
+                self.vault.write(path, text, recipients, force=current != committed)
+                checkpoint("commit")
+                gittrail.commit(root, [path], message, author, signer)
         return True
+
+    def _committed_text(self, path: Path, working: str) -> tuple[str, bool]:
+        """(the text HEAD holds for `path`, whether the working file strays from HEAD's).
+
+        The text is `working` when the file is HEAD's own, or HEAD has none, or HEAD's cannot
+        be read with this key."""
+        committed = gittrail.committed(self.workspace.root, self.rel(path))
+        if committed is None or committed == read_regular(self.workspace.root, path):
+            return working, False
+        plaintext = self._plaintext_of(committed)
+        try:
+            return (working if plaintext is None else plaintext.decode("utf-8")), True
+        except UnicodeDecodeError:
+            return working, True
+
+    def _plaintext_of(self, ciphertext: bytes) -> bytes | None:
+        from talkbook.crypto import decrypt
+        from talkbook.errors import DecryptionError
+
+        try:
+            return decrypt(ciphertext, self.keyring)
+        except DecryptionError:
+            return None
 
     def commit_config(self, change: Callable[[], None], message: str, actor: Person) -> None:
         """Change talkbook.toml and commit it, or leave it as it was."""
-        ws = self.workspace
-        self.ensure_trust()
-        signer = self.signer()
-        with rollback_on_error([ws.config_path]):
-            change()
-            gittrail.commit(ws.root, [ws.config_path], message, self.author(actor), signer)
-        from talkbook import trust
+        with self.writing():
+            ws = self.workspace
+            self.ensure_trust()
+            signer = self.signer()
+            with self.changing([ws.config_path]):
+                change()
+                checkpoint("commit")
+                gittrail.commit(ws.root, [ws.config_path], message, self.author(actor), signer)
+            from talkbook import trust
 
-        trust.write_allowed_signers(ws.root, ws.config)
+            trust.write_allowed_signers(ws.root, ws.config)
 
     def read(self, path: Path) -> Document:
-        return self.vault.read(path, self.rel(path))
+        """A document past its kind's schema (catalog.checked): logic reads well-typed fields."""
+        from talkbook.catalog import checked
+
+        rel = self.rel(path)
+        return checked(kind_of_rel(rel), rel, self.vault.read_text(path))
 
     def edit_text(self, initial: str, kind: str, path: Path) -> str | None:
-        """The user's editor on a private copy; validation on save with re-open or abort."""
+        """The user's editor on a private copy; validation on save with re-open or abort.
+
+        The file's own checks come first, then the rules of an edit against `initial` (so a
+        forged workflow step is named as such), then the rules across files: all of `check`."""
         from talkbook.editor import edit_privately
+
+        def problem(text: str) -> str | None:
+            try:
+                after = parse(text)
+            except InvalidDocument:
+                return self.problem(kind, path, text)  # malformed: check() says where
+            if not check_document(Subject(kind, self.rel(path), after, text), self.workspace):
+                try:
+                    self.guard_edit(kind, path, parse(initial), after)
+                except InvalidDocument as exc:
+                    return str(exc)
+            return self.problem(kind, path, text)
 
         return edit_privately(
             initial,
-            lambda text: self.problem(kind, path, text),
+            problem,
             ask_reopen=self.prompts.reopen_editor,
             allow_disk=self.prompts.allow_disk,
         )
@@ -238,9 +410,16 @@ class App:
         actor = self.actor()
         original = self.vault.read_text(path)
         edited = replacement if replacement is not None else self.edit_text(original, kind, path)
-        if edited is None or edited == original:
+        if edited is None:
+            edited = original
+        # The edit is measured against what HEAD holds: a working file written but never
+        # committed (a write killed before its commit) is not the base, and never stranded.
+        base, stray = self._committed_text(path, original)
+        if edited == base:
+            if stray:  # the stray file goes back to HEAD's, which has this text
+                self.save(kind, path, edited, f"{_noun(kind)} {doc_id}: edited", actor)
             return doc_id, False
-        before, after = parse(original, rel), parse(edited)
+        before, after = parse(base, rel), parse(edited)
         self.guard_edit(kind, path, before, after)
         action = "edited"
         if kind == "plan" and (
@@ -324,31 +503,38 @@ class App:
         from talkbook import trust
         from talkbook.crypto import Keyring
 
-        ws = self.workspace
-        if trust.pinned(ws.root).get("root") or trust.find_root(ws.root):
-            raise TalkbookError("this workspace has a root of trust already; nothing to migrate")
-        signer = self.signer()
-        person = ws.person_by_key(self.keyring.public_keys)
-        if person is None and old_identity is not None:
-            old = Keyring.from_file(old_identity, self.prompts.passphrase)
-            person = ws.person_by_key(old.public_keys)
-            if person is not None and person.has_role("custodian"):
-                keys = (*person.keys, signer.public)
-                ws.add_person(
-                    Person(person.id, person.name, person.roles, keys, person.email, person.cadre)
+        with self.writing():
+            ws = self.workspace
+            if trust.pinned(ws.root).get("root") or trust.find_root(ws.root):
+                raise TalkbookError(
+                    "this workspace has a root of trust already; nothing to migrate"
                 )
-        if person is None or not person.has_role("custodian"):
-            raise PermissionDenied(
-                "migrate is run by a custodian: use a key talkbook.toml lists for you, or prove "
-                "who you are with --from-identity OLD_KEY"
-            )
-        with rollback_on_error([ws.config_path]):
-            sha = gittrail.commit(
-                ws.root, [ws.config_path], f"person {person.id}: signs the workspace's root",
-                self.author(person), signer, allow_empty=True,
-            )  # fmt: skip
-        trust.pin(ws.root, sha)
-        trust.write_allowed_signers(ws.root, ws.config)
+            signer = self.signer()
+            person = ws.person_by_key(self.keyring.public_keys)
+            joined = None
+            if person is None and old_identity is not None:
+                old = Keyring.from_file(old_identity, self.prompts.passphrase)
+                person = ws.person_by_key(old.public_keys)
+                if person is not None and person.has_role("custodian"):
+                    keys = (*person.keys, signer.public)
+                    joined = Person(
+                        person.id, person.name, person.roles, keys, person.email, person.cadre
+                    )
+            if person is None or not person.has_role("custodian"):
+                raise PermissionDenied(
+                    "migrate is run by a custodian: use a key talkbook.toml lists for you, or "
+                    "prove who you are with --from-identity OLD_KEY"
+                )
+            with self.changing([ws.config_path]):
+                if joined is not None:
+                    ws.add_person(joined)
+                checkpoint("commit")
+                sha = gittrail.commit(
+                    ws.root, [ws.config_path], f"person {person.id}: signs the workspace's root",
+                    self.author(person), signer, allow_empty=True,
+                )  # fmt: skip
+            trust.pin(ws.root, sha)
+            trust.write_allowed_signers(ws.root, ws.config)
         return sha
 
     def remove_person(self, pid: str) -> None:

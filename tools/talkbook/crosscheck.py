@@ -4,6 +4,9 @@ Order: regular files only (no symlink, in the working tree or staged); no plaint
 ciphertext belongs; talkbook.toml against its schema; each readable file against its schema;
 recipients against the access rule; then references, roles, workflow order, dates and the
 addenda-only rule for confirmed records.
+
+`document_findings` runs the same rules across files for one document before a command
+writes it (App.check): one rule book for `validate` and every write.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from talkbook import gittrail
-from talkbook.catalog import Catalog, Item
+from talkbook.catalog import Catalog, Item, checked, unfit
 from talkbook.errors import (
     DecryptionError,
     InvalidDocument,
@@ -26,7 +29,7 @@ from talkbook.errors import (
 )
 from talkbook.fsutil import inside, read_regular
 from talkbook.models import parse, parse_date, parse_datetime
-from talkbook.validation import Finding, Subject, check_document
+from talkbook.validation import Finding, Subject, rule_findings
 from talkbook.workspace import CONFIG_NAME, Workspace, kind_of_rel
 
 if TYPE_CHECKING:
@@ -53,6 +56,7 @@ class Context:
     today: dt.date
     root: Path
     keyring: Keyring | None  # for reading earlier versions from git
+    written: frozenset[str] = frozenset()  # documents checked before they reach the disk
 
 
 def plaintext_findings(rel: str, data: bytes) -> list[Finding]:
@@ -98,15 +102,13 @@ def _not_regular(rel: str, why: str) -> Finding:
 
 
 def config_findings(ws: Workspace) -> list[Finding]:
-    from jsonschema import Draft202012Validator
-
     from talkbook.crypto import parse_recipient
-    from talkbook.validation import schema
+    from talkbook.validation import field_path, schema_message, validator_for
 
     found = []
-    for error in Draft202012Validator(schema("config")).iter_errors(ws.config):
-        where = ".".join(str(p) for p in error.absolute_path) or "(settings)"
-        found.append(Finding(CONFIG_NAME, 1, where, error.message))
+    for error in validator_for("config").iter_errors(ws.config):  # messages never quote values
+        where = field_path(error) or "(settings)"
+        found.append(Finding(CONFIG_NAME, 1, where, schema_message(error)))
     for person in ws.people.values():
         for key in person.keys:
             try:
@@ -246,14 +248,16 @@ def check_confirmed_records(ctx: Context) -> Iterator[Finding]:
     if ctx.keyring is None or not ctx.catalog.records:
         return
     blobs: dict[str, list[str]] = {}  # path → blob ids of its versions, oldest first
-    for commit in gittrail.history(ctx.root, "talks/"):
+    scope = [r.rel for r in ctx.catalog.records.values()] if ctx.written else ["talks/"]
+    for commit in gittrail.history(ctx.root, *scope):
         for change in commit.changes:
             if change.status != "D":
                 blobs.setdefault(change.path, []).append(change.blob)
     for record in ctx.catalog.records.values():
         versions = blobs.get(record.rel, [])
-        data = (ctx.root / record.rel).read_bytes()
-        current = gittrail.blob_id(data, versions[0]) if versions else ""
+        current = ""  # a version about to be written is none of git's: compare with each
+        if versions and record.rel not in ctx.written:
+            current = gittrail.blob_id((ctx.root / record.rel).read_bytes(), versions[0])
         for blob in versions:
             if blob == current:  # the same bytes as now: no need to decrypt
                 if record.meta.get("confirmed_on"):
@@ -261,7 +265,8 @@ def check_confirmed_records(ctx: Context) -> Iterator[Finding]:
                 continue  # not confirmed; a later version may have been (then reverted)
             try:
                 data = gittrail.read_blob(ctx.root, blob)
-                earlier = parse(decrypt(data, ctx.keyring).decode("utf-8"), record.rel)
+                text = decrypt(data, ctx.keyring).decode("utf-8")
+                earlier = checked("record", record.rel, text)  # a planted version: skipped
             except (DecryptionError, InvalidDocument, UnicodeDecodeError):
                 continue
             if earlier.meta.get("confirmed_on"):
@@ -292,6 +297,69 @@ def _datetime(value: object) -> dt.datetime | None:
         return parse_datetime(str(value)) if value else None
     except ValueError:
         return None
+
+
+# -- one document, before it is written ------------------------------------------------------
+def document_findings(app, subject: Subject) -> list[Finding]:
+    """The rules across files that `validate` runs, for one document a command is about to
+    write (`subject.rel` is its path in the workspace): what the new version would bring, on
+    it or on the other file of its talk (a plan edited under its record). What the current
+    version already showed is not this write's doing (an occasion the workspace dropped since,
+    a role taken away): it is for `validate` to report and `edit` to mend, and it does not
+    freeze the file. So a command that succeeds leaves `validate` as clean as it found it."""
+    from collections import Counter
+
+    ws = app.workspace
+    path = ws.root / subject.rel
+    written = Item(subject.kind, subject.rel, subject.doc, subject.text)
+    others = [
+        item
+        for sibling in _siblings(subject.kind, path)
+        if (item := _readable(app, ws, sibling)) is not None
+    ]
+    after = _cross_findings(app, [written, *others], frozenset({subject.rel}))
+    if not after:
+        return []
+    current = _readable(app, ws, path) if path.is_file() else None
+    before = _cross_findings(app, [*([current] if current else []), *others])
+    known = Counter((f.path, f.field, f.message) for f in before)  # lines move with an edit
+    brought = []
+    for finding in sorted(after):
+        key = (finding.path, finding.field, finding.message)
+        if known[key]:
+            known[key] -= 1
+        else:
+            brought.append(finding)
+    return brought
+
+
+def _siblings(kind: str, path: Path) -> list[Path]:
+    names = {"plan": "record.md.age", "record": "plan.md.age"}
+    return [path.parent / names[kind]] if kind in names else []
+
+
+def _readable(app, ws: Workspace, path: Path) -> Item | None:
+    """A document of the workspace as `validate` takes it into its catalog: readable with this
+    identity and past its schema (else the rules across files skip it, as validate does)."""
+    if not path.is_file():
+        return None
+    rel = ws.relative(path)
+    kind = kind_of_rel(rel)
+    try:
+        text = app.vault.read_text(path)
+        doc = checked(kind, rel, text)
+    except (DecryptionError, InvalidDocument):
+        return None
+    return Item(kind, rel, doc, text)
+
+
+def _cross_findings(app, items: list[Item], written: frozenset[str] = frozenset()) -> list[Finding]:
+    catalog = Catalog()
+    for item in items:
+        catalog.add(item)
+    ws = app.workspace
+    context = Context(ws, catalog, app.today(), ws.root, _keyring_or_none(app), written)
+    return [finding for rule in CROSS_FILE for finding in rule(context)]
 
 
 # -- the run ----------------------------------------------------------------------------------
@@ -347,15 +415,20 @@ def validate(app, paths: list[str] | None = None, staged: bool = False) -> Repor
         except UnicodeDecodeError:
             report.findings.append(Finding(rel, 1, "(file)", "decrypted content is not UTF-8"))
             continue
+        except TalkbookError:  # kind_of_rel: under talks/, but neither a plan nor a record
+            report.findings.append(Finding(rel, 1, "(file)", "not a profile, plan or record"))
+            continue
         try:
             doc = parse(text, rel)
         except InvalidDocument as exc:
             report.findings.append(Finding(rel, exc.line, "(front matter)", exc.reason))
             continue
-        item = Item(kind, rel, doc, text)
-        report.findings += check_document(Subject(kind, rel, doc, text), ws)
+        item, subject = Item(kind, rel, doc, text), Subject(kind, rel, doc, text)
+        refused = unfit(subject)  # the rules across files read well-typed documents only
+        report.findings += refused or rule_findings(subject, ws)
         report.findings += recipient_findings(ws, item, data)
-        catalog.add(item)
+        if not refused:
+            catalog.add(item)
     context = Context(ws, catalog, app.today(), ws.root, keyring)
     for rule in CROSS_FILE:
         report.findings += list(rule(context))

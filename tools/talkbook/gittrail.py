@@ -395,3 +395,94 @@ def _identity_env(author: Author) -> dict[str, str]:
         stamp = dt.datetime.fromisoformat(fixed).strftime("%Y-%m-%dT%H:%M:%S")
         env |= {"GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp}
     return env
+
+
+# -- crash safety: what a write's journal records, and how `doctor` puts paths back ---------------
+def git_dir(root: Path) -> Path:
+    """This clone's git folder (`.git`, or where a `.git` file points)."""
+    dot_git = root / ".git"
+    if dot_git.is_dir() and not dot_git.is_symlink():
+        return dot_git
+    return Path(_repo(root).git_dir)
+
+
+def head(root: Path) -> str | None:
+    """The commit HEAD names, or None in a repository without commits."""
+    repo = _repo(root)
+    return repo.head.commit.hexsha if repo.head.is_valid() else None
+
+
+def blobs_at(root: Path, rev: str, rel_paths: list[str]) -> dict[str, str]:
+    """Blob id of each of these paths in `rev` (paths it does not hold are left out)."""
+    if not rel_paths:
+        return {}
+    out = _repo(root).git.ls_tree("-z", "--full-tree", rev, "--", *rel_paths)
+    found = {}
+    for entry in filter(None, out.split("\0")):
+        info, _, path = entry.partition("\t")
+        _mode, kind, blob = info.split()
+        if kind == "blob":
+            found[path] = blob
+    return found
+
+
+def committed(root: Path, rel_path: str) -> bytes | None:
+    """The bytes HEAD holds at this path, or None."""
+    blob = blobs_at(root, "HEAD", [rel_path]).get(rel_path) if head(root) else None
+    return read_blob(root, blob) if blob else None
+
+
+def touched_since(root: Path, since: str, rel_paths: list[str]) -> list[str]:
+    """Commits after `since` up to HEAD that changed any of these paths, newest first (empty
+    when HEAD does not descend from `since`)."""
+    repo = _repo(root)
+    try:
+        repo.git.merge_base("--is-ancestor", since, "HEAD")
+    except Exception:  # git.GitCommandError: not an ancestor, or an unknown commit
+        return []
+    return repo.git.log("--format=%H", f"{since}..HEAD", "--", *rel_paths).split()
+
+
+def differing(root: Path, rel_paths: list[str]) -> list[str]:
+    """Those of these paths whose index entry or working file differs from HEAD."""
+    if not rel_paths:
+        return []
+    out = _repo(root).git.status("--porcelain", "-z", "--untracked-files=all", "--", *rel_paths)
+    return sorted({entry[3:] for entry in out.split("\0") if len(entry) > 3})
+
+
+def restore_index(root: Path, rel_paths: list[str]) -> None:
+    """Index entries of these paths as HEAD has them (what a failed commit had staged goes)."""
+    if not rel_paths or not head(root):
+        return
+    repo = _repo(root)
+    if repo.git.diff("--cached", "--name-only", "HEAD", "--", *rel_paths).strip():
+        repo.git.reset("-q", "HEAD", "--", *rel_paths)
+
+
+def restore_to_head(root: Path, rel_paths: list[str]) -> list[str]:
+    """Index entries and working files of these paths as HEAD has them; a path HEAD does not
+    hold is unstaged and its file removed (regular files only). Returns the paths changed."""
+    from talkbook.fsutil import regular_file
+
+    changed = differing(root, rel_paths)
+    if not changed:
+        return []
+    repo = _repo(root)
+    repo.git.reset("-q", "HEAD", "--", *changed)
+    kept = blobs_at(root, "HEAD", changed) if head(root) else {}
+    if kept:
+        repo.git.checkout("-q", "HEAD", "--", *kept)
+    for rel in changed:
+        if rel in kept:
+            continue
+        path = regular_file(root, root / rel)
+        path.unlink(missing_ok=True)
+        for folder in path.parents:  # a talk's folder made for the file goes with it
+            if folder == root or not folder.is_relative_to(root):
+                break
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+    return changed

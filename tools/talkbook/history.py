@@ -1,5 +1,8 @@
 """The story of a file from git, and rekeying when readers change.
 
+Rekey is a write like any other: under the workspace's write lock, journaled, one commit signed
+by the custodian who runs it (see App.writing and App.changing).
+
 Who could read a file when it was last written is derived, not stored: the talkbook.toml of the
 commit that last wrote the file, applied to the file's own front matter. Storing recipient lists
 in plaintext would tell everyone who talks to whom.
@@ -15,8 +18,8 @@ from typing import Any
 from talkbook import gittrail, trust
 from talkbook.app import App
 from talkbook.errors import DecryptionError, InvalidDocument, NotFound
-from talkbook.fsutil import regular_file
-from talkbook.models import ID_PATTERNS, parse
+from talkbook.fsutil import checkpoint, regular_file
+from talkbook.models import ID_PATTERNS, Document, parse
 from talkbook.workspace import CONFIG_NAME, Workspace, kind_of_rel
 
 
@@ -99,16 +102,20 @@ def _decrypt_blob(app: App, blob: bytes, rel: str) -> tuple[dict[str, Any], str]
     return doc.meta, doc.body
 
 
-def introduced_by(app: App, rel: str, trail: str, entry: dict[str, Any]) -> str | None:
-    """The person who signed the commit that first put `entry` into the `trail` list of the file
-    (decisions, addenda), or None when no good signature of a person covers it."""
+def introduced_by(
+    app: App, rel: str, trail: str, entry: dict[str, Any]
+) -> tuple[str | None, Document] | None:
+    """Who signed the commit that first put `entry` into the `trail` list of the file
+    (decisions, addenda) — None for no person's good signature — and the file as it was then;
+    None when no version holds the entry."""
     ws = app.workspace
     for rev in gittrail.revisions(ws.root, rel):
         blob = gittrail.blob_at(ws.root, rev.sha, rel)
         current = _decrypt_blob(app, blob, rel) if blob is not None else None
         entries = current[0].get(trail) if current else None
-        if isinstance(entries, list) and entry in entries:
-            return trust.signers(ws.root, [rev.sha]).get(rev.sha)
+        if current and isinstance(entries, list) and entry in entries:
+            signer = trust.signers(ws.root, [rev.sha]).get(rev.sha)
+            return signer, Document(current[0], current[1])
     return None
 
 
@@ -120,38 +127,47 @@ class RekeyResult:
 
 
 def rekey(app: App) -> RekeyResult:
-    """Re-encrypt exactly the files whose readers changed since they were written; one commit.
+    """Re-encrypt exactly the files whose readers changed since they were written; one signed
+    commit, or nothing at all.
 
     Refused (UnsafePath), before anything is read or written, if any file is a symlink or lies
     in a symlinked folder: following one would encrypt a file from outside to the readers.
+    Every file is decrypted and compared first; only then are the files to rewrite journaled
+    (App.changing) and written, so a rekey killed halfway is rolled back whole by `doctor`.
     """
-    ws = app.workspace
-    actor = app.require_role("custodian")
-    last = gittrail.last_commits(ws.root)
-    configs: dict[str, Workspace] = {}
-    rewritten: list[Path] = []
-    unreadable: list[str] = []
-    files = [regular_file(ws.root, path) for path in ws.encrypted_files()]
-    for path in app.prompts.progress(files, len(files)):
-        rel = ws.relative(path)
-        kind = kind_of_rel(rel)
-        try:
-            text = app.vault.read_text(path)
-        except DecryptionError:
-            unreadable.append(rel)
-            continue
-        meta = parse(text, rel).meta
-        now = ws.recipients(kind, meta)
-        sha = last.get(rel)
-        then = workspace_at(ws, sha, configs).recipients(kind, meta) if sha else None
-        if then != now:
-            app.vault.write(path, text, now, force=True)
-            rewritten.append(path)
-    sha = None
-    if rewritten:
-        message = f"rekey: {len(rewritten)} file{'s' if len(rewritten) != 1 else ''}"
-        sha = gittrail.commit(ws.root, rewritten, message, app.author(actor))
-    return RekeyResult([ws.relative(p) for p in rewritten], unreadable, sha)
+    with app.writing("talkbook rekey"):
+        ws = app.workspace
+        actor = app.require_role("custodian")
+        last = gittrail.last_commits(ws.root)
+        configs: dict[str, Workspace] = {}
+        todo: list[tuple[Path, str, list[str]]] = []
+        unreadable: list[str] = []
+        files = [regular_file(ws.root, path) for path in ws.encrypted_files()]
+        for path in app.prompts.progress(files, len(files)):
+            rel = ws.relative(path)
+            kind = kind_of_rel(rel)
+            try:
+                text = app.vault.read_text(path)
+            except DecryptionError:
+                unreadable.append(rel)
+                continue
+            meta = parse(text, rel).meta
+            now = ws.recipients(kind, meta)
+            sha = last.get(rel)
+            then = workspace_at(ws, sha, configs).recipients(kind, meta) if sha else None
+            if then != now:
+                todo.append((path, text, now))
+        sha = None
+        if todo:
+            paths = [path for path, _, _ in todo]
+            message = f"rekey: {len(todo)} file{'s' if len(todo) != 1 else ''}"
+            author, signer = app.author(actor), app.signer()
+            with app.changing(paths):
+                for path, text, now in todo:
+                    app.vault.write(path, text, now, force=True)
+                checkpoint("commit")
+                sha = gittrail.commit(ws.root, paths, message, author, signer)
+    return RekeyResult([ws.relative(path) for path, _, _ in todo], unreadable, sha)
 
 
 def workspace_at(ws: Workspace, sha: str, cache: dict[str, Workspace]) -> Workspace:

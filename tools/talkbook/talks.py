@@ -187,18 +187,24 @@ def write_record(
     use_editor: bool = False,
     source: str = "--from",
 ) -> str:
-    """`talkbook record T`: needs an approved plan; prefilled from it."""
+    """`talkbook record T`: needs an approved plan; prefilled from it. What was said comes
+    from `text` or the editor: the bare template is never recorded."""
     app.ensure_trust()
-    plan = read_plan(app, talk_id).meta
+    plan_doc = read_plan(app, talk_id)
+    plan = plan_doc.meta
     path = record_path(app, talk_id)
     if path.exists():
         raise WorkflowError(f"{talk_id} has a record already; use `talkbook edit {talk_id}/record`")
     if plan.get("status") != "approved":
         raise WorkflowError(f"{talk_id} is {plan.get('status')}; a record needs an approved plan")
-    _verified_approval(app, talk_id, plan)
+    _verified_approval(app, talk_id, plan_doc)
     actor = app.actor()
     if not (actor.id == plan.get("speaker") or actor.has_role("recorder")):
         raise PermissionDenied(f"{actor.id} is neither this talk's speaker nor a recorder")
+    if text is None and not use_editor:  # what was said comes from the user, never the template
+        raise TalkbookError("no terminal for the editor: pass --from FILE or --from -")
+    if text is not None and not text.strip():
+        raise TalkbookError(f"{source}: empty; nothing was recorded")
     given = parse(text, source) if text else Document({})
     meta: dict[str, Any] = {
         "id": talk_id,
@@ -239,25 +245,29 @@ def write_record(
     return talk_id
 
 
-def _verified_approval(app: App, talk_id: str, plan: dict[str, Any]) -> None:
-    """The approval must have arrived in a commit its approver signed: a decision typed into
-    the file by anyone else (and re-encrypted with plain age) does not count."""
+def _verified_approval(app: App, talk_id: str, plan: Document) -> None:
+    """The approval is the plan's last decision, it arrived in a commit its approver (not the
+    plan's speaker) signed, and the plan is still what was approved: a decision typed in by
+    anyone else, or a plan changed after its approval, is not one to hold a talk on."""
     from talkbook.history import introduced_by
 
-    decisions = [d for d in plan.get("decisions") or [] if isinstance(d, dict)]
-    approvals = [d for d in decisions if d.get("decision") == "approved"]
-    approval = approvals[-1] if approvals else None
-    signer = introduced_by(app, app.rel(plan_path(app, talk_id)), "decisions", approval or {})
-    people = app.workspace.people
+    decisions = [d for d in plan.meta.get("decisions") or [] if isinstance(d, dict)]
+    approval = decisions[-1] if decisions and decisions[-1].get("decision") == "approved" else {}
+    found = introduced_by(app, app.rel(plan_path(app, talk_id)), "decisions", approval)
+    signer, approved = found if found else (None, None)
+    person = app.workspace.people.get(signer) if signer else None
     if (
-        approval is None
-        or signer is None
+        not approval
+        or person is None
         or signer != approval.get("by")
-        or not people[signer].has_role("approver")
+        or signer == plan.meta.get("speaker")
+        or not person.has_role("approver")
+        or approved is None
+        or workflow.without_decisions(approved) != workflow.without_decisions(plan)
     ):
         raise WorkflowError(
             f"{talk_id}: its approval is not verified (no commit signed by its approver "
-            "brought it); nothing was recorded"
+            "brought it, or the plan changed since); nothing was recorded"
         )
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from talkbook.errors import NotFound, TalkbookError, WorkspaceExists, WorkspaceNotFound
 from talkbook.fsutil import atomic_write, inside, read_regular, regular_file
-from talkbook.models import ID_PATTERNS
+from talkbook.models import ID_FORMS, ID_PATTERNS, is_id, one_line, shown
 
 CONFIG_NAME = "talkbook.toml"
 ROLES = ("custodian", "approver", "speaker", "recorder")
@@ -61,6 +61,8 @@ def read_config(path: Path) -> dict[str, Any]:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise TalkbookError(f"{path.name}: malformed TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise TalkbookError(f"{path.name}: not UTF-8 text") from None
     except OSError as exc:
         raise TalkbookError(f"{path}: cannot read: {exc.strerror}") from None
 
@@ -74,7 +76,8 @@ def find_root(explicit: Path | None = None, start: Path | None = None) -> Path:
         return chosen.resolve()
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
-        if (folder / CONFIG_NAME).is_file():
+        # a workspace is a repository's top: a talkbook.toml committed in a subfolder is not one
+        if (folder / CONFIG_NAME).is_file() and (folder / ".git").exists():
             return folder
     raise WorkspaceNotFound(
         f"no talkbook workspace here or above {here} (run `talkbook init` or pass --workspace)"
@@ -108,7 +111,10 @@ class Workspace:
         person's: otherwise one of them could act, and read, as the other)."""
         people = {}
         owners: dict[str, str] = {}
-        for pid, entry in (self.config.get("people") or {}).items():
+        table = self.config.get("people") or {}
+        if not isinstance(table, dict) or not all(isinstance(e, dict) for e in table.values()):
+            raise TalkbookError(f"{CONFIG_NAME}: [people] must hold one table per person")
+        for pid, entry in table.items():
             people[pid] = Person(
                 id=pid,
                 name=str(entry.get("name", pid)),
@@ -127,6 +133,8 @@ class Workspace:
         return people
 
     def person(self, pid: str) -> Person:
+        if not is_id("person", pid):
+            raise NotFound(f"not a person id ({ID_FORMS['person']})")
         try:
             return self.people[pid]
         except KeyError:
@@ -181,9 +189,13 @@ class Workspace:
 
     # -- layout ---------------------------------------------------------------------------
     def cadre_path(self, cadre_id: str) -> Path:
+        if not is_id("profile", cadre_id):  # it becomes a path: never a name, `*` or "../"
+            raise NotFound(f"not a cadre id ({ID_FORMS['profile']})")
         return self.root / "cadres" / f"{cadre_id}.md.age"
 
     def talk_dir(self, talk_id: str, year: int | str | None = None) -> Path:
+        if not is_id("talk", talk_id):  # a path and a glob pattern: `T-*` would match any talk
+            raise NotFound(f"not a talk id ({ID_FORMS['talk']})")
         if year is None:
             found = sorted((self.root / "talks").glob(f"*/{talk_id}"))
             if not found:
@@ -207,9 +219,11 @@ class Workspace:
 
     def resolve(self, ref: str) -> Path:
         """An id (`C-…`, `T-…` = its plan, `T-…/record`) or a path → the encrypted file."""
-        if ID_PATTERNS["profile"].match(ref):
+        if not one_line(ref):
+            raise NotFound(f"unknown id or file: {shown(ref)}")
+        if ID_PATTERNS["profile"].fullmatch(ref):
             path = self.cadre_path(ref)
-        elif ID_PATTERNS["talk"].match(ref.split("/")[0]):
+        elif ID_PATTERNS["talk"].fullmatch(ref.split("/")[0]):
             talk_id, _, part = ref.partition("/")
             path = self.talk_dir(talk_id) / f"{part or 'plan'}.md.age"
         else:
@@ -226,8 +240,21 @@ class Workspace:
 
     # -- editing talkbook.toml ------------------------------------------------------------
     def add_person(self, person: Person) -> None:
-        """Add or update a person in talkbook.toml, keeping the file's comments and layout."""
+        """Add or update a person in talkbook.toml, keeping the file's comments and layout.
+
+        The id becomes a TOML key, a path in messages and a commit message: it must match its
+        pattern whole. Name and email go into commits' author lines: one line each.
+        """
         import tomlkit
+
+        if not is_id("person", person.id):
+            raise TalkbookError(f"person id: must be {ID_FORMS['person']} (e.g. P-01)")
+        if person.cadre is not None and not is_id("profile", person.cadre):
+            raise TalkbookError(f"--cadre: must be a cadre id ({ID_FORMS['profile']})")
+        if not person.name.strip() or not one_line(person.name):
+            raise TalkbookError("name: must be one line of text, without control characters")
+        if not one_line(person.email) or set(person.email) & set(" <>"):
+            raise TalkbookError("email: must be one address, without spaces, < or >")
 
         entry = tomlkit.table()
         entry["name"] = person.name

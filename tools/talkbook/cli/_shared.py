@@ -7,8 +7,10 @@ Every TalkbookError becomes one line on stderr and its exit code; tracebacks onl
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +134,26 @@ def cli(ctx: click.Context, workspace: Path | None, identity: Path | None, debug
     """
     ctx.obj = App(workspace, identity, _prompts())
     ctx.meta["debug"] = debug
+    from talkbook.doctor import sweep_private
+
+    # decrypted copies that killed talkbook processes of this user left in memory go first
+    ctx.meta["swept"] = sweep_private()
+
+
+def writes(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a command that writes: it runs whole under the workspace's write lock (App.writing),
+    so what it reads cannot change before it commits. Reads never take the lock."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        name = " ".join(["talkbook", *ctx.command_path.split()[1:]])
+        app = ctx.find_object(App)
+        assert app is not None, "the group made the App"
+        with app.writing(name):
+            return command(*args, **kwargs)
+
+    return run
 
 
 def read_source(source: str) -> str:

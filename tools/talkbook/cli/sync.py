@@ -8,12 +8,13 @@ from pathlib import Path
 import click
 
 from talkbook.app import App
-from talkbook.cli._shared import cli, from_option, pass_app, read_source
+from talkbook.cli._shared import cli, from_option, pass_app, writes
 
 
 @cli.command()
 @click.option("--remote", default="origin", show_default=True, help="The shared remote.")
 @pass_app
+@writes
 def sync(app: App, remote: str) -> None:
     """Fetch, merge (encrypted files field by field), validate and push; again if it moved.
 
@@ -32,6 +33,7 @@ def sync(app: App, remote: str) -> None:
 @click.argument("ref", metavar="ID")
 @from_option
 @pass_app
+@writes
 def resolve(app: App, ref: str, source: str | None) -> None:
     """Resolve a conflicted document in your editor, on a private decrypted copy.
 
@@ -41,12 +43,10 @@ def resolve(app: App, ref: str, source: str | None) -> None:
     \b
     Example: talkbook resolve C-7k2m9q
     """
-    from talkbook.errors import TalkbookError
+    from talkbook.cli.talks import text_or_editor
     from talkbook.sync import resolve as run
 
-    text = read_source(source) if source else None
-    if text is None and not sys.stdin.isatty():
-        raise TalkbookError("no terminal for the editor: pass --from FILE or --from -")
+    text = text_or_editor(source)
     click.echo(f"{run(app, ref, text)}: resolved and staged")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import sys
 
 import click
@@ -18,15 +19,30 @@ from talkbook.cli._shared import (
     pass_app,
     read_source,
     source_name,
+    writes,
 )
-from talkbook.errors import Findings
+from talkbook.errors import Findings, TalkbookError
 
 
-def _text_or_editor(source: str | None) -> tuple[str | None, bool]:
-    """--from gives the text; without it an editor opens when there is a terminal."""
+def editor_can_run() -> bool:
+    """A terminal to run the editor in, or an editor the user named ($VISUAL, $EDITOR: a
+    window or a script needs no terminal). Like git, which only refuses a terminal-less,
+    unnamed default editor."""
+    named = any(os.environ.get(name, "").strip() for name in ("VISUAL", "EDITOR"))
+    return sys.stdin.isatty() or named
+
+
+NO_TERMINAL = "no terminal for the editor: pass --from FILE or --from -"
+
+
+def text_or_editor(source: str | None) -> str | None:
+    """For a command whose document comes from --from or the editor alone (edit, cadre new):
+    the text, or None for the editor; with neither, a one-line refusal."""
     if source:
-        return read_source(source), False
-    return None, sys.stdin.isatty()
+        return read_source(source)
+    if not editor_can_run():
+        raise TalkbookError(NO_TERMINAL)
+    return None
 
 
 @cli.command()
@@ -35,6 +51,7 @@ def _text_or_editor(source: str | None) -> tuple[str | None, bool]:
 @click.option("--date", "when", metavar="YYYY-MM-DD", help="When it happened [default: today].")
 @click.option("--note", default=None, help="A short note (kept encrypted in the profile).")
 @pass_app
+@writes
 def event(app: App, cadre: str, occasion: str, when: str | None, note: str | None) -> None:
     """Log an event that obliges a talk (a must-talk occasion) on a cadre's profile.
 
@@ -73,6 +90,7 @@ def show(app: App, ref: str) -> None:
 @click.option("--continues", default=None, metavar="TALK", help="The talk this one continues.")
 @from_option
 @pass_app
+@writes
 def plan(
     app: App,
     cadre: str,
@@ -95,7 +113,9 @@ def plan(
     """
     from talkbook.talks import draft_plan
 
-    text, use_editor = _text_or_editor(source)
+    # Its flags and the suggestions make a whole plan: the editor is only offered on a terminal.
+    text = read_source(source) if source else None
+    use_editor = text is None and sys.stdin.isatty()
     talk_id = draft_plan(
         app,
         cadre,
@@ -116,6 +136,7 @@ def _decision_command(name: str, decision: str, doc: str, comment_required: bool
     @click.argument("talk")
     @click.option("--comment", required=comment_required, default=None)
     @pass_app
+    @writes
     def command(app: App, talk: str, comment: str | None, **extra: str | None) -> None:
         from talkbook.talks import decide
 
@@ -162,6 +183,7 @@ _decision_command(
 @click.argument("talk")
 @from_option
 @pass_app
+@writes
 def record(app: App, talk: str, source: str | None) -> None:
     """Write the record of a held talk (needs an approved plan); prefilled from the plan.
 
@@ -170,7 +192,8 @@ def record(app: App, talk: str, source: str | None) -> None:
     """
     from talkbook.talks import write_record
 
-    text, use_editor = _text_or_editor(source)
+    text = read_source(source) if source else None
+    use_editor = text is None and editor_can_run()  # else refused once the talk is checked
     emit_id(write_record(app, talk, text, use_editor, source_name(source)))
 
 
@@ -178,6 +201,7 @@ def record(app: App, talk: str, source: str | None) -> None:
 @click.argument("talk")
 @click.option("--date", "on", metavar="YYYY-MM-DD", help="Confirmation date [default: today].")
 @pass_app
+@writes
 def confirm(app: App, talk: str, on: str | None) -> None:
     """Confirm a record: from then on it changes only by addenda.
 
@@ -194,6 +218,7 @@ def confirm(app: App, talk: str, on: str | None) -> None:
 @click.argument("talk")
 @click.option("--text", required=True, help="What is added (dated and attributed to you).")
 @pass_app
+@writes
 def addendum(app: App, talk: str, text: str) -> None:
     """Add a dated, attributed addendum to a record.
 
@@ -280,6 +305,7 @@ def followups(app: App, as_of: str | None, fmt: str) -> None:
 @click.argument("number", type=int)
 @click.option("--date", "on", metavar="YYYY-MM-DD", help="When it was done [default: today].")
 @pass_app
+@writes
 def done(app: App, talk: str, number: int, on: str | None) -> None:
     """Mark a record's follow-up done (N as `talkbook followups` shows it).
 

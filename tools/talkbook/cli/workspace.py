@@ -15,9 +15,10 @@ from talkbook.cli._shared import (
     emit_id,
     from_option,
     pass_app,
-    read_source,
     source_name,
+    writes,
 )
+from talkbook.cli.talks import text_or_editor
 from talkbook.errors import TalkbookError
 
 
@@ -53,6 +54,7 @@ def init(app: App, directory: Path, locale: str, organization: str) -> None:
 @cli.command()
 @click.option("--trust", "trust_id", metavar="COMMIT", help="Pin this root without asking.")
 @pass_app
+@writes
 def setup(app: App, trust_id: str | None) -> None:
     """Configure git in a fresh clone and pin the workspace's root of trust.
 
@@ -69,7 +71,7 @@ def setup(app: App, trust_id: str | None) -> None:
     root = app.workspace.root
     for item in gittrail.setup(root):
         click.echo(f"configured {item}")
-    trust.configure_signing(root, app.workspace.config)
+    trust.configure_signing(root, {})  # who signed what: filled from verified settings below
     click.echo("configured gpg.ssh.allowedSignersFile")
     key = _own_signing_key(app)
     if key is not None:  # your hand-made commits are signed too, as the chain needs
@@ -87,6 +89,7 @@ def setup(app: App, trust_id: str | None) -> None:
         click.echo("no root yet: the first custodian's `person add` makes it")
         return
     app.ensure_trust()
+    trust.write_allowed_signers(root, trust.head_config(root))
     click.echo(f"root of trust: {pinned}")
 
 
@@ -111,6 +114,7 @@ def _own_signing_key(app: App) -> Path | None:
     help="Your old (age X25519) identity file, which talkbook.toml lists for you.",
 )
 @pass_app
+@writes
 def migrate(app: App, old_identity: Path | None) -> None:
     """Bring a workspace from before signing under the chain of custody, in one command.
 
@@ -177,6 +181,7 @@ def person() -> None:
 @click.option("--email", default="")
 @click.option("--cadre", default=None, help="Their own cadre id, if they are a cadre too.")
 @pass_app
+@writes
 def person_add(
     app: App,
     pid: str,
@@ -203,6 +208,7 @@ def person_add(
 @person.command("remove")
 @click.argument("pid", metavar="ID")
 @pass_app
+@writes
 def person_remove(app: App, pid: str) -> None:
     """Remove a person (custodians only); then run `talkbook rekey`.
 
@@ -224,6 +230,7 @@ def person_list(app: App) -> None:
     \b
     Example: talkbook person list
     """
+    app.ensure_trust()
     for p in app.workspace.people.values():
         click.echo(f"{p.id}\t{p.name}\t{','.join(p.roles)}\t{len(p.keys)} key(s)")
 
@@ -241,6 +248,7 @@ def cadre() -> None:
 @cadre.command("new")
 @from_option
 @pass_app
+@writes
 def cadre_new(app: App, source: str | None) -> None:
     """Add a profile: from a file, or in your editor on the locale's template.
 
@@ -249,7 +257,7 @@ def cadre_new(app: App, source: str | None) -> None:
     """
     from talkbook.profiles import new_cadre
 
-    text = read_source(source) if source else None
+    text = text_or_editor(source)
     emit_id(new_cadre(app, text, source_name(source) if source else None))
 
 
@@ -273,6 +281,7 @@ def cat_command(app: App, ref: str) -> None:
 @click.argument("ref", metavar="ID")
 @from_option
 @pass_app
+@writes
 def edit(app: App, ref: str, source: str | None) -> None:
     """Edit a profile, plan or record in $VISUAL/$EDITOR; validated on save.
 
@@ -282,7 +291,9 @@ def edit(app: App, ref: str, source: str | None) -> None:
     \b
     Example: EDITOR=vim talkbook edit C-7k2m9q
     """
-    doc_id, changed = app.edit(ref, read_source(source) if source else None)
+    if source is None:
+        app.workspace.resolve(ref)  # an unknown id is said before a missing terminal
+    doc_id, changed = app.edit(ref, text_or_editor(source))
     click.echo(f"{doc_id}: {'saved' if changed else 'unchanged'}", err=True)
 
 
@@ -315,6 +326,7 @@ def history(app: App, ref: str, fmt: str) -> None:
 
 @cli.command()
 @pass_app
+@writes
 def rekey(app: App) -> None:
     """Re-encrypt exactly the files whose readers changed; one commit. Custodians only.
 
@@ -327,6 +339,33 @@ def rekey(app: App) -> None:
     if result.unreadable:
         click.echo(f"skipped {len(result.unreadable)} file(s) you cannot read", err=True)
     click.echo(f"rekeyed {len(result.rewritten)} file(s)")
+
+
+@cli.command()
+@pass_app
+@writes
+def doctor(app: App) -> None:
+    """Finish or roll back a command that was killed halfway, and say what was done.
+
+    A command that writes journals what it is about to change (under .git/talkbook/) and
+    clears the journal once committed. Killed in between, it leaves the journal, and every
+    command that writes refuses until doctor has run: if the commit was made, doctor only
+    clears the journal; otherwise it puts the journaled files back as HEAD has them (so the
+    workspace is exactly as before the command), and removes the temp files the command left.
+    Needs no key: doctor never decrypts.
+
+    \b
+    Example: talkbook doctor
+    """
+    from talkbook import gittrail
+    from talkbook.doctor import recover
+
+    root = app.workspace.root
+    for line in recover(root, gittrail.git_dir(root)):
+        click.echo(line)
+    swept = click.get_current_context().meta.get("swept") or []
+    if swept:
+        click.echo(f"wiped {len(swept)} private folder(s) that killed talkbook commands left")
 
 
 @cli.command(hidden=True)
