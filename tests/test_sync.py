@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -117,3 +119,25 @@ def test_merge_rules() -> None:
     shown = merge.with_conflicts_shown(clash)
     assert "# CONFLICT" in shown and "#   post: c" in shown and "<<<<<<< ours" in shown
     assert merge.unresolved(shown) is not None
+
+
+@pytest.mark.parametrize("step", ["sync-fetched", "sync-merged", "sync-push"])
+def test_a_killed_sync_is_finished_by_the_next(officers, cadre: str, step: str) -> None:
+    a, b = officers
+    ok(as_p01(a, "event", cadre, "reward", "--date", "2026-01-05", "--note", "市级表彰"))
+    ok(as_p01(a, "sync"))
+    edited(b, cadre, "post: 副主任", "post: 主任")
+    killed = subprocess.run(
+        [sys.executable, "-m", "talkbook", "-w", str(b), "sync"],
+        env={**os.environ, "TALKBOOK_KILL_AT": step},
+        capture_output=True,
+    )
+    assert killed.returncode == -9
+    ok(as_p01(b, "doctor"))
+    ok(as_p01(b, "sync"))
+    ok(as_p01(a, "sync"))
+    for clone in (a, b):
+        text = ok(as_p01(clone, "cat", cadre)).stdout
+        assert "市级表彰" in text and "post: 主任" in text
+        assert git(clone, "status", "--porcelain").stdout == ""
+        ok(as_p01(clone, "validate"))

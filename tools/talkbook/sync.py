@@ -16,6 +16,7 @@ from pathlib import Path
 from talkbook import gittrail, merge
 from talkbook.app import App
 from talkbook.errors import Findings, TalkbookError
+from talkbook.fsutil import checkpoint
 from talkbook.models import Document
 from talkbook.workspace import Workspace, id_of_rel, kind_of_rel
 
@@ -112,10 +113,13 @@ def sync(app: App, remote: str = "origin") -> str:
             raise TalkbookError("a rebase or cherry-pick is unfinished: finish it with git first")
         else:
             upstream = gittrail.fetch(ws.root, remote)
+            checkpoint("sync-fetched")
             if upstream and not gittrail.merge(ws.root, upstream, author, signer):
                 _finish_merge(app, signer, author)  # names what is left to resolve
+        checkpoint("sync-merged")
         app.ensure_trust()
         _validate(app)
+        checkpoint("sync-push")
         if gittrail.push(ws.root, remote):
             return "pushed"
     raise TalkbookError(f"{remote} keeps moving; nothing more was pushed, run sync again")
