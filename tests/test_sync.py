@@ -141,3 +141,33 @@ def test_a_killed_sync_is_finished_by_the_next(officers, cadre: str, step: str) 
         assert "市级表彰" in text and "post: 主任" in text
         assert git(clone, "status", "--porcelain").stdout == ""
         ok(as_p01(clone, "validate"))
+
+
+def test_addenda_from_two_officers_merge_and_audit_stays_clean(
+    officers, cadre: str, workspace: Setup, clock
+) -> None:
+    a, b = officers
+    keys = workspace.keys
+    clock.set("2026-03-01T08:00")
+    talk = ok(run("-w", a, "plan", cadre, "--speaker", "P-03", "--at", "2026-03-10T09:30"))
+    talk_id = talk.stdout.splitlines()[-1]
+    ok(run("-w", a, "-i", keys["P-03"], "submit", talk_id))
+    ok(run("-w", a, "-i", keys["P-02"], "approve", talk_id))
+    clock.set("2026-03-11T08:00")
+    ok(run("-w", a, "-i", keys["P-03"], "record", talk_id, "--from", "-",
+           input="---\nheld_at: 2026-03-10T09:30\n---\n\n谈话对象表示服从组织安排。\n"))  # fmt: skip
+    ok(run("-w", a, "confirm", talk_id))
+    ok(as_p01(a, "sync"))
+    ok(as_p01(b, "sync"))
+    clock.set("2026-03-12T08:00")
+    ok(run("-w", a, "-i", keys["P-03"], "addendum", talk_id, "--text", "补充：本人申请调岗。"))
+    ok(as_p01(a, "sync"))
+    ok(as_p01(b, "addendum", talk_id, "--text", "组织意见：同意研究。"))
+    ok(as_p01(b, "sync"))
+    ok(as_p01(a, "sync"))
+    for clone in (a, b):
+        text = ok(as_p01(clone, "cat", f"{talk_id}/record")).stdout
+        assert "本人申请调岗" in text and "同意研究" in text
+        ok(as_p01(clone, "validate"))
+        audited = as_p01(clone, "audit")
+        assert audited.exit_code == 0, audited.stdout

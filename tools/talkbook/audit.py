@@ -234,12 +234,23 @@ class Auditor:
         self.profiles: dict[str, Document | None] = {}  # blob → decrypted profile (None: not)
         self.laws: dict[str | None, Law] = {}  # talkbook.toml blob → its settings
         self.seen: dict[str, str] = {}  # path → the blob it last held
-        self.previous: dict[str, Document | None] = {}  # path → its last version (None: unread)
+        self.by_blob: dict[str, Document | None] = {}  # trail file blob → its document
+        self.parent_blobs: dict[str, str | None] = {}  # "parent:path" → the blob it held
         self.confirmed: dict[str, Any] = {}  # record path → the confirmed_on first set
 
     def run(self) -> AuditReport:
         commits = gittrail.history(self.root)
         self.signers = trust.signers(self.root, [commit.sha for commit in commits])
+        self.parent_blobs = gittrail.object_ids(
+            self.root,
+            [
+                f"{parent}:{change.path}"
+                for commit in commits
+                for change in commit.changes
+                if DOCUMENT_PATH.fullmatch(change.path) and not change.path.startswith("cadres/")
+                for parent in commit.parents
+            ],
+        )
         self.learn_names(commits)
         config: str | None = None
         for commit in commits:
@@ -279,6 +290,11 @@ class Auditor:
                     self.profiles[blob] = doc
                     if doc is not None:
                         self.names.add(doc.meta.get("name"), id_of_rel(path))
+
+    def before(self, parent: str, path: str) -> Document | None:
+        """The trail file as a parent commit held it: BROKEN (nothing) when it held none."""
+        blob = self.parent_blobs.get(f"{parent}:{path}")
+        return self.by_blob.get(blob, BROKEN) if blob else BROKEN
 
     def version(self, change: gittrail.Change) -> Version:
         path, blob = change.path, change.blob
@@ -455,12 +471,16 @@ def check_trails(audit: Auditor, step: Step) -> Iterator[AuditFinding]:
             continue
         if not version.fresh or version.header is None:
             continue
-        before = audit.previous.get(path, BROKEN)
-        audit.previous[path] = version.doc
+        audit.by_blob[version.change.blob] = version.doc
+        # each line of history has its own "before": the version in this commit's first parent
+        before, *others = [audit.before(parent, path) for parent in step.commit.parents] or [BROKEN]
         if version.doc is None or before is None:
             continue  # this version or the one before is unreadable: nothing to compare
         kind = kind_of_rel(path)
-        yield from _trail_findings(step, version, TRAILS[kind], before, version.doc)
+        trail = TRAILS[kind]
+        # a merge brings entries the other lines already made (and were checked in)
+        inherited = [e for doc in others if doc is not None for e in doc.meta.get(trail) or []]
+        yield from _trail_findings(step, version, trail, before, version.doc, inherited)
         if kind == "record":
             yield from _confirmed_findings(audit, step, version, before, version.doc)
 
@@ -479,7 +499,12 @@ COMMIT_CHECKS: list[CommitCheck] = [
 
 # -- helpers -----------------------------------------------------------------------------------
 def _trail_findings(
-    step: Step, version: Version, trail: str, before: Document, after: Document
+    step: Step,
+    version: Version,
+    trail: str,
+    before: Document,
+    after: Document,
+    inherited: list[Any] | None = None,
 ) -> Iterator[AuditFinding]:
     old = list(before.meta.get(trail) or [])
     new = list(after.meta.get(trail) or [])
@@ -487,6 +512,8 @@ def _trail_findings(
         yield step.finding(version, f"{trail}: earlier entries were rewritten")
         return
     for entry in new[len(old) :]:
+        if entry in (inherited or []):
+            continue
         named = entry.get("by") if isinstance(entry, dict) else None
         if step.author is not None and named == step.author.id:
             continue

@@ -257,6 +257,7 @@ class LoggedCommit:
     email: str
     message: str  # in full, every line
     changes: tuple[Change, ...]
+    parents: tuple[str, ...] = ()
 
 
 _RAW = r"^:[0-7]{6} ([0-7]{6}) [0-9a-f]{40,64} ([0-9a-f]{40,64}) ([A-Z])[0-9]*$"
@@ -273,14 +274,14 @@ def history(root: Path, *pathspecs: str) -> list[LoggedCommit]:
         return []
     out = repo.git.log(
         "--reverse", "--topo-order", "--root", "--raw", "-z", "--no-renames", "--no-abbrev",
-        "--diff-merges=first-parent", "--format=%H%x00%an%x00%ae%x00%B", "--", *pathspecs,
+        "--diff-merges=first-parent", "--format=%H %P%x00%an%x00%ae%x00%B", "--", *pathspecs,
         stdout_as_string=False,
     )  # fmt: skip
     tokens: list[str] = out.decode("utf-8", "replace").split("\0")
     commits: list[LoggedCommit] = []
     i = 0
     while i + 3 < len(tokens):
-        sha, (name, email, message) = tokens[i].strip("\n"), tokens[i + 1 : i + 4]
+        (sha, *parents), (name, email, message) = tokens[i].split(), tokens[i + 1 : i + 4]
         if not re.fullmatch(r"[0-9a-f]{40,64}", sha):
             raise TalkbookError(f"git log: unexpected output near commit {sha[:12]!r}")
         i += 4
@@ -289,7 +290,10 @@ def history(root: Path, *pathspecs: str) -> list[LoggedCommit]:
             mode, blob, status = raw.groups()
             changes.append(Change(status, mode, blob, tokens[i + 1]))
             i += 2
-        commits.append(LoggedCommit(sha, name, email, message.rstrip("\n"), tuple(changes)))
+        commit = LoggedCommit(
+            sha, name, email, message.rstrip("\n"), tuple(changes), tuple(parents)
+        )
+        commits.append(commit)
     return commits
 
 
@@ -410,6 +414,24 @@ def head(root: Path) -> str | None:
     """The commit HEAD names, or None in a repository without commits."""
     repo = _repo(root)
     return repo.head.commit.hexsha if repo.head.is_valid() else None
+
+
+def object_ids(root: Path, specs: list[str]) -> dict[str, str | None]:
+    """The object id of each `rev:path` spec (None where it names nothing): one
+    `git cat-file --batch-check` for all of them."""
+    if not specs:
+        return {}
+    import subprocess
+
+    done = subprocess.run(
+        ["git", "-C", str(root), "cat-file", "--batch-check=%(objectname)"],
+        input="\n".join(specs) + "\n", capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    lines = done.stdout.splitlines()
+    return {
+        spec: None if line.endswith(" missing") else line.strip()
+        for spec, line in zip(specs, lines, strict=False)
+    }
 
 
 def blobs_at(root: Path, rev: str, rel_paths: list[str]) -> dict[str, str]:

@@ -133,14 +133,10 @@ def _ask_git(root: Path, shas: list[str]) -> dict[str, Signature]:
 
 
 def _objects(root: Path, specs: list[str]) -> dict[str, str]:
-    """Object ids of `commit:path` specs (one `git cat-file --batch-check` call)."""
-    if not specs:
-        return {}
-    out = _git(root, "cat-file", "--batch-check=%(objectname)", stdin="\n".join(specs) + "\n")
-    ids = {}
-    for spec, line in zip(specs, out.splitlines(), strict=False):
-        ids[spec] = MISSING if line.endswith(" missing") else line.strip()
-    return ids
+    """Object ids of `commit:path` specs; MISSING where there is none."""
+    from talkbook import gittrail
+
+    return {spec: oid or MISSING for spec, oid in gittrail.object_ids(root, specs).items()}
 
 
 def _blob(root: Path, object_id: str) -> bytes:
