@@ -7,12 +7,16 @@ error, Ctrl-C, SIGTERM/SIGHUP, editor killed). The text itself is never printed 
 The folder is named `talkbook-PID-XXXXXXXX` after the process that made it: a process killed
 outright (SIGKILL, power cut of the session) cannot wipe it, so the next talkbook command of the
 same user does (doctor.sweep_private), once PID is gone.
+
+vim, nvim, nano and emacs also keep no history, undo, backup, swap, shada, auto-save, lock or
+recent-file entries outside that folder (see `with_privacy_flags` and `private_env`).
 """
 
 from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import signal
 import stat
 import subprocess
@@ -113,16 +117,102 @@ def editor_command(env: Mapping[str, str] | None = None) -> list[str]:
     return with_privacy_flags(["vi"])
 
 
-# vim keeps yanks and search history in ~/.viminfo, and may write undo and backup files beside
-# or outside the copy: all on a persistent disk. These flags keep vim's traces in memory only.
-_VIM_FAMILY = {"vi", "vim", "nvim", "gvim", "view", "vimdiff"}
-_VIM_PRIVATE = ["-i", "NONE", "--cmd", "set noundofile nobackup nowritebackup noswapfile"]
+# Editors keep what was typed, searched and yanked in files of their own (vim's viminfo, nvim's
+# shada, nano's search_history, emacs's savehist/recentf/auto-save-list), plus undo, backup, swap,
+# auto-save and lock files, beside the copy or in the home folder: all on a persistent disk. For
+# the editors we know, `with_privacy_flags` starts them without user or site configuration (which
+# could turn any of this back on) and with all of it off, and `private_env` points HOME, the XDG
+# folders and TMPDIR into the private folder, so anything written after all lands there and is
+# wiped with the copy. The user's own config is therefore not loaded: privacy comes first.
+# Any other editor runs as given. emacsclient is refused: the running Emacs it talks to keeps its
+# own backups, auto-saves and history, which nothing on our command line can turn off.
+_VIM_FAMILY = {"vi", "vim", "gvim", "view", "vimdiff", "rvim", "ex"}
+_VIM_OFF = "set noundofile nobackup nowritebackup noswapfile"
+_NVIM_OFF = "set shada= noundofile nobackup nowritebackup noswapfile"
+_EMACS_OFF = (
+    "(setq make-backup-files nil backup-inhibited t auto-save-default nil"
+    " auto-save-list-file-prefix nil create-lockfiles nil"
+    " savehist-mode nil recentf-mode nil desktop-save-mode nil save-place-mode nil)"
+)
+# Options come before the user's own words, so flags the user wrote explicitly still win.
+_PRIVATE_FLAGS = {
+    # -i NONE: no viminfo; -n: no swap file even if a vimrc asks; --cmd before loading, -c after.
+    "vim": ["-i", "NONE", "--cmd", _VIM_OFF, "--clean", "-n", "-c", _VIM_OFF],
+    "nvim": ["-i", "NONE", "--cmd", _NVIM_OFF, "--clean", "-n", "-c", _NVIM_OFF],
+    # Restricted mode: no rc files, no history or position log, no backups, no suspending. (The
+    # flags are what protects here: nano run as root ignores $HOME and writes to root's home.)
+    "nano": ["--restricted", "--ignorercfiles"],
+    "emacs": ["-Q", "-nw", "--eval", _EMACS_OFF],
+}
+_EMACSCLIENT_REFUSED = (
+    "emacsclient edits in a running Emacs that keeps its own backups, auto-saves and history; "
+    "set $VISUAL to emacs (talkbook starts it keeping none), vim, nvim or nano"
+)
+
+
+def _kind_of_name(name: str) -> str | None:
+    base = name.split(".", 1)[0]  # vim.basic, vim.tiny
+    if base in _VIM_FAMILY:
+        return "vim"
+    if base == "nvim":
+        return "nvim"
+    if base in {"nano", "rnano"}:
+        return "nano"
+    if base.startswith("emacsclient"):
+        return "emacsclient"
+    if base == "emacs" or base.startswith("emacs-") or base.startswith("emacs2"):
+        return "emacs"  # emacs-nox, emacs-gtk, emacs29
+    return None
+
+
+def editor_kind(program: str) -> str | None:
+    """vim, nvim, nano, emacs, emacsclient or None, from the executable's real name.
+
+    `vi` and `editor` are often links (Debian alternatives) to vim, nvim or nano: the target
+    decides. A program not on PATH is known by the name it was given.
+    """
+    found = shutil.which(program)
+    if found is not None:
+        real = Path(os.path.realpath(found)).name
+        kind = _kind_of_name(real)
+        if kind is not None:
+            return kind
+        if real != Path(found).name:
+            return None  # a link to an editor we do not know (vi -> nvi) gets no foreign flags
+    return _kind_of_name(Path(program).name)
 
 
 def with_privacy_flags(words: list[str]) -> list[str]:
-    if Path(words[0]).name in _VIM_FAMILY and "-i" not in words:
-        return [words[0], *_VIM_PRIVATE, *words[1:]]
-    return words
+    kind = editor_kind(words[0])
+    if kind == "emacsclient":
+        raise EditAborted(_EMACSCLIENT_REFUSED)
+    if kind is None:
+        return words
+    return [words[0], *_PRIVATE_FLAGS[kind], *words[1:]]
+
+
+def private_env(command: list[str], folder: Path) -> dict[str, str] | None:
+    """For a known editor: the environment with home, XDG folders and TMPDIR inside `folder`."""
+    kind = editor_kind(command[0])
+    if kind is None:
+        return None
+    if kind == "emacsclient":
+        raise EditAborted(_EMACSCLIENT_REFUSED)
+    home = folder / "home"
+    home.mkdir(mode=0o700, exist_ok=True)
+    env = dict(os.environ)
+    for name in ("VIMINIT", "EXINIT", "MYVIMRC", "NVIM_LOG_FILE", "EMACSLOADPATH"):
+        env.pop(name, None)
+    env["HOME"] = str(home)
+    env["TMPDIR"] = str(home)
+    for name, sub in (
+        ("XDG_CONFIG_HOME", ".config"),
+        ("XDG_DATA_HOME", ".local/share"),
+        ("XDG_STATE_HOME", ".local/state"),
+        ("XDG_CACHE_HOME", ".cache"),
+    ):
+        env[name] = str(home / sub)
+    return env
 
 
 def _signal_name(signum: int) -> str:
@@ -262,13 +352,13 @@ def _trapped_signals(interrupts: list[int]) -> Iterator[None]:
             signal.signal(signum, handler)
 
 
-def _run_editor(editor: list[str], path: Path) -> None:
+def _run_editor(editor: list[str], path: Path, env: dict[str, str] | None = None) -> None:
     interrupts: list[int] = []
     with _trapped_signals(interrupts):
         # Caught (not ignored) handlers are reset to default by exec, so the editor gets
         # normal signal behaviour; stdin/stdout/stderr are inherited (the terminal).
         try:
-            process = subprocess.Popen([*editor, str(path)])
+            process = subprocess.Popen([*editor, str(path)], env=env)
         except FileNotFoundError:
             raise EditAborted(f"editor not found: {editor[0]}") from None
         except PermissionError:
@@ -322,9 +412,10 @@ def edit_privately(
     try:
         path = folder / f"talkbook{suffix}"
         _write_private(path, initial)
+        env = private_env(command, folder)
         checkpoint("editing")
         while True:
-            _run_editor(command, path)
+            _run_editor(command, path, env)
             try:
                 raw = path.read_bytes()
             except FileNotFoundError:
