@@ -28,7 +28,7 @@ from talkbook.errors import (
     UnsafePath,
 )
 from talkbook.fsutil import inside, read_regular
-from talkbook.models import parse, parse_date, parse_datetime
+from talkbook.models import Document, parse, parse_date, parse_datetime
 from talkbook.validation import Finding, Subject, rule_findings
 from talkbook.workspace import CONFIG_NAME, Workspace, kind_of_rel
 
@@ -184,6 +184,10 @@ def check_decisions(ctx: Context) -> Iterator[Finding]:
                     yield s.finding(where, f"{who} is not an approver")
                 elif who == item.meta.get("speaker"):
                     yield s.finding(where, f"{who} approved a plan they speak in")
+            left = _date(people[who].left) if who in people else None
+            when = _datetime(decision.get("at"))
+            if left and when and when.date() > left:
+                yield s.finding(where, f"{who} decided after leaving on {left.isoformat()}")
         last = decisions[-1]["decision"] if decisions else "draft"
         expected = {"reopened": "draft"}.get(last, last)
         if item.meta.get("status") != expected:
@@ -318,9 +322,12 @@ def document_findings(app, subject: Subject) -> list[Finding]:
         if (item := _readable(app, ws, sibling)) is not None
     ]
     after = _cross_findings(app, [written, *others], frozenset({subject.rel}))
+    current = None
+    if after or _names_departed(ws, subject):
+        current = _readable(app, ws, path) if path.is_file() else None
+    departed = departed_findings(ws, subject, current.doc if current else None)
     if not after:
-        return []
-    current = _readable(app, ws, path) if path.is_file() else None
+        return departed
     before = _cross_findings(app, [*([current] if current else []), *others])
     known = Counter((f.path, f.field, f.message) for f in before)  # lines move with an edit
     brought = []
@@ -330,7 +337,37 @@ def document_findings(app, subject: Subject) -> list[Finding]:
             known[key] -= 1
         else:
             brought.append(finding)
-    return brought
+    return sorted([*departed, *brought])
+
+
+NAMED_PEOPLE = ("speaker", "recorder")  # who holds and records the talk: not one who left
+
+
+def _names_departed(ws: Workspace, subject: Subject) -> bool:
+    people = ws.people
+    return subject.kind in ("plan", "record") and any(
+        (person := people.get(str(subject.doc.meta.get(key)))) is not None and person.left
+        for key in NAMED_PEOPLE
+    )
+
+
+def departed_findings(ws: Workspace, subject: Subject, current: Document | None) -> list[Finding]:
+    """A plan or record about to be written names nobody who left as its speaker or recorder:
+    checked for a new document and for a changed field only, so the talks of someone who has
+    left since stay as they were, and valid (`validate` does not run this rule)."""
+    if subject.kind not in ("plan", "record"):
+        return []
+    people = ws.people
+    found = []
+    for key in NAMED_PEOPLE:
+        pid = subject.doc.meta.get(key)
+        person = people.get(pid) if isinstance(pid, str) else None
+        if person is None or not person.left:
+            continue
+        if current is not None and current.meta.get(key) == pid:
+            continue  # named before they left: the talk stays theirs
+        found.append(subject.finding(key, f"{pid} left on {person.left}"))
+    return found
 
 
 def _siblings(kind: str, path: Path) -> list[Path]:

@@ -82,6 +82,10 @@ def draft_plan(
     continues = continues or meta_in.get("continues")
     if not speaker or not at:
         raise TalkbookError("a plan needs --speaker and --at (or both in the --from file)")
+    for role, pid in (("speaker", speaker), ("recorder", recorder or meta_in.get("recorder"))):
+        person = ws.people.get(str(pid)) if pid else None
+        if person is not None and person.left:
+            raise PermissionDenied(f"--{role} {pid} left on {person.left}; name someone current")
     try:
         when = parse_datetime(str(at))
     except ValueError:
@@ -199,8 +203,8 @@ def write_record(
         raise WorkflowError(f"{talk_id} is {plan.get('status')}; a record needs an approved plan")
     _verified_approval(app, talk_id, plan_doc)
     actor = app.actor()
-    if not (actor.id == plan.get("speaker") or actor.has_role("recorder")):
-        raise PermissionDenied(f"{actor.id} is neither this talk's speaker nor a recorder")
+    if problem := workflow.may_record(actor, plan):
+        raise PermissionDenied(problem)
     if text is None and not use_editor:  # what was said comes from the user, never the template
         raise TalkbookError("no terminal for the editor: pass --from FILE or --from -")
     if text is not None and not text.strip():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import unicodedata
+from pathlib import Path
 from typing import Any
 
 from talkbook import gittrail, obligations
@@ -93,11 +94,18 @@ def followup_rows(app: App, as_of: dt.date | None) -> tuple[list[dict], list[str
     ], skipped_note(catalog)
 
 
-def talk_status(catalog: Catalog, talk_id: str) -> str:
+def talk_status(catalog: Catalog, talk_id: str, root: Path | None = None) -> str:
+    """A talk with a record is held, whether or not the reader can decrypt the record: an
+    approver reads the plan, never the record, and the record's existence is in its path
+    (`talks/<year>/<talk-id>/record.md.age`), which is not confidential."""
     if talk_id in catalog.records:
         return "held"
     plan = catalog.plans.get(talk_id)
-    return str(plan.meta.get("status")) if plan else "?"
+    if plan is None:
+        return "?"
+    if root is not None and (root / plan.rel).with_name("record.md.age").is_file():
+        return "held"
+    return str(plan.meta.get("status"))
 
 
 def talk_rows(app: App, status: str | None, cadre: str | None) -> tuple[list[dict], list[str]]:
@@ -112,7 +120,7 @@ def talk_rows(app: App, status: str | None, cadre: str | None) -> tuple[list[dic
             "at": plan.meta.get("at"),
             "occasion": plan.meta.get("occasion"),
             "method": plan.meta.get("method"),
-            "status": talk_status(catalog, talk_id),
+            "status": talk_status(catalog, talk_id, app.workspace.root),
         }
         if (status is None or row["status"] == status) and (cadre is None or row["cadre"] == cadre):
             rows.append(row)

@@ -18,7 +18,7 @@ TRANSITIONS: dict[str, tuple[set[str], str]] = {
     "postponed": ({"draft", "submitted", "approved"}, "postponed"),
     "cancelled": ({"draft", "submitted", "approved", "rejected", "postponed"}, "cancelled"),
 }
-# who may take each step, besides the rules in _authorize
+# who may take each step: a role, or "speaker" for the plan's own speaker (see may_decide)
 DECIDERS = {
     "submitted": ("custodian", "speaker"),
     "approved": ("approver",),
@@ -47,11 +47,27 @@ def may_decide(actor: Person, decision: str, plan: dict[str, Any]) -> str | None
     """None when `actor` may take this step on this plan; else why not."""
     allowed = DECIDERS[decision]
     is_speaker = actor.id == plan.get("speaker")
-    if not (any(actor.has_role(r) for r in allowed) or ("speaker" in allowed and is_speaker)):
+    if actor.left:
+        return f"{actor.id} left on {actor.left}"
+    # "speaker" is this plan's own speaker, never anyone who speaks in other talks
+    by_role = any(actor.has_role(r) for r in allowed if r != "speaker")
+    if not (by_role or ("speaker" in allowed and is_speaker)):
         return f"{actor.id} may not mark this plan {decision}"
     if decision in ("approved", "rejected") and is_speaker:
         return f"{actor.id} is this plan's speaker and cannot approve or reject it"
     return None
+
+
+def may_record(actor: Person, plan: dict[str, Any]) -> str | None:
+    """None when `actor` may write the record of this plan's talk: its speaker, or the recorder
+    the plan names (`plan --recorder`); else why not."""
+    if actor.left:
+        return f"{actor.id} left on {actor.left}"
+    if actor.id == plan.get("speaker"):
+        return None
+    if actor.id == plan.get("recorder") and actor.has_role("recorder"):
+        return None
+    return f"{actor.id} is neither this talk's speaker nor the recorder its plan names"
 
 
 def reopen_after_edit(

@@ -225,14 +225,16 @@ def person_remove(app: App, pid: str) -> None:
 @person.command("list")
 @pass_app
 def person_list(app: App) -> None:
-    """List people, their roles and keys.
+    """List people, their roles and keys: the current ones, then those who left (with the day).
 
     \b
     Example: talkbook person list
     """
     app.ensure_trust()
-    for p in app.workspace.people.values():
-        click.echo(f"{p.id}\t{p.name}\t{','.join(p.roles)}\t{len(p.keys)} key(s)")
+    people = app.workspace.people.values()
+    for p in [*(p for p in people if not p.left), *(p for p in people if p.left)]:
+        line = f"{p.id}\t{p.name}\t{','.join(p.roles)}\t{len(p.keys)} key(s)"
+        click.echo(f"{line}\tleft {p.left}" if p.left else line)
 
 
 # -- cadres ---------------------------------------------------------------------------------
