@@ -154,8 +154,8 @@ def test_addenda_from_two_officers_merge_and_audit_stays_clean(
     ok(run("-w", a, "-i", keys["P-03"], "submit", talk_id))
     ok(run("-w", a, "-i", keys["P-02"], "approve", talk_id))
     clock.set("2026-03-11T08:00")
-    ok(run("-w", a, "-i", keys["P-03"], "record", talk_id, "--from", "-",
-           input="---\nheld_at: 2026-03-10T09:30\n---\n\n谈话对象表示服从组织安排。\n"))  # fmt: skip
+    record = "---\nheld_at: 2026-03-10T09:30\n---\n\n谈话对象表示服从组织安排。\n"
+    ok(run("-w", a, "-i", keys["P-03"], "record", talk_id, "--from", "-", input=record))
     ok(run("-w", a, "confirm", talk_id))
     ok(as_p01(a, "sync"))
     ok(as_p01(b, "sync"))
