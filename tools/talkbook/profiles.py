@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from talkbook.app import App, Origin
+from talkbook.catalog import load
 from talkbook.errors import EditAborted, InvalidDocument, NotFound, TalkbookError
 from talkbook.models import ID_PATTERNS, Document, new_id, parse
 from talkbook.templating import render
@@ -83,8 +84,29 @@ def new_cadre(app: App, text: str | None, source: str | None = None) -> str:
     path = ws.cadre_path(cadre_id)
     if path.exists():
         raise TalkbookError(f"{cadre_id} exists already; use `talkbook edit {cadre_id}`")
+    twins = _same_person(app, cadre_id, doc.meta)
     app.save("profile", path, text, f"cadre {cadre_id}: created", actor, origin)
+    if twins:
+        app.prompts.notice(
+            f"{cadre_id} has the same name and birth date as {', '.join(twins)}"
+            " (a duplicate profile?)"
+        )
     return cadre_id
+
+
+def _same_person(app: App, cadre_id: str, meta: dict[str, Any]) -> list[str]:
+    """Other profiles with this name and birth date: likely the same person added twice."""
+    name, born = meta.get("name"), meta.get("birth_date")
+    if not name or not born:
+        return []
+    key = (str(name).strip(), str(born))
+    others = load(app, [p for p in app.workspace.encrypted_files() if p.parent.name == "cadres"])
+    return sorted(
+        other_id
+        for other_id, item in others.profiles.items()
+        if other_id != cadre_id
+        and (str(item.meta.get("name") or "").strip(), str(item.meta.get("birth_date"))) == key
+    )
 
 
 def read_profile(app: App, cadre_id: str) -> Document:

@@ -10,6 +10,7 @@ from typing import Any
 
 from talkbook import rules, workflow
 from talkbook.app import App, Origin
+from talkbook.catalog import Catalog, load
 from talkbook.errors import (
     EditAborted,
     NotFound,
@@ -37,7 +38,12 @@ def read_plan(app: App, talk_id: str) -> Document:
     return app.read(path)
 
 
-def _deferred_from(app: App, cadre_id: str, talk_id: str | None) -> list[str]:
+def _talks(app: App) -> Catalog:
+    """The plans and records the acting person can read (profiles left out)."""
+    return load(app, [p for p in app.workspace.encrypted_files() if p.parent.name != "cadres"])
+
+
+def _deferred_from(app: App, cadre_id: str, talk_id: str | None, catalog: Catalog) -> list[str]:
     """Topics put off to a later talk: those of the talk continued, or else those of this
     cadre's held talks that no plan has continued yet (so nothing deferred is forgotten)."""
     if talk_id:
@@ -45,9 +51,6 @@ def _deferred_from(app: App, cadre_id: str, talk_id: str | None) -> list[str]:
         if not path.is_file():
             raise WorkflowError(f"{talk_id} has no record yet; only a held talk can be continued")
         return [str(t) for t in rules.as_list(app.read(path).meta.get("deferred"))]
-    from talkbook.catalog import load
-
-    catalog = load(app, [p for p in app.workspace.encrypted_files() if p.parent.name != "cadres"])
     continued = {plan.meta.get("continues") for plan in catalog.plans.values()}
     open_topics: list[str] = []
     held = sorted(catalog.held_talks(cadre_id), key=lambda r: str(r.meta.get("held_at")))
@@ -94,7 +97,8 @@ def draft_plan(
         raise TalkbookError(f"unknown occasion {occasion!r}")
     profile = read_profile(app, cadre_id).meta
     today = app.today()
-    deferred = _deferred_from(app, cadre_id, continues)
+    catalog = _talks(app)
+    deferred = _deferred_from(app, cadre_id, continues, catalog)
     event = rules.latest_event(profile, occasion) if occasion else None
     talk_type = "continuation" if continues else ("occasion" if occasion else "routine")
     talk_id = str(meta_in.get("id") or new_id("T", set(ws.talk_ids())))
@@ -139,7 +143,48 @@ def draft_plan(
             edited = final  # accepted as suggested
         final, origin = edited, None
     app.save("plan", path, final, f"plan {talk_id}: drafted", actor, origin)
+    for warning in _plan_warnings(cadre_id, talk_id, occasion, event, when, catalog):
+        app.prompts.notice(warning)
     return talk_id
+
+
+OPEN_STATUSES = ("draft", "submitted", "approved")
+
+
+def _plan_warnings(
+    cadre_id: str,
+    talk_id: str,
+    occasion: str | None,
+    event: dict[str, Any] | None,
+    when: dt.datetime,
+    catalog: Catalog,
+) -> list[str]:
+    """What may be a slip, said after the plan is saved: ids only, never a name or a note."""
+    warnings: list[str] = []
+    if occasion and event is None:
+        warnings.append(f"cadre {cadre_id} has no logged event for this occasion")
+    elif event is not None:
+        try:
+            event_day = dt.date.fromisoformat(str(event.get("date"))[:10])
+        except ValueError:
+            event_day = None
+        if event_day is not None and when.date() < event_day:
+            warnings.append(
+                f"plan {talk_id}: --at is earlier than cadre {cadre_id}'s logged event"
+                " for this occasion"
+            )
+    others = sorted(
+        tid
+        for tid, plan in catalog.plans.items()
+        if tid != talk_id
+        and plan.meta.get("cadre") == cadre_id
+        and plan.meta.get("status") in OPEN_STATUSES
+        and tid not in catalog.records
+    )
+    if others:
+        plans = "plan" if len(others) == 1 else "plans"
+        warnings.append(f"{cadre_id} already has an open {plans} {', '.join(others)}")
+    return warnings
 
 
 def _authorize(app: App, decision: str, plan: dict[str, Any]) -> Person:
