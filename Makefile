@@ -1,10 +1,10 @@
-# talkbook: make demo · make test · make validate · make bench
+# talkbook: make demo · make test · make validate · make bench · make messages
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint validate bench clean
+.PHONY: demo test lint validate bench messages clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,15 @@ validate: $(STAMP)
 ## bench: timings of the main operations, with the floor measured in the same run
 bench: $(STAMP)
 	$(BIN)/python -m talkbook.bench
+
+## messages: extract every message into locale/talkbook.pot, update the zh_CN and en catalogs,
+## compile them (.mo, committed and shipped); then translate what is new in zh_CN and run again
+LOCALE := tools/talkbook/locale
+messages: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -o $(LOCALE)/talkbook.pot --project=talkbook \
+	  --version=0.1 --no-location --sort-output --add-comments=TRANSLATORS: .
+	$(BIN)/pybabel update -i $(LOCALE)/talkbook.pot -d $(LOCALE) -D talkbook --ignore-obsolete
+	$(BIN)/pybabel compile -d $(LOCALE) -D talkbook --statistics
 
 clean:
 	rm -rf build $(VENV)

@@ -2,22 +2,29 @@
 prompts, input and output helpers.
 
 Every TalkbookError becomes one line on stderr and its exit code; tracebacks only with --debug.
+The language is chosen once, in main(), before click parses anything (so --help speaks it too):
+--lang, TALKBOOK_LANG, the locale variables, the workspace's locale, else en (i18n.choose). Help
+texts stay English literals in the code; the commands translate them when they format help.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import inspect
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
 
+from talkbook import i18n
 from talkbook.app import App, Prompts
 from talkbook.errors import TalkbookError
+from talkbook.i18n import N_, _
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -26,25 +33,24 @@ def _prompts() -> Prompts:
     interactive = sys.stdin.isatty()
 
     def passphrase() -> str:
-        return click.prompt("Passphrase", hide_input=True, err=True)
+        return click.prompt(_("Passphrase"), hide_input=True, err=True)
 
     # Without a terminal nobody can answer: say nothing here, the error that follows is the line.
     def reopen(problem: str) -> bool:
         if not interactive:
             return False
         click.echo(f"talkbook: {problem}", err=True)
-        return click.confirm("Open the editor again?", default=True, err=True)
+        return click.confirm(_("Open the editor again?"), default=True, err=True)
 
     def allow_disk(folder: Path) -> bool:
         if not interactive:
             return False
-        click.echo(
-            f"talkbook: no in-memory folder (tmpfs) to edit in; {folder} is on disk", err=True
-        )
-        return click.confirm("Edit the decrypted copy there anyway?", err=True)
+        message = _("no in-memory folder (tmpfs) to edit in; {folder} is on disk")
+        click.echo("talkbook: " + message.format(folder=folder), err=True)
+        return click.confirm(_("Edit the decrypted copy there anyway?"), err=True)
 
     def progress(items, total):
-        with click.progressbar(items, length=total, label="rekey", file=sys.stderr) as bar:
+        with click.progressbar(items, length=total, label=_("rekey"), file=sys.stderr) as bar:
             yield from bar
 
     def notice(text: str) -> None:
@@ -55,22 +61,147 @@ def _prompts() -> Prompts:
 
 pass_app = click.make_pass_decorator(App)
 
+# click's own messages that a person meets most, marked here so they are extracted into our
+# catalog; click looks them up through i18n (_route_click_messages).
+CLICK_MESSAGES = (
+    N_("Usage:"),
+    N_("Options"),
+    N_("Commands"),
+    N_("Positional arguments"),
+    N_("Show this message and exit."),
+    N_("Show the version and exit."),
+    N_("%(prog)s, version %(version)s"),
+    N_("No such command {name!r}."),
+    N_("No such option {name!r}."),
+    N_("Missing command."),
+    N_("Missing argument"),
+    N_("Missing option"),
+    N_("Missing parameter"),
+    N_("Missing {param_type}"),
+    N_("Missing parameter: {param_name}"),
+    N_("Invalid value for {param_hint}: {message}"),
+    N_("Invalid value: {message}"),
+    N_("{value!r} is not a valid {number_type}."),
+    N_("{name} {filename!r} does not exist."),
+    N_("{name} {filename!r} is a directory."),
+    N_("{name} {filename!r} is a file."),
+    N_("{name} {filename!r} is not readable."),
+    N_("file"),
+    N_("directory"),
+    N_("path"),
+    N_("default: {default}"),
+    N_("required"),
+    N_("Repeat for confirmation"),
+    N_("Error: The two entered values do not match."),
+    N_("Error: invalid input"),
+)
 
-class TalkbookGroup(click.Group):
+
+def _route_click_messages() -> None:
+    """click translates with the gettext module's global domain; send it to our catalog."""
+    import click.core
+    import click.decorators
+    import click.exceptions
+    import click.formatting
+    import click.termui
+    import click.types
+
+    modules = (click.core, click.decorators, click.exceptions, click.formatting, click.termui)
+    for module in (*modules, click.types):
+        for name, ours in (("_", i18n._), ("ngettext", i18n.ngettext)):
+            if hasattr(module, name):
+                setattr(module, name, ours)
+
+
+_route_click_messages()
+
+
+@contextmanager
+def _translated_help(command: click.Command, ctx: click.Context | None) -> Iterator[None]:
+    """The command's help texts in the chosen language while click formats them; the English
+    literals are put back after (several commands, in several languages, run in one process)."""
+    things: list[Any] = [command, *(command.get_params(ctx) if ctx is not None else ())]
+    saved = [(thing, attr, getattr(thing, attr, None)) for thing in things for attr in _HELP_ATTRS]
+    try:
+        for thing, attr, text in saved:
+            if isinstance(text, str) and text:
+                setattr(thing, attr, _(inspect.cleandoc(text)))
+        yield
+    finally:
+        for thing, attr, text in saved:
+            if hasattr(thing, attr):
+                setattr(thing, attr, text)
+
+
+_HELP_ATTRS = ("help", "short_help", "epilog")
+
+
+class TranslatedHelp(click.Command):
+    """A command whose help reads in the chosen language."""
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with _translated_help(self, ctx):
+            super().format_help(ctx, formatter)
+
+    def get_short_help_str(self, limit: int = 45) -> str:
+        with _translated_help(self, None):
+            return super().get_short_help_str(limit)
+
+
+class TranslatedGroup(TranslatedHelp, click.Group):
+    """A group of commands (person, cadre) whose help, and its commands', read translated."""
+
+    command_class = TranslatedHelp
+    group_class: type[click.Group] | type[type] | None = type  # subgroups: this same class
+
+
+def _language_arguments(args: list[str]) -> tuple[str | None, Path | None]:
+    """--lang and --workspace as given before the command name: read before click parses, so
+    the language is chosen before anything is said (--help included)."""
+    lang = workspace = None
+    tokens = iter(args)
+    for token in tokens:
+        name, eq, value = token.partition("=")
+        if name in ("--lang", "--workspace", "-w", "--identity", "-i"):
+            value = value if eq else next(tokens, "")
+            if name == "--lang":
+                lang = value
+            elif name in ("--workspace", "-w"):
+                workspace = Path(value) if value else None
+        elif not token.startswith("-") or token == "--":
+            break  # the command: what follows is its own
+    return lang, workspace
+
+
+class TalkbookGroup(TranslatedGroup):
     """The one exit point: every TalkbookError becomes one line on stderr and its exit code."""
 
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+    group_class = TranslatedGroup  # `person`, `cadre`: help translated, errors left to this one
+
+    def main(
+        self, args: Any = None, *rest: Any, standalone_mode: bool = True, **kwargs: Any
+    ) -> Any:
         """Click's own usage errors are one line too (no usage block), with exit code 2."""
+        arguments = list(sys.argv[1:] if args is None else args)
+        before = i18n.language()
+        i18n.use(i18n.choose(*_language_arguments(arguments)))
+        try:
+            return self._main(arguments, *rest, standalone_mode=standalone_mode, **kwargs)
+        finally:
+            i18n.use(before)
+
+    def _main(self, args: list[str], *rest: Any, standalone_mode: bool, **kwargs: Any) -> Any:
         run = super().main
         if not standalone_mode:
-            return run(*args, standalone_mode=False, **kwargs)  # type: ignore[call-overload]
+            return run(args, *rest, standalone_mode=False, **kwargs)  # type: ignore[call-overload]
         try:
-            code = run(*args, standalone_mode=False, **kwargs)  # type: ignore[call-overload]
+            code = run(args, *rest, standalone_mode=False, **kwargs)  # type: ignore[call-overload]
         except click.ClickException as exc:
-            click.echo(f"talkbook: {exc.format_message()} (see --help)", err=True)
+            message = _("{message} (see --help)").format(message=exc.format_message())
+            click.echo(f"talkbook: {message}", err=True)
             sys.exit(exc.exit_code)
         except click.Abort:
-            click.echo("talkbook: aborted; nothing was changed", err=True)
+            click.echo("talkbook: " + _("aborted; nothing was changed"), err=True)
             sys.exit(130)
         sys.exit(code if isinstance(code, int) else 0)
 
@@ -85,20 +216,27 @@ class TalkbookGroup(click.Group):
             click.echo(f"talkbook: {exc}", err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
-            click.echo("talkbook: interrupted; nothing was changed", err=True)
+            click.echo("talkbook: " + _("interrupted; nothing was changed"), err=True)
             ctx.exit(130)
         except OSError as exc:  # disk full, permission denied: writes are atomic, nothing is lost
             if ctx.meta.get("debug") or isinstance(exc, BrokenPipeError):
                 raise
-            where = f": {exc.filename}" if exc.filename else ""
-            click.echo(f"talkbook: {exc.strerror or exc}{where}; nothing was changed", err=True)
+            reason = str(exc.strerror or exc)
+            if exc.filename:
+                message = _("{reason}: {file}; nothing was changed").format(
+                    reason=reason, file=exc.filename
+                )
+            else:
+                message = _("{reason}; nothing was changed").format(reason=reason)
+            click.echo(f"talkbook: {message}", err=True)
             ctx.exit(2)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as exc:  # a bug or a surprise from git: still one line, and no content
             if ctx.meta.get("debug"):
                 raise
-            click.echo(f"talkbook: unexpected {type(exc).__name__}; rerun with --debug", err=True)
+            message = _("unexpected {error}; rerun with --debug").format(error=type(exc).__name__)
+            click.echo(f"talkbook: {message}", err=True)
             ctx.exit(2)
 
 
@@ -109,9 +247,8 @@ def _say_if_mid_merge(ctx: click.Context) -> None:
     app = ctx.obj
     workspace = getattr(app, "_workspace", None)
     if workspace is not None and (what := gittrail.unfinished(workspace.root)):
-        click.echo(
-            f"talkbook: note: the workspace is mid-{what}; finish it (`talkbook sync`)", err=True
-        )
+        message = _("note: the workspace is mid-{operation}; finish it (`talkbook sync`)")
+        click.echo("talkbook: " + message.format(operation=what), err=True)
 
 
 @click.group(cls=TalkbookGroup, context_settings=CONTEXT)
@@ -121,15 +258,23 @@ def _say_if_mid_merge(ctx: click.Context) -> None:
 @click.option(
     "--identity", "-i", type=click.Path(dir_okay=False, path_type=Path), help="Identity file."
 )
+@click.option(
+    "--lang",
+    type=click.Choice(i18n.LANGUAGES),
+    help="Language of messages and help (else TALKBOOK_LANG, LANG, the workspace's locale).",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.version_option(package_name="talkbook")
 @click.pass_context
-def cli(ctx: click.Context, workspace: Path | None, identity: Path | None, debug: bool) -> None:
+def cli(
+    ctx: click.Context, workspace: Path | None, identity: Path | None, lang: str | None, debug: bool
+) -> None:
     """talkbook: confidential heart-to-heart talk records in plain text, git and age.
 
     \b
     Workspace: --workspace, else TALKBOOK_WORKSPACE, else the nearest talkbook.toml upwards.
     Identity:  --identity, else TALKBOOK_IDENTITY, else ~/.config/talkbook/identity.txt.
+    Language:  --lang, else TALKBOOK_LANG, else LANG (zh or en), else the workspace's locale.
     Exit codes: 0 success, 1 findings, 2 bad usage or input.
     """
     ctx.obj = App(workspace, identity, _prompts())
@@ -163,9 +308,10 @@ def read_source(source: str) -> str:
             return sys.stdin.buffer.read().decode("utf-8")
         return Path(source).read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        raise TalkbookError(f"{source}: not UTF-8 text") from None
+        raise TalkbookError(_("{file}: not UTF-8 text").format(file=source)) from None
     except OSError as exc:
-        raise TalkbookError(f"{source}: cannot read: {exc.strerror}") from None
+        message = _("{file}: cannot read: {reason}")
+        raise TalkbookError(message.format(file=source, reason=exc.strerror)) from None
 
 
 def source_name(source: str | None) -> str:
@@ -192,7 +338,7 @@ def parse_date(value: str | None) -> dt.date | None:
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise TalkbookError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+        raise TalkbookError(_("{value!r} is not a date (YYYY-MM-DD)").format(value=value)) from None
 
 
 def echo_json(data: Any) -> None:
