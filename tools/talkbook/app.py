@@ -32,9 +32,11 @@ from talkbook.errors import (
     PermissionDenied,
     TalkbookError,
     UnfinishedMerge,
+    WorkflowError,
     WorkspaceNotFound,
 )
 from talkbook.fsutil import checkpoint, read_regular, restore, snapshot
+from talkbook.i18n import _
 from talkbook.models import Document, field_lines, line_of, parse
 from talkbook.validation import Finding, Subject, check_document, summary
 from talkbook.vault import Vault
@@ -66,6 +68,16 @@ class Origin:
             else f
             for f in findings
         )
+
+
+@dataclass(frozen=True)
+class Pending:
+    """One document of a write that commits several (App.save_together)."""
+
+    kind: str
+    path: Path
+    text: str
+    origin: Origin | None = None
 
 
 @dataclass
@@ -332,6 +344,22 @@ class App:
                 gittrail.commit(root, [path], message, author, signer)
         return True
 
+    def save_together(self, documents: list[Pending], message: str, actor: Person) -> None:
+        """Several documents in one commit (a record and its plan, now held): each checked with
+        the ones before it already in place, each encrypted to its own kind's readers; all or
+        nothing (a failed check puts every file back)."""
+        with self.writing():
+            self.ensure_trust()
+            author, signer = self.author(actor), self.signer()
+            paths = [document.path for document in documents]
+            with self.changing(paths):
+                for document in documents:
+                    kind, path, text = document.kind, document.path, document.text
+                    doc = self.check(kind, path, text, document.origin)
+                    self.vault.write(path, text, self.workspace.recipients(kind, doc.meta))
+                checkpoint("commit")
+                gittrail.commit(self.workspace.root, paths, message, author, signer)
+
     def _committed_text(self, path: Path, working: str) -> tuple[str, bool]:
         """(the text HEAD holds for `path`, whether the working file strays from HEAD's).
 
@@ -402,13 +430,20 @@ class App:
             allow_disk=self.prompts.allow_disk,
         )
 
-    def edit(self, ref: str, replacement: str | None = None) -> tuple[str, bool]:
-        """`talkbook edit ID [--from]`: returns (id, changed). Editor unless a replacement."""
+    def edit(self, ref: str, replacement: str | None = None) -> tuple[str, bool, str | None]:
+        """`talkbook edit ID [--from]`: returns (id, changed, what else changed: a sentence for
+        the user, or None). Editor unless a replacement. A held talk's plan is refused."""
         path = self.workspace.resolve(ref)
         rel = self.rel(path)
         kind, doc_id = kind_of_rel(rel), id_of_rel(rel)
         actor = self.actor()
         original = self.vault.read_text(path)
+        held = parse(original, rel).meta.get("status") == workflow.HELD
+        if kind == "plan" and (held or (path.parent / "record.md.age").exists()):
+            raise WorkflowError(
+                _("{talk}: held; its plan no longer changes (add to the record with "
+                  "`talkbook addendum`)").format(talk=doc_id)
+            )  # fmt: skip
         edited = replacement if replacement is not None else self.edit_text(original, kind, path)
         if edited is None:
             edited = original
@@ -418,16 +453,17 @@ class App:
         if edited == base:
             if stray:  # the stray file goes back to HEAD's, which has this text
                 self.save(kind, path, edited, f"{_noun(kind)} {doc_id}: edited", actor)
-            return doc_id, False
+            return doc_id, False, None
         before, after = parse(base, rel), parse(edited)
         self.guard_edit(kind, path, before, after)
-        action = "edited"
+        action, turn = "edited", None
         if kind == "plan" and (
             reopened := workflow.reopen_after_edit(before, after, actor, self.now())
         ):
             edited, action = reopened.text(), "edited, back to draft"
+            turn = workflow.reopen_notice(doc_id, before.meta.get("status"))
         changed = self.save(kind, path, edited, f"{_noun(kind)} {doc_id}: {action}", actor)
-        return doc_id, changed
+        return doc_id, changed, turn if changed else None
 
     def guard_edit(self, kind: str, path: Path, before: Document, after: Document) -> None:
         """Rules that compare an edit with what it replaces."""

@@ -2,6 +2,7 @@
 
 Each obligation is a value; `due` lists those not met, most urgent first. A talk meets an occasion
 when its record names that cadre and occasion and it was held on or after the event's date.
+A retired cadre (profile field `retired`, from that day on) owes and is owed nothing here.
 """
 
 from __future__ import annotations
@@ -218,4 +219,20 @@ def due(
         *followup_obligations(catalog, as_of),
         *approval_obligations(ws, catalog, as_of),
     ]
-    return sorted(everything, key=lambda o: (not o.overdue, o.deadline, o.cadre, o.reason))
+    gone = retired(catalog, as_of)
+    owed = [o for o in everything if o.cadre not in gone]
+    return sorted(owed, key=lambda o: (not o.overdue, o.deadline, o.cadre, o.reason))
+
+
+def retired(catalog: Catalog, as_of: dt.date) -> set[str]:
+    """Cadres retired on or before `as_of` (`talkbook cadre retire`): nothing of theirs is due.
+    Only profiles the reader can decrypt are known to be retired."""
+    gone = set()
+    for cadre_id, profile in catalog.profiles.items():
+        try:
+            day = parse_date(str(profile.meta.get("retired") or ""))
+        except ValueError:
+            continue
+        if day <= as_of:
+            gone.add(cadre_id)
+    return gone

@@ -1,4 +1,8 @@
-"""Cadre profiles: create one, log events on it."""
+"""Cadre profiles: create one, log and remove events on it, retire it.
+
+Security invariant: commit messages and errors carry ids and numbers only, never a name, an
+occasion or a note; everything about a cadre stays in the encrypted profile.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,10 @@ from typing import Any
 
 from talkbook.app import App, Origin
 from talkbook.catalog import load
-from talkbook.errors import EditAborted, InvalidDocument, NotFound, TalkbookError
+from talkbook.errors import EditAborted, InvalidDocument, NotFound, TalkbookError, WorkflowError
+from talkbook.i18n import _
 from talkbook.models import ID_PATTERNS, Document, new_id, parse
+from talkbook.names import resolve_occasion
 from talkbook.templating import render
 
 # The order fields appear in a new profile: the design's minimum, then what cadence rules use.
@@ -116,20 +122,98 @@ def read_profile(app: App, cadre_id: str) -> Document:
     return app.read(path)
 
 
+def retired_on(profile: dict[str, Any]) -> dt.date | None:
+    """The day a cadre retired (or leaves), or None; a malformed date reads as none (validate
+    reports it through the schema)."""
+    value = profile.get("retired")
+    try:
+        return dt.date.fromisoformat(str(value)[:10]) if value else None
+    except ValueError:
+        return None
+
+
+def refuse_if_retired(cadre_id: str, profile: dict[str, Any], today: dt.date, what: str) -> None:
+    """A retired cadre gets nothing new (`what`: no new plans, no new events)."""
+    day = retired_on(profile)
+    if day is not None and day <= today:
+        raise WorkflowError(
+            _("{cadre}: retired on {day}; {what}").format(
+                cadre=cadre_id, day=day.isoformat(), what=what
+            )
+        )
+
+
 def add_event(
     app: App, cadre_id: str, occasion: str, date: dt.date | None, note: str | None
 ) -> dict[str, Any]:
-    """`talkbook event`: logged on the profile itself, so it stays encrypted with it."""
+    """`talkbook event`: logged on the profile itself, so it stays encrypted with it. The
+    occasion may be its code or its label in either language."""
     ws = app.workspace
-    occasions = ws.config.get("occasions") or {}
-    if occasion not in occasions:
-        raise TalkbookError(
-            f"unknown occasion {occasion!r}: choose from {', '.join(sorted(occasions))}"
-        )
+    code = resolve_occasion(ws, occasion)
     actor = app.require_role("custodian")
     doc = read_profile(app, cadre_id)
-    event = {"date": (date or app.today()).isoformat(), "occasion": occasion, "note": note}
+    refuse_if_retired(cadre_id, doc.meta, app.today(), _("no new events"))
+    event = {"date": (date or app.today()).isoformat(), "occasion": code, "note": note}
     events = [*(doc.meta.get("events") or []), event]
     updated = doc.with_meta(events=events)
     app.save("profile", ws.cadre_path(cadre_id), updated.text(), f"cadre {cadre_id}: event", actor)
     return event
+
+
+def numbered_events(profile: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    """The events as `show` lists them, by date (ties in file order), numbered from 1: the
+    number `event CADRE --remove N` takes. Each with its index in the file."""
+    events = [e for e in profile.get("events") or [] if isinstance(e, dict)]
+    ordered = sorted(enumerate(events), key=lambda pair: str(pair[1].get("date")))
+    return [(index, event) for index, event in ordered]
+
+
+def remove_event(app: App, cadre_id: str, number: int) -> dict[str, Any]:
+    """`talkbook event CADRE --remove N`: the N-th event as `show` numbers it; one commit."""
+    ws = app.workspace
+    actor = app.require_role("custodian")
+    doc = read_profile(app, cadre_id)
+    events = numbered_events(doc.meta)
+    if not 1 <= number <= len(events):
+        raise NotFound(
+            _("{cadre} has no event {number} (it has {count})").format(
+                cadre=cadre_id, number=number, count=len(events)
+            )
+        )
+    index, removed = events[number - 1]
+    kept = [e for i, e in enumerate(doc.meta.get("events") or []) if i != index]
+    updated = doc.with_meta(events=kept)
+    message = f"cadre {cadre_id}: event removed"
+    app.save("profile", ws.cadre_path(cadre_id), updated.text(), message, actor)
+    return removed
+
+
+def retire_cadre(app: App, cadre_id: str, day: dt.date | None = None) -> list[str]:
+    """`talkbook cadre retire`: `retired: DATE` on the profile, which stays (encrypted) with its
+    talks; from that day on the cadre is out of `due` and gets no new plans or events. Returns
+    the cadre's open plans, left as they are for the user to cancel or hold."""
+    ws = app.workspace
+    actor = app.require_role("custodian")
+    doc = read_profile(app, cadre_id)
+    if (already := retired_on(doc.meta)) is not None:
+        raise WorkflowError(
+            _("{cadre}: retired on {day} already").format(cadre=cadre_id, day=already.isoformat())
+        )
+    when = (day or app.today()).isoformat()
+    updated = doc.with_meta(retired=when)
+    app.save(
+        "profile", ws.cadre_path(cadre_id), updated.text(), f"cadre {cadre_id}: retired", actor
+    )
+    return _open_plans(app, cadre_id)
+
+
+def _open_plans(app: App, cadre_id: str) -> list[str]:
+    talks = [p for p in app.workspace.encrypted_files() if p.name == "plan.md.age"]
+    catalog = load(app, talks)
+    return sorted(
+        talk_id
+        for talk_id, plan in catalog.plans.items()
+        if plan.meta.get("cadre") == cadre_id
+        and plan.meta.get("status") in ("draft", "submitted", "approved", "postponed")
+        and not (app.workspace.talk_dir(talk_id) / "record.md.age").exists()
+    )

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from talkbook import rules, workflow
-from talkbook.app import App, Origin
+from talkbook.app import App, Origin, Pending
 from talkbook.catalog import Catalog, load
 from talkbook.errors import (
     EditAborted,
@@ -18,8 +18,10 @@ from talkbook.errors import (
     TalkbookError,
     WorkflowError,
 )
+from talkbook.i18n import _
 from talkbook.models import Document, new_id, parse, parse_datetime
-from talkbook.profiles import read_profile, render_body
+from talkbook.names import resolve_method, resolve_occasion, resolve_person, resolve_talk_type
+from talkbook.profiles import read_profile, refuse_if_retired, render_body
 from talkbook.workspace import Person
 
 
@@ -73,15 +75,21 @@ def draft_plan(
     text: str | None = None,
     use_editor: bool = False,
     source: str = "--from",
+    method: str | None = None,
+    talk_type: str | None = None,
 ) -> str:
-    """`talkbook plan`: suggestions from the profile, the user's file or editor on top."""
+    """`talkbook plan`: suggestions from the profile, the user's file or editor on top.
+
+    Occasion, talk type and method may be given by code or by label (names.py)."""
     ws = app.workspace
     actor = app.require_role("custodian")  # the brief comes from the profile: custodians only
     given = parse(text, source) if text else Document({})
     meta_in = given.meta
-    speaker = speaker or meta_in.get("speaker")
+    speaker = resolve_person(ws, speaker or meta_in.get("speaker"))
+    recorder = resolve_person(ws, recorder)
     at = at or meta_in.get("at")
-    occasion = occasion or meta_in.get("occasion")
+    occasion = resolve_occasion(ws, occasion or meta_in.get("occasion"))
+    method, talk_type = resolve_method(method), resolve_talk_type(ws, talk_type)
     continues = continues or meta_in.get("continues")
     if not speaker or not at:
         raise TalkbookError("a plan needs --speaker and --at (or both in the --from file)")
@@ -93,14 +101,13 @@ def draft_plan(
         when = parse_datetime(str(at))
     except ValueError:
         raise TalkbookError(f"--at {at!r} is not a date and time (YYYY-MM-DDTHH:MM)") from None
-    if occasion and occasion not in (ws.config.get("occasions") or {}):
-        raise TalkbookError(f"unknown occasion {occasion!r}")
     profile = read_profile(app, cadre_id).meta
     today = app.today()
+    refuse_if_retired(cadre_id, profile, today, _("no new plans"))
     catalog = _talks(app)
     deferred = _deferred_from(app, cadre_id, continues, catalog)
     event = rules.latest_event(profile, occasion) if occasion else None
-    talk_type = "continuation" if continues else ("occasion" if occasion else "routine")
+    suggested_type = "continuation" if continues else ("occasion" if occasion else "routine")
     talk_id = str(meta_in.get("id") or new_id("T", set(ws.talk_ids())))
     meta: dict[str, Any] = {
         "id": talk_id,
@@ -109,10 +116,10 @@ def draft_plan(
         "recorder": recorder or meta_in.get("recorder"),
         "at": when.isoformat(timespec="minutes"),
         "place": place or meta_in.get("place"),
-        "talk_type": talk_type,
+        "talk_type": talk_type or suggested_type,
         "occasion": occasion,
         "event_date": event["date"] if event else None,
-        "method": rules.suggest_method(profile, ws.config, today),
+        "method": method or rules.suggest_method(profile, ws.config, today),
         "focus": rules.suggest_focus(profile, occasion, deferred, ws.label, today),
         "preparations": None,
         "status": "draft",
@@ -121,7 +128,8 @@ def draft_plan(
         "created_by": actor.id,
     }
     meta.update({k: v for k, v in meta_in.items() if v is not None})
-    meta.update(cadre=cadre_id, speaker=speaker, status="draft", decisions=[])
+    meta.update(cadre=cadre_id, speaker=speaker, status="draft", decisions=[], occasion=occasion)
+    meta.update({k: v for k, v in (("method", method), ("talk_type", talk_type)) if v})
     context = {
         "plan": meta,
         "brief": rules.brief(profile, occasion, deferred, ws.label, today),
@@ -226,6 +234,10 @@ def decide(
             raise TalkbookError(f"--to {at!r} is not a date and time (YYYY-MM-DDTHH:MM)") from None
     updated = doc.with_meta(**changes)
     app.save("plan", plan_path(app, talk_id), updated.text(), f"plan {talk_id}: {decision}", actor)
+    if status == "approved" and decision == "postponed":
+        app.prompts.notice(
+            _("{talk}: postponed; its approval was voided, submit it again").format(talk=talk_id)
+        )
     return target
 
 
@@ -290,7 +302,16 @@ def write_record(
         if edited is None:
             raise EditAborted("the record was left as the template; nothing was recorded")
         final, origin = edited, None
-    app.save("record", path, final, f"record {talk_id}: written", actor, origin)
+    plan_now_held = workflow.held(plan_doc, actor, app.now()).text()
+    app.save_together(
+        [
+            Pending("record", path, final, origin),
+            Pending("plan", plan_path(app, talk_id), plan_now_held),
+        ],
+        f"record {talk_id}: written",
+        actor,
+    )
+    app.prompts.notice(_("{talk}: recorded; its plan is now held").format(talk=talk_id))
     return talk_id
 
 

@@ -1,5 +1,10 @@
 """The workflow's pure rules: which step may follow which, who may take it, which fields each
 command owns, and what an edit may change. No I/O: talks.py and app.py apply these rules.
+
+A plan ends `held` when its record is written (`record` sets it in the same commit, with a
+`held` entry in its decisions); from then on only the record changes, by addenda and follow-up
+progress. Plans of workspaces made before `held` existed stay `approved` under their record:
+a record in the talk's folder counts as held wherever status is shown or checked.
 """
 
 from __future__ import annotations
@@ -7,8 +12,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from talkbook.i18n import _
 from talkbook.models import Document
 from talkbook.workspace import Person
+
+HELD = "held"  # the plan's status once its record is written: terminal
 
 # decision → (states it may leave from, state it leads to)
 TRANSITIONS: dict[str, tuple[set[str], str]] = {
@@ -86,6 +94,26 @@ def reopen_after_edit(
     }
     decisions = [*_entries(after.meta.get("decisions")), entry]
     return after.with_meta(status="draft", decisions=decisions)
+
+
+def reopen_notice(talk_id: str, status: Any) -> str:
+    """What the user is told when an edit sent a plan back to draft (never silently)."""
+    if status == "approved":
+        text = _("{talk}: back to draft; its approval was voided, submit it again")
+    else:
+        text = _("{talk}: back to draft; its submission was withdrawn, submit it again")
+    return text.format(talk=talk_id)
+
+
+def held(plan: Document, actor: Person, now: dt.datetime) -> Document:
+    """The plan once its talk is recorded: status held, and who recorded it, when."""
+    entry = {
+        "by": actor.id,
+        "at": now.isoformat(timespec="minutes"),
+        "decision": HELD,
+        "comment": None,
+    }
+    return plan.with_meta(status=HELD, decisions=[*_entries(plan.meta.get("decisions")), entry])
 
 
 def _entries(value: Any) -> list[Any]:

@@ -22,6 +22,7 @@ from talkbook.cli._shared import (
     writes,
 )
 from talkbook.errors import Findings, TalkbookError
+from talkbook.i18n import _
 
 
 def editor_can_run() -> bool:
@@ -47,47 +48,78 @@ def text_or_editor(source: str | None) -> str | None:
 
 @cli.command()
 @click.argument("cadre")
-@click.argument("occasion")
+@click.argument("occasion", required=False)
+@click.argument("number", required=False, metavar="")
 @click.option("--date", "when", metavar="YYYY-MM-DD", help="When it happened [default: today].")
 @click.option("--note", default=None, help="A short note (kept encrypted in the profile).")
+@click.option(
+    "--remove", type=int, default=None, metavar="N", help="Remove event N (as `show` numbers it)."
+)
 @pass_app
 @writes
-def event(app: App, cadre: str, occasion: str, when: str | None, note: str | None) -> None:
-    """Log an event that obliges a talk (a must-talk occasion) on a cadre's profile.
+def event(
+    app: App,
+    cadre: str,
+    occasion: str | None,
+    number: str | None,
+    when: str | None,
+    note: str | None,
+    remove: int | None,
+) -> None:
+    """Log an event that obliges a talk (a must-talk occasion) on a cadre's profile, or remove
+    one logged by mistake (`event CADRE --remove N`, or `event remove CADRE N`).
+
+    CADRE is an id or a name; OCCASION a code or its label (岗位变动, Post change).
 
     \b
-    Example: talkbook event C-7k2m9q post_change --date 2026-11-02 --note "调任市财政局"
+    Example: talkbook event 张伟 岗位变动 --date 2026-11-02 --note "调任市财政局"
+    Example: talkbook event C-7k2m9q --remove 2
     """
-    from talkbook.profiles import add_event
+    from talkbook.names import resolve_cadre
+    from talkbook.profiles import add_event, remove_event
 
-    logged = add_event(app, cadre, occasion, parse_date(when), note)
-    click.echo(f"{cadre}: {logged['occasion']} on {logged['date']}")
+    if cadre == "remove" and occasion and number is not None and remove is None:
+        cadre, occasion, remove = occasion, None, _event_number(number)
+    elif number is not None:
+        raise TalkbookError(_("event takes CADRE OCCASION, or CADRE --remove N"))
+    if remove is not None:
+        if occasion or when or note:
+            raise TalkbookError(_("--remove N takes no occasion, --date or --note"))
+        cadre_id = resolve_cadre(app, cadre)
+        remove_event(app, cadre_id, remove)
+        click.echo(_("{cadre}: event {number} removed").format(cadre=cadre_id, number=remove))
+        return
+    if not occasion:
+        raise TalkbookError(_("event needs CADRE and OCCASION (or CADRE --remove N)"))
+    cadre_id = resolve_cadre(app, cadre)
+    logged = add_event(app, cadre_id, occasion, parse_date(when), note)
+    label = app.workspace.label("occasions", logged["occasion"])
+    click.echo(
+        _("{cadre}: {occasion} on {date}").format(
+            cadre=cadre_id, occasion=label, date=logged["date"]
+        )
+    )
 
 
-@cli.command()
-@click.argument("ref", metavar="ID")
-@pass_app
-def show(app: App, ref: str) -> None:
-    """A readable summary of a cadre (with events) or a talk (plan, decisions, record).
-
-    \b
-    Example: talkbook show C-7k2m9q
-    """
-    from talkbook.views import show_text
-
-    click.echo(show_text(app, ref))
+def _event_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise TalkbookError(_("event remove CADRE N: N is the event's number")) from None
 
 
 @cli.command()
 @click.argument("cadre")
-@click.option("--speaker", metavar="PERSON", help="Who holds the talk (a person id).")
+@click.option("--speaker", metavar="PERSON", help="Who holds the talk (a person id or name).")
 @click.option("--at", "at", metavar="DATETIME", help="When, e.g. 2026-12-01T09:30.")
-@click.option("--occasion", default=None, help="The must-talk occasion, if any.")
+@click.option("--occasion", default=None, help="The must-talk occasion, if any (code or label).")
 @click.option("--place", default=None)
 @click.option(
     "--recorder", default=None, metavar="PERSON", help="Who will record, if not the speaker."
 )
 @click.option("--continues", default=None, metavar="TALK", help="The talk this one continues.")
+@click.option("--method", default=None, help="Instead of the suggested one (code or label).")
+@click.option("--type", "talk_type", default=None, help="The talk type (code or label).")
 @from_option
 @pass_app
 @writes
@@ -100,6 +132,8 @@ def plan(
     place: str | None,
     recorder: str | None,
     continues: str | None,
+    method: str | None,
+    talk_type: str | None,
     source: str | None,
 ) -> None:
     """Draft a talk plan with a suggested method, focus and preparation brief.
@@ -108,9 +142,13 @@ def plan(
     conversation, experienced → consultation); the focus comes from recent events,
     difficulties and topics deferred by the talk it continues.
 
+    CADRE is an id or a name; occasion, method and type take a code or a label.
+
     \b
     Example: talkbook plan C-7k2m9q --speaker P-03 --at 2026-12-01T09:30 --occasion post_change
+    Example: talkbook plan 张伟 --speaker 李明 --at 2026-12-01T09:30 --occasion 岗位变动
     """
+    from talkbook.names import resolve_cadre
     from talkbook.talks import draft_plan
 
     # Its flags and the suggestions make a whole plan: the editor is only offered on a terminal.
@@ -118,7 +156,7 @@ def plan(
     use_editor = text is None and sys.stdin.isatty()
     talk_id = draft_plan(
         app,
-        cadre,
+        resolve_cadre(app, cadre),
         speaker=speaker,
         at=at,
         occasion=occasion,
@@ -128,6 +166,8 @@ def plan(
         text=text,
         use_editor=use_editor,
         source=source_name(source),
+        method=method,
+        talk_type=talk_type,
     )
     emit_id(talk_id)
 
@@ -318,32 +358,6 @@ def done(app: App, talk: str, number: int, on: str | None) -> None:
 
     close_followup(app, talk, number, parse_date(on))
     click.echo(f"{talk}: follow-up {number} done")
-
-
-@cli.command("list")
-@click.argument("what", type=click.Choice(["cadres", "talks"]))
-@click.option("--status", default=None, help="Talks: only this status (draft, approved, held…).")
-@click.option("--cadre", default=None, help="Talks: only with this cadre.")
-@click.option("--unit", default=None, help="Cadres: only of this unit.")
-@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
-@pass_app
-def list_command(
-    app: App, what: str, status: str | None, cadre: str | None, unit: str | None, fmt: str
-) -> None:
-    """List cadres or talks you can read.
-
-    \b
-    Example: talkbook list talks --status approved --format csv
-    """
-    from talkbook.views import cadre_rows, talk_rows
-
-    if what == "cadres":
-        rows, notes = cadre_rows(app, unit)
-        _table(rows, ["id", "name", "unit", "post", "last_talk", "events"], fmt)
-    else:
-        rows, notes = talk_rows(app, status, cadre)
-        _table(rows, ["id", "cadre", "speaker", "at", "occasion", "method", "status"], fmt)
-    _notes(notes)
 
 
 @cli.command()

@@ -263,6 +263,34 @@ def cadre_new(app: App, source: str | None) -> None:
     emit_id(new_cadre(app, text, source_name(source) if source else None))
 
 
+@cadre.command("retire")
+@click.argument("ref", metavar="CADRE")
+@click.option("--date", "day", metavar="YYYY-MM-DD", help="The day they retired [default: today].")
+@pass_app
+@writes
+def cadre_retire(app: App, ref: str, day: str | None) -> None:
+    """Retire a cadre: the profile is kept (encrypted) with its talks; from that day on nothing
+    of theirs is due, and they get no new plans or events. One commit. Custodians only.
+
+    \b
+    Example: talkbook cadre retire 张伟 --date 2026-12-31
+    """
+    from talkbook.cli._shared import parse_date
+    from talkbook.i18n import _
+    from talkbook.names import resolve_cadre
+    from talkbook.profiles import retire_cadre
+
+    cadre_id = resolve_cadre(app, ref)
+    still_open = retire_cadre(app, cadre_id, parse_date(day))
+    click.echo(_("{cadre}: retired").format(cadre=cadre_id))
+    if still_open:
+        app.prompts.notice(
+            _("{cadre}: open plans {talks} are left as they are; cancel them if need be").format(
+                cadre=cadre_id, talks=", ".join(still_open)
+            )
+        )
+
+
 # -- any file -------------------------------------------------------------------------------
 @cli.command("cat")
 @click.argument("ref", metavar="ID|PATH")
@@ -293,10 +321,15 @@ def edit(app: App, ref: str, source: str | None) -> None:
     \b
     Example: EDITOR=vim talkbook edit C-7k2m9q
     """
+    from talkbook.names import resolve_document
+
+    ref = resolve_document(app, ref)  # a cadre's name → its id
     if source is None:
         app.workspace.resolve(ref)  # an unknown id is said before a missing terminal
-    doc_id, changed = app.edit(ref, text_or_editor(source))
+    doc_id, changed, turn = app.edit(ref, text_or_editor(source))
     click.echo(f"{doc_id}: {'saved' if changed else 'unchanged'}", err=True)
+    if turn:  # more changed than the user asked for: said last, never silently
+        app.prompts.notice(turn)
 
 
 @cli.command()
