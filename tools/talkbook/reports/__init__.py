@@ -1,0 +1,128 @@
+"""Reports: coverage, due, speakers, occasions, approvals, follow-ups, and one talk's form.
+
+Contract: `Reports(app, options)` verifies the chain of custody (templates render only from a
+verified revision, or the user's own uncommitted edit), loads the catalog once, and then
+`produce(name, fmt, talk=None)` returns a report's bytes (Markdown, HTML or CSV; the form in
+Markdown or HTML only). `write_all(folder)` writes every report in every format into a folder.
+Unknown names and formats are one TalkbookError (exit 2). The values come from `data` and
+`form`, the text from the locale's report templates (`render`), the files from `output`.
+
+Security invariant: a report holds only what the identity could decrypt; with `redact`, no name
+of a cadre or person the workspace knows survives (render.Redactor); where a report is written
+is output.py's concern (owner-only, atomic, never through a symlink in the workspace).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from talkbook.errors import TalkbookError
+from talkbook.i18n import _
+
+NAMES = ("coverage", "due", "speakers", "occasions", "approvals", "followups")
+FORM = "form"
+FORMATS = ("md", "html", "csv")
+FORM_FORMATS = ("md", "html")
+
+
+@dataclass(frozen=True)
+class Options:
+    as_of: dt.date | None = None
+    since: dt.date | None = None  # speakers and occasions: from (default: 1 January)
+    until: dt.date | None = None  # … to (default: the as-of day)
+    within: int | None = None  # due: how many days ahead count
+    redact: bool = False
+
+
+def check_name(name: str, fmt: str) -> None:
+    if name not in (*NAMES, FORM):
+        raise TalkbookError(
+            _("unknown report; choose one of: {names}").format(names=", ".join((*NAMES, FORM)))
+        )
+    allowed = FORM_FORMATS if name == FORM else FORMATS
+    if fmt not in allowed:
+        raise TalkbookError(
+            _("report {name} comes as {formats}").format(name=name, formats=", ".join(allowed))
+        )
+
+
+class Reports:
+    def __init__(self, app: Any, options: Options) -> None:
+        from talkbook.catalog import load
+        from talkbook.reports.data import Context
+        from talkbook.views import created_dates
+
+        app.ensure_trust()  # settings and templates from a verified revision
+        self.ws = app.workspace
+        catalog = load(app)
+        day = options.as_of or app.today()
+        since = options.since or day.replace(month=1, day=1)
+        until = options.until or day
+        if since > until:
+            raise TalkbookError(_("--since is after --until"))
+        self.context = Context(
+            ws=self.ws,
+            catalog=catalog,
+            as_of=day,
+            since=since,
+            until=until,
+            created=created_dates(app),
+            within=options.within if options.within is not None else 30,
+        )
+        self.redactor = self._redactor() if options.redact else None
+        self.page = {
+            "organization": str(self.ws.config.get("organization") or ""),
+            "as_of": day.isoformat(),
+            "since": since.isoformat(),
+            "until": until.isoformat(),
+            "generated": app.now().isoformat(timespec="minutes").replace("T", " "),
+            "redacted": options.redact,
+            "unreadable": len(catalog.unreadable),
+            "malformed": len(catalog.malformed),
+        }
+
+    def _redactor(self):
+        from talkbook.reports.render import Redactor
+
+        names = [
+            (str(p.meta.get("name") or ""), cid) for cid, p in self.context.catalog.profiles.items()
+        ]
+        names += [(person.name, pid) for pid, person in self.ws.people.items()]
+        return Redactor(names)
+
+    def data(self, name: str, talk: str | None = None) -> dict[str, Any]:
+        from talkbook.reports import data, form
+
+        if name == FORM:
+            if not talk:
+                raise TalkbookError(_("report form needs a talk id: talkbook report form T-…"))
+            values = form.form(self.context, talk)
+            return self.redactor.form(values) if self.redactor else values
+        return data.GATHER[name](self.context)
+
+    def produce(self, name: str, fmt: str, talk: str | None = None) -> bytes:
+        from talkbook.reports.render import render
+
+        check_name(name, fmt)
+        return render(self.ws, name, fmt, self.data(name, talk), self.page, self.redactor)
+
+    def write_all(self, folder: Path) -> list[Path]:
+        """Every report (the form is per talk: not among them) in every format."""
+        from talkbook.reports.output import write
+        from talkbook.reports.render import render
+
+        written = []
+        for name in NAMES:
+            values = self.data(name)
+            for fmt in FORMATS:
+                text = render(self.ws, name, fmt, values, self.page, self.redactor)
+                written.append(write(folder, f"{name}.{fmt}", text, self.ws.root))
+        return written
+
+    def notes(self) -> list[str]:
+        from talkbook.views import skipped_note
+
+        return skipped_note(self.context.catalog)

@@ -1,0 +1,346 @@
+"""What each report says, as plain values: one function per report, from a loaded catalog.
+
+Contract: every function takes a `Context` (workspace, catalog, the day the report is as of, its
+date range) and returns a plain dict (strings, numbers, lists, dicts; no document objects) with
+at least `table`: {"columns": [code, …], "rows": [dict, …]}, the one table its CSV holds. Codes
+(occasions, methods, reasons) stay codes in the rows; labels ride beside them in `*_label`
+keys, in the workspace's locale. Obligations come from `obligations`, never re-derived here.
+
+Security invariant: this module only reads the catalog it is handed (what the identity could
+decrypt) and touches no file; names appear in the values (the report's reader holds the key),
+and `redact` (render.py) swaps them for ids before anything is rendered.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from talkbook import obligations, rules
+from talkbook.catalog import Catalog, Item
+from talkbook.i18n import _
+from talkbook.models import parse_date
+from talkbook.workspace import Workspace
+
+METHODS = ("direct_questions", "open_conversation", "consultation")
+ROUTINE = "routine"  # the occasion column of a talk held for no occasion
+DEFAULT_CADENCE: list[dict[str, Any]] = [{"id": "yearly", "every_days": 365}]
+
+
+@dataclass(frozen=True)
+class Context:
+    ws: Workspace
+    catalog: Catalog
+    as_of: dt.date
+    since: dt.date
+    until: dt.date
+    created: dict[str, dt.date]  # when each profile was added (due's cadence clock)
+    within: int = obligations.DEFAULT_HORIZON_DAYS
+
+
+def method_label(code: str | None) -> str:
+    labels = {
+        "direct_questions": _("Direct questions"),
+        "open_conversation": _("Open conversation"),
+        "consultation": _("Consultation"),
+    }
+    return labels.get(code or "", code or "")
+
+
+def reason_label(ws: Workspace, reason: str) -> str:
+    fixed = {"cadence": _("Cadence"), "follow_up": _("Follow-up"), "approval": _("Approval")}
+    return fixed.get(reason) or ws.label("occasions", reason)
+
+
+def occasion_label(ws: Workspace, code: str) -> str:
+    return _("Routine") if code == ROUTINE else ws.label("occasions", code)
+
+
+def person_name(ws: Workspace, pid: Any) -> str:
+    person = ws.people.get(str(pid)) if pid else None
+    return person.name if person else ""
+
+
+def _date(value: Any) -> dt.date | None:
+    try:
+        return parse_date(str(value))
+    except ValueError:
+        return None
+
+
+def _held(record: Item) -> dt.date | None:
+    return _date(record.meta.get("held_at"))
+
+
+def is_retired(meta: dict[str, Any], as_of: dt.date) -> bool:
+    """A profile with `retired:` on or before the report's day (an unreadable date counts)."""
+    if not meta.get("retired"):
+        return False
+    day = _date(meta["retired"])
+    return day is None or day <= as_of
+
+
+# --------------------------------------------------------------------------- coverage
+def _not_reached(ctx: Context) -> set[str]:
+    """Cadres with a cadence rule overdue when only held talks count (never talked to: overdue)."""
+    ws = (
+        ctx.ws
+        if ctx.ws.config.get("cadence")
+        else ctx.ws.with_config({**ctx.ws.config, "cadence": DEFAULT_CADENCE})
+    )
+    never = dict.fromkeys(ctx.catalog.profiles, dt.date.min)
+    found = obligations.cadence_obligations(ws, ctx.catalog, ctx.as_of, never, horizon=0)
+    return {o.cadre for o in found if o.overdue}
+
+
+def cadence_rules(ws: Workspace) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": str(rule.get("id", "cadence")),
+            "every_days": int(rule["every_days"]),
+            "label": (rule.get("label") or {}).get(ws.locale) or str(rule.get("id", "cadence")),
+        }
+        for rule in ws.config.get("cadence") or DEFAULT_CADENCE
+    ]
+
+
+def _last_talk(catalog: Catalog, cadre_id: str, as_of: dt.date) -> str:
+    days = [d for d in map(_held, catalog.held_talks(cadre_id)) if d and d <= as_of]
+    return max(days).isoformat() if days else ""
+
+
+def coverage(ctx: Context) -> dict[str, Any]:
+    missed = _not_reached(ctx)
+    units: dict[str, list[str]] = defaultdict(list)
+    retired = 0
+    for cadre_id, profile in sorted(ctx.catalog.profiles.items()):
+        if is_retired(profile.meta, ctx.as_of):
+            retired += 1
+            continue
+        units[str(profile.meta.get("unit") or "")].append(cadre_id)
+    rows: list[dict[str, Any]] = []
+    for unit, cadres in sorted(units.items()):
+        absent = [c for c in cadres if c in missed]
+        reached = len(cadres) - len(absent)
+        rows.append(
+            {
+                "unit": unit,
+                "cadres": len(cadres),
+                "reached": reached,
+                "share": round(reached / len(cadres), 4),
+                "share_pct": round(100 * reached / len(cadres)),
+                "not_reached": " ".join(absent),
+                "missing": [
+                    {
+                        "id": c,
+                        "name": ctx.catalog.cadre_name(c),
+                        "last_talk": _last_talk(ctx.catalog, c, ctx.as_of),
+                    }
+                    for c in absent
+                ],
+            }
+        )
+    total = sum(r["cadres"] for r in rows)
+    reached = sum(r["reached"] for r in rows)
+    return {
+        "chart": {"items": [[r["unit"] or "—", [r["share_pct"]]] for r in rows], "percent": True},
+        "rules": cadence_rules(ctx.ws),
+        "retired": retired,
+        "total": {
+            "cadres": total,
+            "reached": reached,
+            "share_pct": round(100 * reached / total) if total else 0,
+        },
+        "table": {
+            "columns": ["unit", "cadres", "reached", "share", "not_reached"],
+            "rows": rows,
+        },
+    }
+
+
+# --------------------------------------------------------------------------- due
+def due(ctx: Context) -> dict[str, Any]:
+    found = obligations.due(ctx.ws, ctx.catalog, ctx.as_of, ctx.created, ctx.within)
+    rows = []
+    for owed in found:
+        row = owed.as_dict(ctx.as_of, ctx.catalog)
+        row["reason_label"] = reason_label(ctx.ws, owed.reason)
+        rows.append(row)
+    columns = ["cadre", "name", "reason", "talk", "since", "deadline", "days_left", "overdue"]
+    return {
+        "within": ctx.within,
+        "overdue": sum(1 for r in rows if r["overdue"]),
+        "table": {"columns": [*columns, "owner"], "rows": rows},
+    }
+
+
+# --------------------------------------------------------------------------- speakers
+def _held_in_range(ctx: Context) -> list[tuple[str, Item, dt.date]]:
+    found = []
+    for talk_id, record in sorted(ctx.catalog.records.items()):
+        day = _held(record)
+        if day is not None and ctx.since <= day <= ctx.until:
+            found.append((talk_id, record, day))
+    return found
+
+
+def _method_of(ctx: Context, talk_id: str, record: Item) -> str:
+    plan = ctx.catalog.plans.get(talk_id)
+    method = record.meta.get("method") or (plan.meta.get("method") if plan else None)
+    return str(method or "")
+
+
+def speakers(ctx: Context) -> dict[str, Any]:
+    methods: dict[str, Counter[str]] = defaultdict(Counter)
+    occasions: dict[str, Counter[str]] = defaultdict(Counter)
+    for person in ctx.ws.with_role("speaker"):
+        methods[person.id]  # noqa: B018  (a speaker with no talk is a row too)
+    for talk_id, record, _day in _held_in_range(ctx):
+        speaker = str(record.meta.get("speaker"))
+        methods[speaker][_method_of(ctx, talk_id, record) or "unknown"] += 1
+        occasions[speaker][str(record.meta.get("occasion") or ROUTINE)] += 1
+    seen = sorted({code for counts in occasions.values() for code in counts})
+    occasion_codes = [ROUTINE, *(c for c in seen if c != ROUTINE)] if seen else []
+    method_codes = [*METHODS, *(["unknown"] if any(c["unknown"] for c in methods.values()) else [])]
+    rows = []
+    for speaker in sorted(methods):
+        row: dict[str, Any] = {
+            "speaker": speaker,
+            "name": person_name(ctx.ws, speaker),
+            "held": sum(methods[speaker].values()),
+        }
+        row.update({f"method:{m}": methods[speaker][m] for m in method_codes})
+        row.update({f"occasion:{o}": occasions[speaker][o] for o in occasion_codes})
+        rows.append(row)
+    return {
+        "chart": {"items": [[r["name"] or r["speaker"], [r["held"]]] for r in rows]},
+        "methods": [{"code": m, "label": method_label(m)} for m in method_codes],
+        "occasions": [{"code": o, "label": occasion_label(ctx.ws, o)} for o in occasion_codes],
+        "total": sum(r["held"] for r in rows),
+        "table": {
+            "columns": [
+                "speaker",
+                "name",
+                "held",
+                *(f"method:{m}" for m in method_codes),
+                *(f"occasion:{o}" for o in occasion_codes),
+            ],
+            "rows": rows,
+        },
+    }
+
+
+# --------------------------------------------------------------------------- occasions
+def _months(since: dt.date, until: dt.date) -> list[str]:
+    months, year, month = [], since.year, since.month
+    while (year, month) <= (until.year, until.month):
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return months
+
+
+def occasions(ctx: Context) -> dict[str, Any]:
+    logged: Counter[tuple[str, str]] = Counter()
+    met: Counter[tuple[str, str]] = Counter()
+    for profile in ctx.catalog.profiles.values():
+        for event in rules.as_list(profile.meta.get("events")):
+            day = _date(event.get("date"))
+            if day is not None and ctx.since <= day <= ctx.until:
+                logged[(day.strftime("%Y-%m"), str(event.get("occasion")))] += 1
+    for _talk, record, day in _held_in_range(ctx):
+        if record.meta.get("occasion"):
+            met[(day.strftime("%Y-%m"), str(record.meta["occasion"]))] += 1
+    rows: list[dict[str, Any]] = [
+        {
+            "month": month,
+            "occasion": code,
+            "occasion_label": occasion_label(ctx.ws, code),
+            "events": logged[(month, code)],
+            "held": met[(month, code)],
+        }
+        for month, code in sorted({*logged, *met})
+    ]
+    months = [
+        {
+            "month": month,
+            "events": sum(r["events"] for r in rows if r["month"] == month),
+            "held": sum(r["held"] for r in rows if r["month"] == month),
+        }
+        for month in _months(ctx.since, ctx.until)
+    ]
+    return {
+        "chart": {"items": [[m["month"], [m["events"], m["held"]]] for m in months]},
+        "months": months,
+        "total": {"events": sum(logged.values()), "held": sum(met.values())},
+        "table": {"columns": ["month", "occasion", "events", "held"], "rows": rows},
+    }
+
+
+# --------------------------------------------------------------------------- approvals
+def approvals(ctx: Context) -> dict[str, Any]:
+    wait = int(ctx.ws.config.get("approval_wait_days", 3))
+    rows = []
+    for talk_id, plan in ctx.catalog.plans.items():
+        meta = plan.meta
+        if meta.get("status") != "submitted":
+            continue
+        asked = [d for d in meta.get("decisions") or [] if d.get("decision") == "submitted"]
+        day = _date(asked[-1].get("at")) if asked else None
+        age = (ctx.as_of - day).days if day else None
+        rows.append(
+            {
+                "talk": talk_id,
+                "cadre": meta.get("cadre"),
+                "name": ctx.catalog.cadre_name(str(meta.get("cadre"))),
+                "speaker": meta.get("speaker"),
+                "speaker_name": person_name(ctx.ws, meta.get("speaker")),
+                "at": meta.get("at"),
+                "submitted": day.isoformat() if day else "",
+                "age_days": age,
+                "overdue": age is not None and age > wait,
+            }
+        )
+    rows.sort(key=lambda r: (r["submitted"], r["talk"]))
+    columns = ["talk", "cadre", "name", "speaker", "at", "submitted", "age_days", "overdue"]
+    return {
+        "wait_days": wait,
+        "overdue": sum(1 for r in rows if r["overdue"]),
+        "table": {"columns": columns, "rows": rows},
+    }
+
+
+# --------------------------------------------------------------------------- follow-ups
+def followups(ctx: Context) -> dict[str, Any]:
+    found = obligations.followup_obligations(ctx.catalog, ctx.as_of, upcoming=True)
+    rows = [
+        {
+            "talk": o.talk,
+            "n": o.number,
+            "cadre": o.cadre,
+            "name": ctx.catalog.cadre_name(o.cadre),
+            "what": o.detail,
+            "owner": o.owner,
+            "owner_name": person_name(ctx.ws, o.owner),
+            "due": o.deadline.isoformat(),
+            "days_left": o.days_left(ctx.as_of),
+            "overdue": o.overdue,
+        }
+        for o in sorted(found, key=lambda o: (o.deadline, o.talk or "", o.number or 0))
+    ]
+    columns = ["talk", "n", "cadre", "name", "what", "owner", "due", "days_left", "overdue"]
+    return {
+        "overdue": sum(1 for r in rows if r["overdue"]),
+        "table": {"columns": columns, "rows": rows},
+    }
+
+
+GATHER = {
+    "coverage": coverage,
+    "due": due,
+    "speakers": speakers,
+    "occasions": occasions,
+    "approvals": approvals,
+    "followups": followups,
+}

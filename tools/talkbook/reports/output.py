@@ -1,0 +1,76 @@
+"""Where reports go: `build/reports/` under the workspace root, or a file the user names.
+
+Contract: `reports_folder(root)` makes (or checks) `build/` and `build/reports/` as real
+folders, owner-only (0700), and returns the latter; `write(folder, name, data, root)` writes one
+report atomically (fsutil.atomic_write), created 0600 so it is never readable by others, not
+even while it is written. `write_out(root, path, data)` writes where `--out` says, refusing a
+path inside the workspace anywhere but under `build/`: a report is plaintext, and the rest of
+the tree is committed.
+
+Security invariant: no report is written through a symlink inside the workspace (someone with
+push access could commit `build -> /tmp`), nor into a folder others can read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from pathlib import Path
+
+from talkbook.errors import TalkbookError, UnsafePath
+from talkbook.fsutil import atomic_write, inside
+from talkbook.i18n import _
+
+FOLDER = ("build", "reports")
+FOLDER_MODE = 0o700
+FILE_MODE = 0o600
+
+
+def reports_folder(root: Path) -> Path:
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for part in FOLDER:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(part, FOLDER_MODE, dir_fd=fd)
+            try:
+                step = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            except OSError:  # ELOOP: a symlink; ENOTDIR: a file
+                raise UnsafePath(
+                    "/".join(FOLDER[: FOLDER.index(part) + 1]), "not a folder"
+                ) from None
+            os.close(fd)
+            fd = step
+            info = os.fstat(fd)
+            if info.st_uid != os.getuid():
+                raise UnsafePath("/".join(FOLDER), "a folder owned by someone else")
+            if stat.S_IMODE(info.st_mode) != FOLDER_MODE:
+                os.fchmod(fd, FOLDER_MODE)
+    finally:
+        os.close(fd)
+    return root.joinpath(*FOLDER)
+
+
+def write_out(root: Path, path: Path, data: bytes) -> Path:
+    """Write a report where --out says; inside the workspace only under build/, and then
+    without following a symlink on the way."""
+    absolute = Path(os.path.abspath(path))
+    where = inside(root, absolute.parent.resolve() / absolute.name)
+    if where is None:
+        atomic_write(absolute, data, mode=FILE_MODE)
+        return absolute
+    if where.parts[:1] != ("build",) or len(where.parts) < 2:
+        raise TalkbookError(
+            _("--out {path}: inside the workspace only build/ may hold a report").format(
+                path=where.as_posix()
+            )
+        )
+    atomic_write(root / where, data, mode=FILE_MODE, root=root)
+    return root / where
+
+
+def write(folder: Path, name: str, data: bytes, root: Path) -> Path:
+    """One report into the reports folder (made by reports_folder)."""
+    path = folder / name
+    atomic_write(path, data, mode=FILE_MODE, root=root)
+    return path

@@ -1,0 +1,111 @@
+"""A report's values as Markdown, HTML (through the locale's report templates) or CSV.
+
+Contract: `render(ws, name, fmt, data, page)` returns bytes: Markdown and HTML from
+`<locale>/reports/<name>.<fmt>.j2` (the workspace's own templates first, the package's copies
+for older workspaces), rendered in talkbook.templating's immutable sandbox; CSV straight from
+`data["table"]` with the csv module, codes as they are, UTF-8 with a byte-order mark
+(`utf-8-sig`: what Excel in a Chinese office opens as UTF-8, not as GBK). HTML is one
+self-contained file: inline CSS, charts as inline SVG (charts.py), no script, no URL.
+
+`Redactor` swaps every name the workspace knows (cadres' profiles, people in talkbook.toml) for
+its id, in the values before rendering and once more in the rendered text, so neither a table,
+a chart label, a free-text field nor a template can carry a name through; names listed only in a
+record's `present` are withheld whole.
+
+Security invariant: templates see plain values and one chart function, never the App, the
+catalog or a document; a template error is one TemplateError line naming the template, not data.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from markupsafe import Markup
+
+from talkbook.i18n import _
+from talkbook.reports import charts
+from talkbook.templating import render as render_template
+from talkbook.workspace import Workspace
+
+BOM_ENCODING = "utf-8-sig"
+
+
+class Redactor:
+    """Names → ids, longest name first, in one pass (an id put in is never matched again)."""
+
+    def __init__(self, names: Iterable[tuple[str, str]]) -> None:
+        self.ids = {name: ident for name, ident in names if name and name.strip() and name != ident}
+        ordered = sorted(self.ids, key=len, reverse=True)
+        self.pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+
+    def text(self, value: str) -> str:
+        if self.pattern is None:
+            return value
+        return self.pattern.sub(lambda m: self.ids[m.group(0)], value)
+
+    def values(self, value: Any) -> Any:
+        if isinstance(value, Markup):
+            return value
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {k: self.values(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.values(v) for v in value]
+        return value
+
+    def form(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Who else was present may be named nowhere else: an unknown name there is withheld."""
+        present = [self.text(p) if p in self.ids else _("(withheld)") for p in data["present"]]
+        return {**data, "present": present}
+
+
+def bar_chart(chart: Any, title: Any, series: Any = ()) -> Markup:
+    """For templates: `{{ bar_chart(report.chart, "title", ["series", …]) }}`."""
+    if not isinstance(chart, dict):
+        return Markup("")
+    items = [(str(label), [float(v) for v in values]) for label, values in chart.get("items", [])]
+    names = [str(s) for s in series] if isinstance(series, list | tuple) else []
+    return charts.bars(str(title), items, names, percent=bool(chart.get("percent")))
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return value
+
+
+def to_csv(table: dict[str, Any]) -> bytes:
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    columns = list(table.get("columns", []))
+    writer.writerow(columns)
+    for row in table.get("rows", []):
+        writer.writerow([_csv_cell(row.get(column)) for column in columns])
+    return buffer.getvalue().encode(BOM_ENCODING)
+
+
+def render(
+    ws: Workspace,
+    name: str,
+    fmt: str,
+    data: dict[str, Any],
+    page: dict[str, Any],
+    redactor: Redactor | None = None,
+) -> bytes:
+    """The report `name` in `fmt`; `page` holds what every report shows (organization, dates)."""
+    if redactor is not None:
+        data, page = redactor.values(data), redactor.values(page)
+    if fmt == "csv":
+        return to_csv(data["table"])
+    context = {**page, "report": data, "bar_chart": bar_chart}
+    text = render_template(f"reports/{name}.{fmt}.j2", ws.locale, context, ws.templates_dir)
+    if redactor is not None:
+        text = redactor.text(text)
+    return text.encode("utf-8")
