@@ -1,5 +1,9 @@
 """Rows and text for the terminal: what list, due, followups and show print.
 
+Contract: `table_text` lays rows out in columns measured in terminal cells (a CJK character takes
+two); `status_label`, `method_label` and `display_row` turn the codes kept in files, JSON and CSV
+into the words of the reader's language for a table; `show_text` is `talkbook show` (summary.py).
+
 Only for the person at the terminal, who holds the key: names appear here and nowhere else.
 """
 
@@ -13,8 +17,8 @@ from typing import Any
 from talkbook import gittrail, obligations
 from talkbook.app import App
 from talkbook.catalog import Catalog, load
-from talkbook.models import ID_PATTERNS
-from talkbook.rules import as_list
+from talkbook.i18n import _
+from talkbook.workspace import Workspace
 
 
 def _width(text: str) -> int:
@@ -30,17 +34,80 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def table_text(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    if not rows:
-        return "(nothing)"
+def table_text(
+    rows: list[dict[str, Any]],
+    columns: list[str],
+    headers: list[str] | None = None,
+    empty: str | None = "(nothing)",
+) -> str:
+    """Columns padded to the widest cell; `headers` name them (the column keys otherwise).
+    No rows: `empty`, or the header and its rule alone when `empty` is None."""
+    if not rows and empty is not None:
+        return empty
+    titles = headers or columns
     cells = [[_cell(row.get(c)) for c in columns] for row in rows]
-    widths = [max(_width(c), *(_width(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    widths = [max([_width(t), *(_width(r[i]) for r in cells)]) for i, t in enumerate(titles)]
 
     def line(values: list[str]) -> str:
         padded = [v + " " * (w - _width(v)) for v, w in zip(values, widths, strict=True)]
         return "  ".join(padded).rstrip()
 
-    return "\n".join([line(columns), line(["-" * w for w in widths]), *map(line, cells)])
+    return "\n".join([line(titles), line(["-" * w for w in widths]), *map(line, cells)])
+
+
+def status_label(code: Any) -> str:
+    """A plan's status in the reader's language (the code when it is not one of ours)."""
+    labels = {
+        "draft": _("draft"),
+        "submitted": _("submitted"),
+        "approved": _("approved"),
+        "rejected": _("rejected"),
+        "postponed": _("postponed"),
+        "cancelled": _("cancelled"),
+        "held": _("held"),
+    }
+    return labels.get(str(code), "" if code is None else str(code))
+
+
+STATUSES = ("draft", "submitted", "approved", "rejected", "postponed", "cancelled", "held")
+
+
+def method_label(code: Any) -> str:
+    """A talk method in the reader's language (names.py keeps the methods' labels)."""
+    from talkbook.names import method_label as label
+
+    return "" if code is None else label(str(code))
+
+
+def when_text(value: Any) -> str:
+    """A date-time as people read it: `2026-12-01 09:30`."""
+    return "" if value is None else str(value).replace("T", " ")
+
+
+def person_name(ws: Workspace, pid: Any) -> str:
+    """A person of the workspace by name (talkbook.toml is plaintext); the id otherwise."""
+    person = ws.people.get(str(pid)) if pid else None
+    return person.name if person else ("" if pid is None else str(pid))
+
+
+def display_row(ws: Workspace, row: dict[str, Any]) -> dict[str, Any]:
+    """A row of codes as a table shows it: labels in the reader's language, names of staff."""
+    shown = dict(row)
+    if "status" in row:
+        shown["status"] = status_label(row["status"])
+    if "method" in row:
+        shown["method"] = method_label(row["method"])
+    if "occasion" in row:
+        shown["occasion"] = ws.label("occasions", row["occasion"])
+    if "talk_type" in row:
+        shown["talk_type"] = ws.label("talk_types", row["talk_type"])
+    for key in ("speaker", "recorder"):
+        if key in row:
+            shown[key] = person_name(ws, row[key])
+    for key in ("at", "held_at"):
+        if key in row:
+            shown[key] = when_text(row[key])
+    return shown
 
 
 def created_dates(app: App) -> dict[str, dt.date]:
@@ -65,10 +132,18 @@ def due_rows(app: App, as_of: dt.date | None, within: int) -> tuple[list[dict], 
 def skipped_note(catalog: Catalog) -> list[str]:
     notes = []
     if catalog.unreadable:
-        notes.append(f"{len(catalog.unreadable)} file(s) not readable with your identity skipped")
+        notes.append(
+            _("{n} file(s) not readable with your identity skipped").format(
+                n=len(catalog.unreadable)
+            )
+        )
     if catalog.malformed:
-        names = " ".join(rel for rel, _ in catalog.malformed)
-        notes.append(f"{len(catalog.malformed)} malformed file(s) skipped (run validate): {names}")
+        names = " ".join(rel for rel, _finding in catalog.malformed)
+        notes.append(
+            _("{n} malformed file(s) skipped (run validate): {files}").format(
+                n=len(catalog.malformed), files=names
+            )
+        )
     return notes
 
 
@@ -108,105 +183,8 @@ def talk_status(catalog: Catalog, talk_id: str, root: Path | None = None) -> str
     return str(plan.meta.get("status"))
 
 
-def talk_rows(app: App, status: str | None, cadre: str | None) -> tuple[list[dict], list[str]]:
-    app.ensure_trust()  # the settings read here are verified ones
-    catalog = load(app)
-    rows = []
-    for talk_id, plan in sorted(catalog.plans.items(), key=lambda kv: str(kv[1].meta.get("at"))):
-        row = {
-            "id": talk_id,
-            "cadre": plan.meta.get("cadre"),
-            "speaker": plan.meta.get("speaker"),
-            "at": plan.meta.get("at"),
-            "occasion": plan.meta.get("occasion"),
-            "method": plan.meta.get("method"),
-            "status": talk_status(catalog, talk_id, app.workspace.root),
-        }
-        if (status is None or row["status"] == status) and (cadre is None or row["cadre"] == cadre):
-            rows.append(row)
-    return rows, skipped_note(catalog)
-
-
-def cadre_rows(app: App, unit: str | None) -> tuple[list[dict], list[str]]:
-    app.ensure_trust()  # the settings read here are verified ones
-    catalog = load(app)
-    rows = []
-    for cadre_id, profile in sorted(catalog.profiles.items()):
-        meta = profile.meta
-        if unit and meta.get("unit") != unit:
-            continue
-        held = [str(r.meta.get("held_at", ""))[:10] for r in catalog.held_talks(cadre_id)]
-        rows.append(
-            {
-                "id": cadre_id,
-                "name": meta.get("name"),
-                "unit": meta.get("unit"),
-                "post": meta.get("post"),
-                "last_talk": max(held) if held else None,
-                "events": len(as_list(meta.get("events"))),
-            }
-        )
-    return rows, skipped_note(catalog)
-
-
 def show_text(app: App, ref: str) -> str:
-    app.ensure_trust()  # the settings read here are verified ones
-    ws = app.workspace
-    if ID_PATTERNS["talk"].match(ref):
-        return _show_talk(app, ref)
-    path = ws.resolve(ref)
-    meta = app.read(path).meta
-    lines = [f"{meta.get('id')}  {meta.get('name', '')}"]
-    for key in (
-        "gender",
-        "birth_date",
-        "unit",
-        "post",
-        "rank",
-        "education",
-        "major",
-        "career_start",
-        "personality",
-    ):
-        if meta.get(key):
-            lines.append(f"  {key}: {meta[key]}")
-    events = as_list(meta.get("events"))
-    lines.append(f"events ({len(events)}):")
-    for e in sorted(events, key=lambda e: str(e.get("date"))):
-        note = f"  {e['note']}" if e.get("note") else ""
-        lines.append(f"  {e.get('date')}  {ws.label('occasions', e.get('occasion'))}{note}")
-    return "\n".join(lines)
+    """`talkbook show`: a talk (plan, record, addenda, follow-ups, history) or a cadre."""
+    from talkbook.summary import show
 
-
-def _show_talk(app: App, talk_id: str) -> str:
-    ws = app.workspace
-    folder = ws.talk_dir(talk_id)
-    plan = app.read(folder / "plan.md.age").meta
-    lines = [
-        f"{talk_id}  cadre {plan.get('cadre')}  speaker {plan.get('speaker')}  at {plan.get('at')}",
-        f"  type: {ws.label('talk_types', plan.get('talk_type'))}"
-        + (
-            f"  occasion: {ws.label('occasions', plan.get('occasion'))}"
-            if plan.get("occasion")
-            else ""
-        ),
-        f"  method: {plan.get('method')}  status: {plan.get('status')}",
-    ]
-    for focus in as_list(plan.get("focus")):
-        lines.append(f"  focus: {focus}")
-    for d in plan.get("decisions") or []:
-        comment = f"  {d['comment']}" if d.get("comment") else ""
-        lines.append(f"  {d.get('at')}  {d.get('by')}  {d.get('decision')}{comment}")
-    record_path = folder / "record.md.age"
-    if record_path.exists():
-        if not app.vault.can_read(record_path):
-            lines.append("record: held (not readable with your identity)")
-        else:
-            rec = app.read(record_path).meta
-            lines.append(f"record: held {rec.get('held_at')} recorded by {rec.get('recorder')}")
-            for f in as_list(rec.get("follow_ups")):
-                mark = "x" if f.get("done") else " "
-                lines.append(f"  [{mark}] {f.get('what')} ({f.get('owner')}, {f.get('due')})")
-            for topic in as_list(rec.get("deferred")):
-                lines.append(f"  deferred: {topic}")
-    return "\n".join(lines)
+    return show(app, ref)

@@ -6,7 +6,7 @@ when its module is imported here.
 
 from __future__ import annotations
 
-from talkbook.cli import calendar, demo, sync, talks, workspace  # noqa: F401  (registers them)
+from talkbook.cli import calendar, demo, queries, sync, talks, workspace  # noqa: F401  (registers them)
 from talkbook.cli._shared import cli
 
 __all__ = ["cli", "main"]

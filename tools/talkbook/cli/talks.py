@@ -360,32 +360,6 @@ def done(app: App, talk: str, number: int, on: str | None) -> None:
     click.echo(f"{talk}: follow-up {number} done")
 
 
-@cli.command("list")
-@click.argument("what", type=click.Choice(["cadres", "talks"]))
-@click.option("--status", default=None, help="Talks: only this status (draft, approved, held…).")
-@click.option("--cadre", default=None, help="Talks: only with this cadre.")
-@click.option("--unit", default=None, help="Cadres: only of this unit.")
-@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
-@pass_app
-def list_command(
-    app: App, what: str, status: str | None, cadre: str | None, unit: str | None, fmt: str
-) -> None:
-    """List cadres or talks you can read.
-
-    \b
-    Example: talkbook list talks --status approved --format csv
-    """
-    from talkbook.views import cadre_rows, talk_rows
-
-    if what == "cadres":
-        rows, notes = cadre_rows(app, unit)
-        _table(rows, ["id", "name", "unit", "post", "last_talk", "events"], fmt)
-    else:
-        rows, notes = talk_rows(app, status, cadre)
-        _table(rows, ["id", "cadre", "speaker", "at", "occasion", "method", "status"], fmt)
-    _notes(notes)
-
-
 @cli.command()
 @click.argument("paths", nargs=-1, metavar="[PATH|ID]...")
 @click.option("--staged", is_flag=True, help="Check what is staged for commit (the hook uses it).")
