@@ -1,10 +1,10 @@
-# talkbook: make demo · make test · make validate · make bench · make messages
+# talkbook: make demo · make test · make validate · make report · make due · make bench · make messages
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint validate bench messages clean
+.PHONY: demo test lint validate report due bench messages clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,9 +26,21 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check tools tests
 	$(BIN)/mypy
 
+# The workspace (WORKSPACE=…, else this folder's) and the identity (IDENTITY=…, else
+# TALKBOOK_IDENTITY or ~/.config/talkbook/identity.txt) the workspace targets use.
+TALKBOOK := $(BIN)/talkbook $(if $(WORKSPACE),--workspace $(WORKSPACE)) $(if $(IDENTITY),--identity $(IDENTITY))
+
 ## validate: check every file of the workspace in this folder (or WORKSPACE=…)
 validate: $(STAMP)
-	$(BIN)/talkbook $(if $(WORKSPACE),--workspace $(WORKSPACE)) validate
+	$(TALKBOOK) validate
+
+## report: every report of the workspace, every format, into its build/reports/ (owner-only)
+report: $(STAMP)
+	$(TALKBOOK) report --all
+
+## due: every unmet obligation, most urgent first (fails when something is overdue)
+due: $(STAMP)
+	$(TALKBOOK) due
 
 ## bench: timings of the main operations, with the floor measured in the same run
 bench: $(STAMP)

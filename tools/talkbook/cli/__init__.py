@@ -6,7 +6,15 @@ when its module is imported here.
 
 from __future__ import annotations
 
-from talkbook.cli import calendar, demo, queries, sync, talks, workspace  # noqa: F401  (registers them)
+from talkbook.cli import (  # noqa: F401  (registers them)
+    calendar,
+    demo,
+    queries,
+    report,
+    sync,
+    talks,
+    workspace,
+)
 from talkbook.cli._shared import cli
 
 __all__ = ["cli", "main"]
