@@ -42,6 +42,7 @@ from talkbook import gittrail, lock
 from talkbook.editor import private_dir_candidates, wipe_tree
 from talkbook.errors import TalkbookError
 from talkbook.fsutil import pid_alive, stale_temp_files
+from talkbook.i18n import _
 
 GIT_SETTLE = 5.0  # seconds to let an orphaned git command finish
 EDIT_FOLDER = re.compile(r"talkbook-([0-9]+)-[^/]+")
@@ -93,8 +94,10 @@ def _settle_git(git_dir: Path, ours: bool) -> list[str]:
         return []
     if not ours:
         raise TalkbookError(
-            "git's index.lock is there: another git command is running, or one died; "
-            "remove .git/index.lock once none runs"
+            _(
+                "git's index.lock is there: another git command is running, or one "
+                "died; remove .git/index.lock once none runs"
+            )
         )
     index_lock.unlink(missing_ok=True)
     return ["removed git's index.lock, left by the interrupted write"]

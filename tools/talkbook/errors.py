@@ -1,7 +1,11 @@
 """One exception hierarchy; each class carries the exit code the command line uses.
 
-The core raises these; only the CLI turns them into a one-line message on stderr.
+The core raises these; only the CLI turns them into a one-line message on stderr. A message is
+translated where it is raised (the language is chosen before any command runs), so an exception
+carries the text a person reads; ids only, never content.
 """
+
+from talkbook.i18n import _
 
 
 class TalkbookError(Exception):
@@ -40,7 +44,7 @@ class UnsafePath(TalkbookError):
 
     def __init__(self, where: str, why: str):
         self.where = where  # the path, relative to the workspace when it lies inside
-        self.reason = f"not a regular file inside the workspace ({why})"
+        self.reason = _("not a regular file inside the workspace ({why})").format(why=why)
         super().__init__(f"{where}: {self.reason}")
 
 

@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 from talkbook.errors import UnsafePath
+from talkbook.i18n import _
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
@@ -38,7 +39,7 @@ def checkpoint(name: str) -> None:
     wanted = os.environ.get("TALKBOOK_KILL_AT")
     if not wanted:
         return
-    target, _, nth = wanted.partition("#")
+    target, _sep, nth = wanted.partition("#")
     if target != name:
         return
     _passed[name] += 1
@@ -100,7 +101,7 @@ def regular_file(root: Path, path: Path) -> Path:
     """
     rel = inside(root, path)
     if rel is None or rel.parts[:1] in (("..",), ()):
-        raise UnsafePath(str(path), "outside it")
+        raise UnsafePath(str(path), _("outside it"))
     current = root
     for index, part in enumerate(rel.parts):
         current = current / part
@@ -110,10 +111,11 @@ def regular_file(root: Path, path: Path) -> Path:
             break
         last = index == len(rel.parts) - 1
         if stat.S_ISLNK(info.st_mode):
-            where = "symlink" if last else f"{PurePosixPath(*rel.parts[: index + 1])} is a symlink"
+            folder = PurePosixPath(*rel.parts[: index + 1])
+            where = _("symlink") if last else _("{folder} is a symlink").format(folder=folder)
             raise UnsafePath(str(rel), where)
         if last and not stat.S_ISREG(info.st_mode):
-            what = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+            what = _("a folder") if stat.S_ISDIR(info.st_mode) else _("not a regular file")
             raise UnsafePath(str(rel), what)
     return root / rel
 
@@ -125,7 +127,7 @@ def read_regular(root: Path, path: Path) -> bytes:
     fd = _open_below(root, checked, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # FIFO: no hang
     with os.fdopen(fd, "rb") as handle:
         if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            raise UnsafePath(str(inside(root, checked)), "not a regular file")
+            raise UnsafePath(str(inside(root, checked)), _("not a regular file"))
         return handle.read()
 
 

@@ -36,6 +36,7 @@ from typing import Any
 
 from talkbook.errors import TalkbookError
 from talkbook.fsutil import atomic_write
+from talkbook.i18n import _
 
 LOCK_NAME = "write.lock"
 JOURNAL_NAME = "journal.json"
@@ -133,22 +134,31 @@ def _holder(fd: int) -> dict[str, Any]:
 def busy_message(holder: dict[str, Any]) -> str:
     """`workspace busy: `talkbook event` by P-01 (pid 1234) since 14:02; try again`."""
     command = holder.get("command")
-    what = f"`{command}`" if isinstance(command, str) and command.isprintable() else "a command"
+    what = f"`{command}`" if isinstance(command, str) and command.isprintable() else _("a command")
     person = holder.get("person")
-    by = f" by {person}" if isinstance(person, str) and person.isprintable() else ""
+    by = (
+        _(" by {person}").format(person=person)
+        if isinstance(person, str) and person.isprintable()
+        else ""
+    )
     pid = holder.get("pid")
     process = f" (pid {pid})" if isinstance(pid, int) else ""
-    return f"workspace busy: {what}{by}{process}{_since(holder.get('since'))}; try again"
+    return _("workspace busy: {what}{by}{process}{since}; try again").format(
+        what=what, by=by, process=process, since=_since(holder.get("since"))
+    )
 
 
 def _since(value: Any) -> str:
+    time = _clock(value)
+    return _(" since {time}").format(time=time) if time else ""
+
+
+def _clock(value: Any) -> str:
     try:
         when = dt.datetime.fromisoformat(str(value))
     except ValueError:
         return ""
-    if when.date() == dt.date.today():
-        return f" since {when:%H:%M}"
-    return f" since {when:%Y-%m-%d %H:%M}"
+    return f"{when:%H:%M}" if when.date() == dt.date.today() else f"{when:%Y-%m-%d %H:%M}"
 
 
 # -- the journal ---------------------------------------------------------------------------------
@@ -177,7 +187,7 @@ class Journal:
     def describe(self) -> str:
         """`talkbook edit` (pid 1234, P-01, 14:02): how doctor and the refusal name it."""
         details = [f"pid {self.pid}", *([self.person] if self.person else [])]
-        details.append(_since(self.started).removeprefix(" since "))
+        details.append(_clock(self.started))
         return f"`{self.operation}` ({', '.join(d for d in details if d)})"
 
 
@@ -237,5 +247,7 @@ def refuse_if_interrupted(git_dir: Path) -> None:
     """Called by every writer once it holds the lock: a journal now is a dead writer's."""
     if (journal := read(git_dir)) is not None:
         raise InterruptedWork(
-            f"an interrupted `{journal.operation}` left work half-done; run `talkbook doctor`"
+            _("an interrupted `{operation}` left work half-done; run `talkbook doctor`").format(
+                operation=journal.operation
+            )
         )

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from talkbook.errors import EditAborted, InvalidDocument, TalkbookError
+from talkbook.i18n import _
 from talkbook.models import Document, parse
 
 # Lists of entries: unions, each side's additions kept, each side's removals honoured.
@@ -90,7 +91,7 @@ def merge_text(base: str, ours: str, theirs: str) -> tuple[str, bool]:
             capture_output=True,
         )
     if done.returncode < 0 or done.returncode > 127:
-        raise TalkbookError("git merge-file failed")
+        raise TalkbookError(_("git merge-file failed"))
     return done.stdout.decode("utf-8", "replace"), done.returncode == 0
 
 
@@ -102,7 +103,7 @@ def private_folder() -> Iterator[Path]:
     try:
         folder = _make_private_dir(private_dir_candidates(), lambda _: False)
     except EditAborted:
-        raise TalkbookError("no private in-memory folder (tmpfs) to merge in") from None
+        raise TalkbookError(_("no private in-memory folder (tmpfs) to merge in")) from None
     try:
         yield folder
     finally:
@@ -126,7 +127,7 @@ def with_conflicts_shown(merged: Merged) -> str:
     for key, value in merged.theirs.items():
         dumped = yaml.safe_dump({key: value}, allow_unicode=True, sort_keys=False).rstrip()
         notes += [f"#   {line}" for line in dumped.splitlines()]
-    head, _, rest = text.partition("\n---\n")
+    head, _sep, rest = text.partition("\n---\n")
     return head + "\n" + "\n".join(notes) + "\n---\n" + rest
 
 

@@ -30,6 +30,7 @@ from yaml.nodes import ScalarNode
 from yaml.resolver import Resolver
 
 from talkbook.errors import InvalidDocument
+from talkbook.i18n import N_, _
 
 KINDS = ("profile", "plan", "record")
 ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # no i, l, o, u: easy to read aloud and type
@@ -40,9 +41,9 @@ ID_PATTERNS = {
     "person": re.compile(r"\A[A-Za-z][A-Za-z0-9_-]{0,31}\Z"),
 }
 ID_FORMS = {
-    "profile": "C- and 6 lowercase letters or digits",
-    "talk": "T- and 6 lowercase letters or digits",
-    "person": "a letter, then up to 31 letters, digits, - or _",
+    "profile": N_("C- and 6 lowercase letters or digits"),
+    "talk": N_("T- and 6 lowercase letters or digits"),
+    "person": N_("a letter, then up to 31 letters, digits, - or _"),
 }
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?$")
@@ -169,17 +170,21 @@ class _GuardedLoader(*_EVENT_BASES, Composer, SafeConstructor, Resolver):  # typ
         event = self.peek_event()
         kind = type(event)
         if kind is AliasEvent or event.anchor is not None:
-            raise _Refusal("YAML anchors and aliases (& and *) are not allowed", _line(event))
+            raise _Refusal(_("YAML anchors and aliases (& and *) are not allowed"), _line(event))
         tag = event.tag
         if tag is not None and tag not in _PLAIN_TAGS:
-            raise _Refusal("YAML tags (!…) other than the plain ones are not allowed", _line(event))
+            raise _Refusal(
+                _("YAML tags (!…) other than the plain ones are not allowed"), _line(event)
+            )
         if kind is ScalarEvent:
             self.get_event()
             if tag is None or tag == "!":
                 tag = self.resolve(ScalarNode, event.value, event.implicit)
             return ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
         if self.depth >= MAX_DEPTH:
-            raise _Refusal(f"nested deeper than {MAX_DEPTH} levels", _line(event))
+            raise _Refusal(
+                _("nested deeper than {depth} levels").format(depth=MAX_DEPTH), _line(event)
+            )
         self.depth += 1
         no_anchor: Any = None  # (PyYAML's stubs type the argument as the anchors table)
         try:
@@ -270,20 +275,23 @@ class _FrontMatter(YAMLHandler):
         opening = _BOUNDARY.match(text)
         closing = _BOUNDARY.search(text, opening.end()) if opening else None
         if opening is None or closing is None:
-            raise _Refusal("the front matter is never closed (no second --- line)", -1)
+            raise _Refusal(_("the front matter is never closed (no second --- line)"), -1)
         self.body_start = closing.end()
         return text[opening.end() + 1 : closing.start()], text[closing.end() :]
 
     def load(self, fm: str, **kwargs: object) -> Any:
         if _larger_than(fm, MAX_FRONT_MATTER_BYTES):
             raise _Refusal(
-                f"the front matter is larger than {MAX_FRONT_MATTER_BYTES // 1024} KiB", 0
+                _("the front matter is larger than {size} KiB").format(
+                    size=MAX_FRONT_MATTER_BYTES // 1024
+                ),
+                0,
             )
         meta = _load_yaml(fm)
         if meta is None:
             return {}
         if not isinstance(meta, dict):
-            raise _Refusal("front matter must be a mapping of fields", 0)
+            raise _Refusal(_("front matter must be a mapping of fields"), 0)
         return meta
 
 
@@ -317,20 +325,28 @@ def parse(text: str, source: str = "<input>") -> Document:
         return InvalidDocument(f"{source}:{line}: {reason}", line=line, reason=reason)
 
     if _larger_than(text, MAX_DOCUMENT_BYTES):
-        raise refuse(1, f"the document is larger than {MAX_DOCUMENT_BYTES // (1024 * 1024)} MiB")
+        raise refuse(
+            1,
+            _("the document is larger than {size} MiB").format(
+                size=MAX_DOCUMENT_BYTES // (1024 * 1024)
+            ),
+        )
     if not text.startswith(DELIMITER):
-        raise refuse(1, "no YAML front matter (the file must start with ---)")
+        raise refuse(1, _("no YAML front matter (the file must start with ---)"))
     handler = _FrontMatter()
     try:
-        meta, _ = frontmatter.parse(text, handler=handler)
+        meta, _content = frontmatter.parse(text, handler=handler)
     except _Refusal as exc:
         raise refuse(exc.line + 2 if exc.line >= 0 else 1, exc.reason) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        raise refuse(mark.line + 2 if mark else 1, f"malformed YAML: {_problem(exc)}") from None
+        raise refuse(
+            mark.line + 2 if mark else 1,
+            _("malformed YAML: {problem}").format(problem=_problem(exc)),
+        ) from None
     except (yaml.YAMLError, ValueError, TypeError, AttributeError, OverflowError) as exc:
         # PyYAML raises plain Python errors for some bad scalars (a date like 2026-13-45)
-        raise refuse(1, f"malformed YAML: {type(exc).__name__}") from None
+        raise refuse(1, _("malformed YAML: {error}").format(error=type(exc).__name__)) from None
     body = text[handler.body_start :]
     return Document(to_plain(meta), body.lstrip("\n"), source)
 

@@ -17,6 +17,7 @@ from talkbook import gittrail, merge
 from talkbook.app import App
 from talkbook.errors import Findings, TalkbookError
 from talkbook.fsutil import checkpoint
+from talkbook.i18n import _
 from talkbook.models import Document
 from talkbook.workspace import Workspace, id_of_rel, kind_of_rel
 
@@ -67,11 +68,17 @@ def resolve(app: App, ref: str, text: str | None = None) -> str:
     kind = kind_of_rel(rel)
     stages = gittrail.unmerged_stages(ws.root, rel)
     if 2 not in stages or 3 not in stages:
-        raise TalkbookError(f"{id_of_rel(rel)} has no conflict to resolve")
+        raise TalkbookError(
+            _("{document} has no conflict to resolve").format(document=id_of_rel(rel))
+        )
     docs = {n: _open(app, gittrail.read_blob(ws.root, blob), rel) for n, blob in stages.items()}
     ours, theirs = docs[2], docs[3]
     if ours is None or theirs is None:
-        raise TalkbookError(f"{id_of_rel(rel)}: one side was deleted; use git to keep or remove it")
+        raise TalkbookError(
+            _("{document}: one side was deleted; use git to keep or remove it").format(
+                document=id_of_rel(rel)
+            )
+        )
     merged = merge.merge_documents(docs.get(1), ours, theirs)
     if text is None:
         text = _edit(app, merge.with_conflicts_shown(merged), kind, path)
@@ -94,7 +101,7 @@ def _edit(app: App, initial: str, kind: str, path: Path) -> str:
         initial, problem, ask_reopen=app.prompts.reopen_editor, allow_disk=app.prompts.allow_disk
     )
     if edited is None:
-        raise EditAborted("left unresolved; nothing was changed")
+        raise EditAborted(_("left unresolved; nothing was changed"))
     return edited
 
 
@@ -106,11 +113,13 @@ def sync(app: App, remote: str = "origin") -> str:
     actor = app.actor()
     signer = signer_for(app.keyring.signing_key)
     author = app.author(actor)
-    for _ in range(ATTEMPTS):
+    for _attempt in range(ATTEMPTS):
         if gittrail.unfinished(ws.root) == "merge":
             _finish_merge(app, signer, author)
         elif gittrail.unfinished(ws.root):
-            raise TalkbookError("a rebase or cherry-pick is unfinished: finish it with git first")
+            raise TalkbookError(
+                _("a rebase or cherry-pick is unfinished: finish it with git first")
+            )
         else:
             upstream = gittrail.fetch(ws.root, remote)
             checkpoint("sync-fetched")
@@ -122,7 +131,9 @@ def sync(app: App, remote: str = "origin") -> str:
         checkpoint("sync-push")
         if gittrail.push(ws.root, remote):
             return "pushed"
-    raise TalkbookError(f"{remote} keeps moving; nothing more was pushed, run sync again")
+    raise TalkbookError(
+        _("{remote} keeps moving; nothing more was pushed, run sync again").format(remote=remote)
+    )
 
 
 def _finish_merge(app: App, signer, author) -> None:
@@ -130,7 +141,9 @@ def _finish_merge(app: App, signer, author) -> None:
     if left := gittrail.unmerged_paths(root):
         ids = ", ".join(sorted({id_of_rel(p) if p.endswith(".age") else p for p in left}))
         raise TalkbookError(
-            f"conflicts to resolve: {ids}; run `talkbook resolve ID` for each, then sync again"
+            _(
+                "conflicts to resolve: {ids}; run `talkbook resolve ID` for each, then sync again"
+            ).format(ids=ids)
         )
     gittrail.commit_merge(root, author, signer)
 
@@ -141,6 +154,8 @@ def _validate(app: App) -> None:
     findings = validate(app).findings
     if findings:
         raise Findings(
-            f"validate found {len(findings)} problem(s) after the merge; nothing was pushed "
-            "(run `talkbook validate`)"
+            _(
+                "validate found {count} problem(s) after the merge; nothing was pushed "
+                "(run `talkbook validate`)"
+            ).format(count=len(findings))
         )

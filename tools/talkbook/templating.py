@@ -30,6 +30,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing, object_type_repr
 
 from talkbook.errors import TemplateError
+from talkbook.i18n import _
 
 FALLBACK_LOCALE = "en"
 _BLANK_RUNS = re.compile(r"\n{3,}")
@@ -191,7 +192,11 @@ class _Sandbox(ImmutableSandboxedEnvironment):
     def unsafe_undefined(self, obj: Any, attribute: str) -> NoReturn:
         # A name the object's type defines is code's; any other name may have come from the data.
         shown = f"attribute {attribute!r}" if attribute in dir(type(obj)) else "an attribute"
-        raise SecurityError(f"access to {shown} of {type(obj).__name__!r} object is unsafe")
+        raise SecurityError(
+            _("access to {shown} of {kind!r} object is unsafe").format(
+                shown=shown, kind=type(obj).__name__
+            )
+        )
 
 
 @functools.lru_cache(maxsize=8)
@@ -265,10 +270,18 @@ def _detail(exc: BaseException, where: str) -> str:
 def _render_error(exc: BaseException, name: str, roots: list[Path]) -> TemplateError:
     if isinstance(exc, jinja2.TemplateSyntaxError):
         where = exc.name or name
-        return TemplateError(f"template {where}, line {exc.lineno}: {_one_line(exc.message or '')}")
+        return TemplateError(
+            _("template {where}, line {lineno}: {detail}").format(
+                where=where, lineno=exc.lineno, detail=_one_line(exc.message or "")
+            )
+        )
     where, lineno = _template_line(exc, name, roots)
     line = f", line {lineno}" if lineno is not None else ""
-    return TemplateError(f"template {where}{line}: {_detail(exc, where)}")
+    return TemplateError(
+        _("template {where}{line}: {detail}").format(
+            where=where, line=line, detail=_detail(exc, where)
+        )
+    )
 
 
 def _candidates(name: str, locale: str) -> Iterable[str]:
@@ -298,7 +311,9 @@ def render(
         shown = candidate
         break
     if template is None:
-        raise TemplateError(f"template {locale}/{name} not found")
+        raise TemplateError(
+            _("template {locale}/{name} not found").format(locale=locale, name=name)
+        )
     try:
         text = template.render({"locale": locale, **context})
     except Exception as exc:  # any failure inside a template is the template's to answer for

@@ -29,6 +29,7 @@ from typing import Any
 from talkbook.crypto.ssh import fingerprint
 from talkbook.errors import TalkbookError
 from talkbook.fsutil import atomic_write
+from talkbook.i18n import _
 
 CONFIG = "talkbook.toml"
 # .gitattributes too: it decides how the others are checked out (encodings, filters, drivers)
@@ -63,7 +64,9 @@ def _git(root: Path, *args: str, stdin: str | None = None) -> str:
         errors="replace",
     )
     if done.returncode != 0:
-        raise TalkbookError(f"git {args[0]} failed: {done.stderr.strip()[:200]}")
+        raise TalkbookError(
+            _("git {args} failed: {detail}").format(args=args[0], detail=done.stderr.strip()[:200])
+        )
     return done.stdout
 
 
@@ -97,7 +100,7 @@ def signatures(root: Path, shas: Iterable[str]) -> dict[str, Signature]:
         atomic_write(cache_path, json.dumps(known).encode("utf-8"), mode=0o600)
     found = {}
     for sha in wanted:
-        status, _, key = str(known.get(sha, "E ")).partition(" ")
+        status, _sep, key = str(known.get(sha, "E ")).partition(" ")
         found[sha] = Signature(sha, status, key)
     return found
 
@@ -232,13 +235,17 @@ def find_root(root: Path) -> str | None:
     talkbook.toml before it did not. Exactly one may exist; several are refused (an attacker's
     second "founding" merged in somewhere), and so is a shallow clone, which hides history."""
     if _git(root, "rev-parse", "--is-shallow-repository").strip() == "true":
-        raise TrustError("a shallow clone hides the root of trust: fetch the whole history first")
+        raise TrustError(
+            _("a shallow clone hides the root of trust: fetch the whole history first")
+        )
     candidates = founding_commits(root)
     if len(candidates) > 1:
         shown = ", ".join(sha[:12] for sha in candidates)
         raise TrustError(
-            f"this history has {len(candidates)} possible roots ({shown}): pin the one a "
-            "custodian confirms with `talkbook setup --trust ID`"
+            _(
+                "this history has {count} possible roots ({shown}): pin the one a "
+                "custodian confirms with `talkbook setup --trust ID`"
+            ).format(count=len(candidates), shown=shown)
         )
     return candidates[0] if candidates else None
 
@@ -325,15 +332,23 @@ def ensure(root: Path, notice: Callable[[str], None] | None = None) -> None:
         pin(root, candidate)
         state = pinned(root)
         if notice:
-            notice(f"trusting root {candidate} on first use (compare: `talkbook setup`)")
+            notice(
+                _("trusting root {candidate} on first use (compare: `talkbook setup`)").format(
+                    candidate=candidate
+                )
+            )
     verified = state.get("verified") or state["root"]
     if verified == tip:
         return
     if not _is_ancestor(root, state["root"], tip):
-        raise TrustError(f"HEAD does not descend from the pinned root {state['root'][:12]}")
+        raise TrustError(
+            _("HEAD does not descend from the pinned root {state}").format(state=state["root"][:12])
+        )
     since = verified if _is_ancestor(root, verified, tip) else state["root"]
     if problem := check_chain(root, since):
-        raise TrustError(f"chain of custody broken: {problem}; nothing was written")
+        raise TrustError(
+            _("chain of custody broken: {problem}; nothing was written").format(problem=problem)
+        )
     _save(root, {"root": state["root"], "verified": tip})
     write_allowed_signers(root, head_config(root))  # git's own checks follow verified people
 
@@ -349,7 +364,7 @@ def _refuse_without_root(root: Path, tip: str) -> None:
     config_id = _objects(root, [f"{tip}:{CONFIG}"]).get(f"{tip}:{CONFIG}", MISSING)
     if config_id != MISSING and (_config_of(root, config_id, {}).get("people") or {}):
         raise TrustError(
-            "no custodian has signed this workspace yet: a custodian runs `talkbook migrate`"
+            _("no custodian has signed this workspace yet: a custodian runs `talkbook migrate`")
         )
 
 
@@ -369,19 +384,27 @@ def setup_root(root: Path, given: str | None, confirm: Callable[[str], bool]) ->
     """
     if root_sha := pinned(root).get("root"):
         if given and not root_sha.startswith(given.lower()):
-            raise TrustError(f"this clone already trusts root {root_sha}, not {given}")
+            raise TrustError(
+                _("this clone already trusts root {root}, not {given}").format(
+                    root=root_sha, given=given
+                )
+            )
         return root_sha
     if given:
         matches = [sha for sha in founding_commits(root) if sha.startswith(given.lower())]
         if len(given) < 7 or len(matches) != 1:
-            raise TrustError(f"{given} is not a root of this workspace's history; not trusted")
+            raise TrustError(
+                _("{given} is not a root of this workspace's history; not trusted").format(
+                    given=given
+                )
+            )
         pin(root, matches[0])
         return matches[0]
     candidate = find_root(root)
     if candidate is None:
         return None
     if not confirm(candidate):
-        raise TrustError("root not trusted; nothing was changed")
+        raise TrustError(_("root not trusted; nothing was changed"))
     pin(root, candidate)
     return candidate
 

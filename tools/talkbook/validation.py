@@ -14,6 +14,7 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from talkbook.i18n import _
 from talkbook.models import ID_PATTERNS, Document, field_lines, line_of
 from talkbook.workspace import id_of_rel
 
@@ -92,7 +93,7 @@ def _pattern(validator, pattern: str, instance: Any, schema: Any) -> Iterator[An
     from jsonschema.exceptions import ValidationError
 
     if validator.is_type(instance, "string") and not _compiled(pattern).search(instance):
-        yield ValidationError("is not in the expected form")  # never the value
+        yield ValidationError(_("is not in the expected form"))  # never the value
 
 
 @cache
@@ -131,7 +132,7 @@ def check_schema(subject: Subject, workspace: Workspace | None = None) -> Iterat
             missing = next((m for m in error.validator_value if m not in error.instance), "")
             field = f"{path}.{missing}" if path else missing
             yield Finding(
-                subject.rel, line_of(subject.lines, path), field, "required field is missing"
+                subject.rel, line_of(subject.lines, path), field, _("required field is missing")
             )
             continue
         message = schema_message(error)

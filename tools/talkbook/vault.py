@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from talkbook.errors import DecryptionError, NotFound, TalkbookError, UnsafePath
 from talkbook.fsutil import atomic_write, inside, read_regular
+from talkbook.i18n import _
 from talkbook.models import Document, parse
 
 if TYPE_CHECKING:
@@ -52,9 +53,11 @@ class Vault:
         try:
             data = read_regular(root, path) if root is not None else path.read_bytes()
         except FileNotFoundError:
-            raise NotFound(f"no such file: {path}") from None
+            raise NotFound(_("no such file: {path}").format(path=path)) from None
         except OSError as exc:
-            raise TalkbookError(f"{path}: cannot read: {exc.strerror}") from None
+            raise TalkbookError(
+                _("{path}: cannot read: {reason}").format(path=path, reason=exc.strerror)
+            ) from None
         key = path.absolute()
         mtime = path.stat().st_mtime_ns
         cached = self._cache.get(key)
@@ -71,7 +74,9 @@ class Vault:
         try:
             return self.read_plaintext(path).decode("utf-8")
         except UnicodeDecodeError:
-            raise DecryptionError(f"{path.name}: decrypted content is not UTF-8 text") from None
+            raise DecryptionError(
+                _("{file}: decrypted content is not UTF-8 text").format(file=path.name)
+            ) from None
 
     def read(self, path: Path, source: str | None = None) -> Document:
         return parse(self.read_text(path), source or path.name)
@@ -92,7 +97,7 @@ class Vault:
 
         root = self._root_of(path)
         if root is None:
-            raise UnsafePath(str(path), "outside it")
+            raise UnsafePath(str(path), _("outside it"))
         plaintext = text.encode("utf-8")
         if path.exists() and not force and self.read_plaintext(path) == plaintext:
             return False

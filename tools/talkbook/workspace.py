@@ -15,6 +15,7 @@ from typing import Any
 
 from talkbook.errors import NotFound, TalkbookError, WorkspaceExists, WorkspaceNotFound
 from talkbook.fsutil import atomic_write, inside, read_regular, regular_file
+from talkbook.i18n import _
 from talkbook.models import ID_FORMS, ID_PATTERNS, is_id, one_line, shown
 
 CONFIG_NAME = "talkbook.toml"
@@ -60,11 +61,15 @@ def read_config(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
-        raise TalkbookError(f"{path.name}: malformed TOML: {exc}") from None
+        raise TalkbookError(
+            _("{file}: malformed TOML: {error}").format(file=path.name, error=exc)
+        ) from None
     except UnicodeDecodeError:
-        raise TalkbookError(f"{path.name}: not UTF-8 text") from None
+        raise TalkbookError(_("{file}: not UTF-8 text").format(file=path.name)) from None
     except OSError as exc:
-        raise TalkbookError(f"{path}: cannot read: {exc.strerror}") from None
+        raise TalkbookError(
+            _("{path}: cannot read: {reason}").format(path=path, reason=exc.strerror)
+        ) from None
 
 
 def find_root(explicit: Path | None = None, start: Path | None = None) -> Path:
@@ -72,7 +77,11 @@ def find_root(explicit: Path | None = None, start: Path | None = None) -> Path:
     chosen = explicit or (Path(v) if (v := os.environ.get("TALKBOOK_WORKSPACE")) else None)
     if chosen is not None:
         if not (chosen / CONFIG_NAME).is_file():
-            raise WorkspaceNotFound(f"{chosen}: not a talkbook workspace (no {CONFIG_NAME})")
+            raise WorkspaceNotFound(
+                _("{chosen}: not a talkbook workspace (no {config})").format(
+                    chosen=chosen, config=CONFIG_NAME
+                )
+            )
         return chosen.resolve()
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
@@ -80,7 +89,9 @@ def find_root(explicit: Path | None = None, start: Path | None = None) -> Path:
         if (folder / CONFIG_NAME).is_file() and (folder / ".git").exists():
             return folder
     raise WorkspaceNotFound(
-        f"no talkbook workspace here or above {here} (run `talkbook init` or pass --workspace)"
+        _(
+            "no talkbook workspace here or above {here} (run `talkbook init` or pass --workspace)"
+        ).format(here=here)
     )
 
 
@@ -113,7 +124,9 @@ class Workspace:
         owners: dict[str, str] = {}
         table = self.config.get("people") or {}
         if not isinstance(table, dict) or not all(isinstance(e, dict) for e in table.values()):
-            raise TalkbookError(f"{CONFIG_NAME}: [people] must hold one table per person")
+            raise TalkbookError(
+                _("{config}: [people] must hold one table per person").format(config=CONFIG_NAME)
+            )
         for pid, entry in table.items():
             people[pid] = Person(
                 id=pid,
@@ -127,18 +140,20 @@ class Workspace:
             for key in people[pid].keys:
                 if owners.setdefault(key_core(str(key)), pid) != pid:
                     raise TalkbookError(
-                        f"{CONFIG_NAME}: one key is listed for {owners[key_core(str(key))]} "
-                        f"and {pid}; a key belongs to one person"
+                        _(
+                            "{config}: one key is listed for {owners} and {person}; a key belongs "
+                            "to one person"
+                        ).format(config=CONFIG_NAME, owners=owners[key_core(str(key))], person=pid)
                     )
         return people
 
     def person(self, pid: str) -> Person:
         if not is_id("person", pid):
-            raise NotFound(f"not a person id ({ID_FORMS['person']})")
+            raise NotFound(_("not a person id ({form})").format(form=_(ID_FORMS["person"])))
         try:
             return self.people[pid]
         except KeyError:
-            raise NotFound(f"unknown person: {pid}") from None
+            raise NotFound(_("unknown person: {person}").format(person=pid)) from None
 
     def person_by_key(self, public_keys: list[str]) -> Person | None:
         wanted = {key_core(k) for k in public_keys}
@@ -165,10 +180,12 @@ class Workspace:
         """The people who may read a file of this kind, by the rules in [access]."""
         rules = (self.config.get("access") or {}).get("cadre" if kind == "profile" else kind)
         if not rules:
-            raise TalkbookError(f"{CONFIG_NAME}: no access rule for {kind} files")
+            raise TalkbookError(
+                _("{config}: no access rule for {kind} files").format(config=CONFIG_NAME, kind=kind)
+            )
         chosen: dict[str, Person] = {}
         for token in rules:
-            how, _, what = str(token).partition(":")
+            how, _sep, what = str(token).partition(":")
             if how == "role":
                 chosen.update((p.id, p) for p in self.with_role(what))
             elif how == "field":
@@ -177,29 +194,33 @@ class Workspace:
                     chosen[person.id] = person
             else:
                 raise TalkbookError(
-                    f"{CONFIG_NAME}: access rule {token!r} is not role:… or field:…"
+                    _("{config}: access rule {token!r} is not role:… or field:…").format(
+                        config=CONFIG_NAME, token=token
+                    )
                 )
         return sorted(chosen.values(), key=lambda p: p.id)
 
     def recipients(self, kind: str, meta: dict[str, Any]) -> list[str]:
         keys = [k for person in self.readers(kind, meta) for k in person.keys]
         if not keys:
-            raise TalkbookError(f"nobody may read this {kind}: add a custodian with a key first")
+            raise TalkbookError(
+                _("nobody may read this {kind}: add a custodian with a key first").format(kind=kind)
+            )
         return sorted(set(keys))
 
     # -- layout ---------------------------------------------------------------------------
     def cadre_path(self, cadre_id: str) -> Path:
         if not is_id("profile", cadre_id):  # it becomes a path: never a name, `*` or "../"
-            raise NotFound(f"not a cadre id ({ID_FORMS['profile']})")
+            raise NotFound(_("not a cadre id ({form})").format(form=_(ID_FORMS["profile"])))
         return self.root / "cadres" / f"{cadre_id}.md.age"
 
     def talk_dir(self, talk_id: str, year: int | str | None = None) -> Path:
         if not is_id("talk", talk_id):  # a path and a glob pattern: `T-*` would match any talk
-            raise NotFound(f"not a talk id ({ID_FORMS['talk']})")
+            raise NotFound(_("not a talk id ({form})").format(form=_(ID_FORMS["talk"])))
         if year is None:
             found = sorted((self.root / "talks").glob(f"*/{talk_id}"))
             if not found:
-                raise NotFound(f"unknown talk: {talk_id}")
+                raise NotFound(_("unknown talk: {talk}").format(talk=talk_id))
             regular_file(self.root, found[0] / "plan.md.age")  # no symlinked folder on the way
             return found[0]
         return self.root / "talks" / str(year) / talk_id
@@ -220,18 +241,18 @@ class Workspace:
     def resolve(self, ref: str) -> Path:
         """An id (`C-…`, `T-…` = its plan, `T-…/record`) or a path → the encrypted file."""
         if not one_line(ref):
-            raise NotFound(f"unknown id or file: {shown(ref)}")
+            raise NotFound(_("unknown id or file: {ref}").format(ref=shown(ref)))
         if ID_PATTERNS["profile"].fullmatch(ref):
             path = self.cadre_path(ref)
         elif ID_PATTERNS["talk"].fullmatch(ref.split("/")[0]):
-            talk_id, _, part = ref.partition("/")
+            talk_id, _sep, part = ref.partition("/")
             path = self.talk_dir(talk_id) / f"{part or 'plan'}.md.age"
         else:
             candidate = Path(ref)
             path = candidate if candidate.is_absolute() else Path.cwd() / candidate
         path = regular_file(self.root, path)  # no symlink, nothing outside the workspace
         if not path.is_file():
-            raise NotFound(f"unknown id or file: {ref}")
+            raise NotFound(_("unknown id or file: {ref}").format(ref=ref))
         return path
 
     def relative(self, path: Path) -> str:
@@ -248,13 +269,17 @@ class Workspace:
         import tomlkit
 
         if not is_id("person", person.id):
-            raise TalkbookError(f"person id: must be {ID_FORMS['person']} (e.g. P-01)")
+            raise TalkbookError(
+                _("person id: must be {form} (e.g. P-01)").format(form=_(ID_FORMS["person"]))
+            )
         if person.cadre is not None and not is_id("profile", person.cadre):
-            raise TalkbookError(f"--cadre: must be a cadre id ({ID_FORMS['profile']})")
+            raise TalkbookError(
+                _("--cadre: must be a cadre id ({form})").format(form=_(ID_FORMS["profile"]))
+            )
         if not person.name.strip() or not one_line(person.name):
-            raise TalkbookError("name: must be one line of text, without control characters")
+            raise TalkbookError(_("name: must be one line of text, without control characters"))
         if not one_line(person.email) or set(person.email) & set(" <>"):
-            raise TalkbookError("email: must be one address, without spaces, < or >")
+            raise TalkbookError(_("email: must be one address, without spaces, < or >"))
 
         entry = tomlkit.table()
         entry["name"] = person.name
@@ -295,7 +320,7 @@ def kind_of_rel(rel: str) -> str:
         return "plan"
     if rel.endswith("/record.md.age"):
         return "record"
-    raise TalkbookError(f"{rel}: not a profile, plan or record")
+    raise TalkbookError(_("{file}: not a profile, plan or record").format(file=rel))
 
 
 def key_core(key: str) -> str:
@@ -311,9 +336,15 @@ def create_layout(root: Path, locale: str, organization: str) -> list[Path]:
     from talkbook.templating import copy_default_templates
 
     if (root / CONFIG_NAME).exists():
-        raise WorkspaceExists(f"{root}: already a talkbook workspace; refusing to overwrite it")
+        raise WorkspaceExists(
+            _("{root}: already a talkbook workspace; refusing to overwrite it").format(root=root)
+        )
     if locale not in LOCALES:
-        raise TalkbookError(f"unknown locale {locale!r}: choose one of {', '.join(LOCALES)}")
+        raise TalkbookError(
+            _("unknown locale {locale!r}: choose one of {choices}").format(
+                locale=locale, choices=", ".join(LOCALES)
+            )
+        )
     root.mkdir(parents=True, exist_ok=True)
     config = tomlkit.parse(default_config_text())
     config["organization"] = organization

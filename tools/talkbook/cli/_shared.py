@@ -116,6 +116,27 @@ def _route_click_messages() -> None:
 _route_click_messages()
 
 
+def _wrap_by_display_width(
+    text: str,
+    width: int = 78,
+    initial_indent: str = "",
+    subsequent_indent: str = "",
+    preserve_paragraphs: bool = False,
+) -> str:
+    """click wraps help by characters; a Chinese character takes two columns, so the width is
+    scaled by the text's share of wide characters (lines then fit the terminal)."""
+    import unicodedata
+
+    columns = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+    if columns > len(text):
+        width = max(24, width * len(text) // columns)
+    return _click_wrap_text(text, width, initial_indent, subsequent_indent, preserve_paragraphs)
+
+
+_click_wrap_text = click.formatting.wrap_text
+click.formatting.wrap_text = _wrap_by_display_width
+
+
 @contextmanager
 def _translated_help(command: click.Command, ctx: click.Context | None) -> Iterator[None]:
     """The command's help texts in the chosen language while click formats them; the English

@@ -9,6 +9,7 @@ import click
 
 from talkbook.app import App
 from talkbook.cli._shared import cli, from_option, pass_app, writes
+from talkbook.i18n import _
 
 
 @cli.command()
@@ -47,7 +48,7 @@ def resolve(app: App, ref: str, source: str | None) -> None:
     from talkbook.sync import resolve as run
 
     text = text_or_editor(source)
-    click.echo(f"{run(app, ref, text)}: resolved and staged")
+    click.echo(_("{document}: resolved and staged").format(document=run(app, ref, text)))
 
 
 @cli.command("merge-driver", hidden=True)

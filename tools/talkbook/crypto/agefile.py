@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from talkbook.errors import DecryptionError
+from talkbook.i18n import _
 
 ARMOR_BEGIN = b"-----BEGIN AGE ENCRYPTED FILE-----"
 ARMOR_END = b"-----END AGE ENCRYPTED FILE-----"
@@ -68,7 +69,9 @@ def normalize(data: bytes) -> bytes:
 
 
 def _malformed(reason: str) -> DecryptionError:
-    return DecryptionError(f"corrupt age file: header is malformed ({reason})")
+    return DecryptionError(
+        _("corrupt age file: header is malformed ({reason})").format(reason=reason)
+    )
 
 
 def _dearmor(data: bytes) -> bytes:
@@ -78,7 +81,7 @@ def _dearmor(data: bytes) -> bytes:
     try:
         return base64.b64decode(b"".join(body), validate=True)
     except (binascii.Error, ValueError):
-        raise DecryptionError("corrupt age file: the armor is malformed") from None
+        raise DecryptionError(_("corrupt age file: the armor is malformed")) from None
 
 
 def _decode_b64(line: bytes, what: str) -> bytes:
@@ -135,7 +138,7 @@ def parse_header(data: bytes) -> Header:
     if data.strip().startswith(ARMOR_BEGIN):
         data = _dearmor(data)
     if not data.startswith(VERSION_PREFIX):
-        raise DecryptionError("not an age-encrypted file")
+        raise DecryptionError(_("not an age-encrypted file"))
     first, pos = _next_line(data, 0)
     if first != VERSION_LINE:
         raise _malformed("unsupported version line")

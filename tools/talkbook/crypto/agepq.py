@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
 from talkbook.crypto import agefile
 from talkbook.errors import DecryptionError, IdentityError, NotRecipient
+from talkbook.i18n import _
 
 STANZA_TYPE = agefile.HYBRID_TYPE
 LABEL = b"age-encryption.org/mlkem768x25519"  # the HPKE info string of this recipient
@@ -57,11 +58,13 @@ _ARMOR_LINE = re.compile(rb"[A-Za-z0-9+/]*={0,2}")
 
 
 def _header_error(reason: str) -> DecryptionError:
-    return DecryptionError(f"corrupt age file: header is malformed ({reason})")
+    return DecryptionError(
+        _("corrupt age file: header is malformed ({reason})").format(reason=reason)
+    )
 
 
 def _payload_error(reason: str) -> DecryptionError:
-    return DecryptionError(f"corrupt or truncated age file: {reason}")
+    return DecryptionError(_("corrupt or truncated age file: {reason}").format(reason=reason))
 
 
 # --- Bech32 (BIP 173), without its 90-character limit: a hybrid public key is ~1,960 long.
@@ -190,7 +193,7 @@ class HybridIdentity:
                 raise ValueError("not a hybrid secret key")
             return cls(seed)
         except ValueError:
-            raise IdentityError("not a valid post-quantum age secret key") from None
+            raise IdentityError(_("not a valid post-quantum age secret key")) from None
 
     def __repr__(self) -> str:
         return "<HybridIdentity (secret)>"
@@ -253,21 +256,21 @@ def dearmor(data: bytes) -> bytes:
     """Strictly decode an armored file (PEM, 64 columns, canonical padded base64, LF or CRLF)."""
     lines = [line.removesuffix(b"\r") for line in data.strip().split(b"\n")]
     if len(lines) < 2 or lines[0] != agefile.ARMOR_BEGIN or lines[-1] != agefile.ARMOR_END:
-        raise DecryptionError("corrupt age file: the armor begin or end line is wrong")
+        raise DecryptionError(_("corrupt age file: the armor begin or end line is wrong"))
     body = lines[1:-1]
     for number, line in enumerate(body, start=1):
         last = number == len(body)
         if not (0 < len(line) <= ARMOR_COLUMNS and (last or len(line) == ARMOR_COLUMNS)):
-            raise DecryptionError("corrupt age file: an armor line has the wrong length")
+            raise DecryptionError(_("corrupt age file: an armor line has the wrong length"))
         if not _ARMOR_LINE.fullmatch(line) or (not last and line.endswith(b"=")):
-            raise DecryptionError("corrupt age file: the armor is not valid base64")
+            raise DecryptionError(_("corrupt age file: the armor is not valid base64"))
     joined = b"".join(body)
     try:
         decoded = base64.b64decode(joined, validate=True)
     except (binascii.Error, ValueError):
-        raise DecryptionError("corrupt age file: the armor is not valid base64") from None
+        raise DecryptionError(_("corrupt age file: the armor is not valid base64")) from None
     if base64.b64encode(decoded) != joined:
-        raise DecryptionError("corrupt age file: the armor is not canonical base64")
+        raise DecryptionError(_("corrupt age file: the armor is not canonical base64"))
     return decoded
 
 
