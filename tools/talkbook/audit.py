@@ -66,8 +66,8 @@ from talkbook import gittrail, trust
 from talkbook.app import App
 from talkbook.crosscheck import plaintext_findings
 from talkbook.crypto.agefile import HYBRID_TYPE, PASSPHRASE_TYPE, RECIPIENT_TYPES, Header
-from talkbook.errors import DecryptionError, InvalidDocument, NotRecipient, TalkbookError
-from talkbook.models import Document, parse
+from talkbook.errors import TalkbookError
+from talkbook.models import Document
 from talkbook.workflow import TRANSITIONS, confirmed_rewrite
 from talkbook.workspace import CONFIG_NAME, Person, Workspace, id_of_rel, kind_of_rel
 
@@ -237,6 +237,7 @@ class Auditor:
         self.by_blob: dict[str, Document | None] = {}  # trail file blob → its document
         self.parent_blobs: dict[str, str | None] = {}  # "parent:path" → the blob it held
         self.confirmed: dict[str, Any] = {}  # record path → the confirmed_on first set
+        self.prefetched: dict[tuple[str, str], Any] = {}  # (blob, path) → catalog.Reading
 
     def run(self) -> AuditReport:
         commits = gittrail.history(self.root)
@@ -251,6 +252,7 @@ class Auditor:
                 for parent in commit.parents
             ],
         )
+        self.prefetch(commits)
         self.learn_names(commits)
         config: str | None = None
         for commit in commits:
@@ -286,7 +288,7 @@ class Auditor:
                 if not path.startswith("cadres/") or not DOCUMENT_PATH.fullmatch(path):
                     continue
                 if change.mode != DELETED and blob not in self.profiles:
-                    doc = self.decrypt(gittrail.read_blob(self.root, blob), path)
+                    doc = self.decrypt(gittrail.read_blob(self.root, blob), path, blob)
                     self.profiles[blob] = doc
                     if doc is not None:
                         self.names.add(doc.meta.get("name"), id_of_rel(path))
@@ -308,32 +310,44 @@ class Auditor:
             if path.startswith("cadres/"):
                 version.doc = self.profiles.get(blob)
             else:
-                version.doc = self.decrypt(data, path)
+                version.doc = self.decrypt(data, path, blob)
             version.readable = version.doc is not None
             self.report.unreadable += not version.readable
         return version
 
-    def decrypt(self, data: bytes, path: str) -> Document | None:
+    def decrypt(self, data: bytes, path: str, blob: str = "") -> Document | None:
         """The document, or None when the auditor cannot read it; broken → empty. A version
         with a field of the wrong type is broken too (its name, if any, is still looked for)."""
-        from talkbook.catalog import unfit
-        from talkbook.crypto import decrypt
-        from talkbook.validation import Subject
+        from talkbook import catalog
 
         if self.keyring is None:
             return None
-        try:
-            text = decrypt(data, self.keyring).decode("utf-8")
-            doc = parse(text, path)
-        except NotRecipient:
+        ahead = self.prefetched.pop((blob, path), None)
+        reading = ahead or catalog.read(self.keyring, path, data)
+        if reading.state == catalog.UNREADABLE:
             return None
-        except (DecryptionError, InvalidDocument, UnicodeDecodeError):
-            return BROKEN
-        if unfit(Subject(kind_of_rel(path), path, doc, text)):
-            if path.startswith("cadres/"):
-                self.names.add(doc.meta.get("name"), id_of_rel(path))
-            return BROKEN
-        return doc
+        if reading.state == catalog.OK and reading.doc is not None:
+            return reading.doc
+        if reading.state == catalog.UNFIT and reading.doc and path.startswith("cadres/"):
+            self.names.add(reading.doc.meta.get("name"), id_of_rel(path))
+        return BROKEN
+
+    def prefetch(self, commits: list[gittrail.LoggedCommit]) -> None:
+        """Decrypt every document version of the history at once, on every core (pyrage
+        holds the GIL): the reads one commit at a time then find them here."""
+        from talkbook import catalog
+
+        if self.keyring is None:
+            return
+        wanted = {
+            (change.blob, change.path): None
+            for commit in commits
+            for change in commit.changes
+            if change.mode not in (DELETED, SUBMODULE) and DOCUMENT_PATH.fullmatch(change.path)
+        }
+        pairs = [(path, gittrail.read_blob(self.root, blob)) for blob, path in wanted]
+        found = catalog.readings(self.keyring, pairs)
+        self.prefetched = dict(zip(wanted, found, strict=True))
 
     def law(self, blob: str | None) -> Law:
         """The settings a talkbook.toml blob holds; none when a hostile hand broke them."""

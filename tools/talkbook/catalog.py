@@ -1,34 +1,86 @@
-"""Everything the acting person can read, decrypted once, in memory.
+"""The one loader: (path, ciphertext) pairs in, documents and findings out.
 
-`due`, `followups`, `list`, `validate` and reports all start here. Files the identity cannot
-decrypt are named in `unreadable`, not treated as errors: a speaker sees only their talks.
+Pairs come from the working tree (`working_tree`), from a revision in git (`at_revision`) or
+from the staged index (`staged`); `read` turns one pair into a `Reading` and `readings` many
+of them, in worker processes when there are enough (pyrage holds the GIL). Every reader of
+documents goes through here: `load` (due, followups, list, show, reports, plan), `validate`,
+`audit`, `history` and `rekey`. Each decides what a state means for it; the states are:
 
-A document reaches the logic only once it has passed its kind's JSON Schema (`checked`): a file
-planted with `events: 5` lands in `malformed` with its findings, so every reader skips it and
-says which file it could not use, and `validate` reports it; nothing crashes on a wrong type.
+- OK: decrypted, parsed, past its kind's JSON Schema (`checked`): logic may read any field;
+- UNFIT: parsed, but the schema refuses it (or its file name carries no id): `findings` say why;
+- MALFORMED: no document (not a profile, plan or record path; YAML that does not parse);
+- BROKEN: decrypts to nothing usable (corrupt or truncated age file, not UTF-8);
+- UNREADABLE: the identity is not a recipient. A speaker sees only their talks: not an error.
+
+`load(app)` is what read commands use: the encrypted index (index.py) answers for every file
+whose bytes did not change, and an item's body is decrypted only when asked for.
+
+Security invariant: plaintext stays in memory (this process or a forked worker that returns
+it through a pipe); findings and messages carry paths, fields and reasons, never a value.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from talkbook.errors import DecryptionError, InvalidDocument, TalkbookError
+from talkbook.errors import DecryptionError, InvalidDocument, NotRecipient, TalkbookError
 from talkbook.models import Document, is_id, parse
 from talkbook.validation import Finding, Subject, schema_findings, summary
 from talkbook.workspace import id_of_rel, kind_of_rel
 
+if TYPE_CHECKING:
+    from talkbook.crypto import Keyring
+    from talkbook.workspace import Workspace
 
-@dataclass(frozen=True)
+OK, UNFIT, MALFORMED, BROKEN, UNREADABLE = "ok", "unfit", "malformed", "broken", "unreadable"
+STATES = (OK, UNFIT, MALFORMED, BROKEN, UNREADABLE)
+PARALLEL_FROM = 64  # fewer files than this are decrypted in this process: forking costs more
+NOT_A_DOCUMENT = "not a profile, plan or record"
+
+
 class Item:
-    kind: str
-    rel: str
-    doc: Document
-    text: str
+    """One readable document. Built from a decrypted document, or from the index's front matter
+    alone: then its text (and the body of `doc`) is decrypted when first asked for."""
+
+    __slots__ = ("kind", "rel", "_meta", "_doc", "_text", "_fetch")
+
+    def __init__(
+        self,
+        kind: str,
+        rel: str,
+        doc: Document | None = None,
+        text: str | None = None,
+        *,
+        meta: dict[str, Any] | None = None,
+        fetch: Callable[[], str] | None = None,
+    ) -> None:
+        self.kind, self.rel = kind, rel
+        self._doc, self._text, self._fetch = doc, text, fetch
+        self._meta = doc.meta if doc is not None else (meta if meta is not None else {})
 
     @property
-    def meta(self) -> dict:
-        return self.doc.meta
+    def meta(self) -> dict[str, Any]:
+        return self._meta
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = self._fetch() if self._fetch is not None else ""
+        return self._text
+
+    @property
+    def doc(self) -> Document:
+        if self._doc is None:
+            body = parse(self.text, self.rel).body if self._fetch is not None else ""
+            self._doc = Document(self._meta, body, self.rel)
+        return self._doc
+
+    def __repr__(self) -> str:
+        return f"Item({self.kind}, {self.rel})"
 
 
 @dataclass
@@ -52,6 +104,26 @@ class Catalog:
 
     def held_talks(self, cadre_id: str) -> list[Item]:
         return [r for r in self.records.values() if r.meta.get("cadre") == cadre_id]
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What `read` made of one (path, ciphertext) pair. Plain values only: it crosses a pipe
+    from a worker process (an exception would lose its fields there)."""
+
+    rel: str
+    kind: str  # "" when the path names no profile, plan or record
+    state: str  # one of STATES
+    doc: Document | None = None  # OK and UNFIT (without its body when read for the index)
+    text: str | None = None  # the decrypted text, when asked to keep it
+    findings: tuple[Finding, ...] = ()  # UNFIT, MALFORMED, BROKEN: why
+    message: str = ""  # the one line an InvalidDocument would carry
+    reason: str = ""  # the same without path and line
+
+    def error(self) -> InvalidDocument:
+        """Why logic may not read it, as the one-line refusal `checked` would raise."""
+        line = self.findings[0].line if self.findings else 1
+        return InvalidDocument(self.message, list(self.findings), line, self.reason)
 
 
 def unfit(subject: Subject) -> list[Finding]:
@@ -78,26 +150,151 @@ def checked(kind: str, rel: str, text: str) -> Document:
     return doc
 
 
+# -- one pair ----------------------------------------------------------------------------------
+def read(keyring: Keyring | None, rel: str, data: bytes, keep_text: bool = True) -> Reading:
+    """Decrypt, parse and schema-check one file's bytes; never raises for what the file holds.
+
+    `keyring` None reads nothing (UNREADABLE). Without `keep_text` the reading carries the
+    front matter only (what the index stores)."""
+    from talkbook.crypto import decrypt
+
+    try:
+        kind = kind_of_rel(rel)
+    except TalkbookError:
+        return _refused(rel, "", MALFORMED, Finding(rel, 1, "(file)", NOT_A_DOCUMENT))
+    if keyring is None:
+        return Reading(rel, kind, UNREADABLE)
+    try:
+        text = decrypt(data, keyring).decode("utf-8")
+    except NotRecipient:
+        return Reading(rel, kind, UNREADABLE)
+    except (DecryptionError, TalkbookError) as exc:  # corrupt; a passphrase nobody can give
+        return _refused(rel, kind, BROKEN, Finding(rel, 1, "(file)", str(exc)))
+    except UnicodeDecodeError:
+        not_text = Finding(rel, 1, "(file)", "decrypted content is not UTF-8")
+        return _refused(rel, kind, BROKEN, not_text)
+    try:
+        doc = parse(text, rel)
+    except InvalidDocument as exc:
+        finding = Finding(rel, exc.line, "(front matter)", exc.reason)
+        return Reading(rel, kind, MALFORMED, None, None, (finding,), str(exc), exc.reason)
+    kept = text if keep_text else None
+    if findings := unfit(Subject(kind, rel, doc, text)):
+        first = findings[0]
+        reason = f"{first.field}: {first.message}"
+        shown = doc if keep_text else Document(doc.meta, "", rel)
+        return Reading(rel, kind, UNFIT, shown, kept, tuple(findings), summary(findings), reason)
+    return Reading(rel, kind, OK, doc if keep_text else Document(doc.meta, "", rel), kept)
+
+
+def _refused(rel: str, kind: str, state: str, finding: Finding) -> Reading:
+    reason = f"{finding.field}: {finding.message}"
+    message = f"{rel}:1: {reason}"
+    return Reading(rel, kind, state, findings=(finding,), message=message, reason=reason)
+
+
+# -- many pairs, on every core -----------------------------------------------------------------
+_worker: tuple[Any, bool] | None = None  # (keyring, keep_text), inherited by forked workers
+
+
+def _work(chunk: list[tuple[str, bytes]]) -> list[Reading]:
+    assert _worker is not None
+    keyring, keep_text = _worker
+    return [read(keyring, rel, data, keep_text) for rel, data in chunk]
+
+
+def _forkable(keyring: Keyring | None) -> bool:
+    """Whether a forked child can decrypt with this keyring on its own: keys held in this
+    process (not an agent's socket) and no passphrase to ask for."""
+    if keyring is None or getattr(keyring, "agent", None) is not None:
+        return False
+    return bool(getattr(keyring, "identities", None) or getattr(keyring, "hybrid_identities", None))
+
+
+def processes() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def readings(
+    keyring: Keyring | None, pairs: list[tuple[str, bytes]], keep_text: bool = True
+) -> list[Reading]:
+    """`read` for every pair, in order; in forked worker processes from PARALLEL_FROM pairs on,
+    when the platform forks and the keyring can be used in a child."""
+    import multiprocessing
+
+    workers = min(processes(), len(pairs))
+    parallel = (
+        len(pairs) >= PARALLEL_FROM
+        and workers > 1
+        and _forkable(keyring)
+        and "fork" in multiprocessing.get_all_start_methods()
+    )
+    if not parallel:
+        return [read(keyring, rel, data, keep_text) for rel, data in pairs]
+    global _worker
+    size = max(1, -(-len(pairs) // (workers * 4)))  # a few chunks each: the cores end together
+    chunks = [pairs[i : i + size] for i in range(0, len(pairs), size)]
+    _worker = (keyring, keep_text)
+    try:
+        with multiprocessing.get_context("fork").Pool(workers, initializer=_no_prompt) as pool:
+            done = pool.map(_work, chunks)
+    finally:
+        _worker = None
+    return [reading for chunk in done for reading in chunk]
+
+
+def _no_prompt() -> None:
+    """In a worker nobody can answer a passphrase prompt: such a file is BROKEN there."""
+    if _worker is not None and getattr(_worker[0], "passphrase_prompt", None) is not None:
+        _worker[0].passphrase_prompt = None
+
+
+# -- where pairs come from ---------------------------------------------------------------------
+def working_tree(ws: Workspace, paths: Iterable[Path]) -> Iterator[tuple[str, bytes]]:
+    """Each file's bytes as the working tree holds them; UnsafePath for a symlink."""
+    from talkbook.fsutil import read_regular
+
+    for path in paths:
+        yield ws.relative(path), read_regular(ws.root, path)
+
+
+def at_revision(root: Path, rev: str, rels: list[str]) -> Iterator[tuple[str, bytes]]:
+    """Each of these paths as commit `rev` holds it (paths it does not hold are left out)."""
+    from talkbook import gittrail
+
+    for rel, blob in gittrail.blobs_at(root, rev, rels).items():
+        yield rel, gittrail.read_blob(root, blob)
+
+
+def staged(root: Path, rels: list[str]) -> Iterator[tuple[str, bytes]]:
+    """Each of these paths as the staged index holds it (what the next commit takes)."""
+    from talkbook import gittrail
+
+    for rel in rels:
+        yield rel, gittrail.staged_blob(root, rel)
+
+
+# -- the catalog of read commands --------------------------------------------------------------
+def add_reading(catalog: Catalog, reading: Reading, fetch: Callable[[], str] | None) -> None:
+    """File a reading where read commands look: usable, malformed (run validate) or not
+    readable (a corrupt file too: it is nothing this identity can use)."""
+    if reading.state == OK and reading.doc is not None:
+        text = reading.text
+        doc = reading.doc if text is not None else None
+        meta = reading.doc.meta
+        catalog.add(Item(reading.kind, reading.rel, doc, text, meta=meta, fetch=fetch))
+    elif reading.state in (UNFIT, MALFORMED):
+        catalog.malformed.append((reading.rel, reading.error()))
+    else:
+        catalog.unreadable.append(reading.rel)
+
+
 def load(app, paths: list[Path] | None = None) -> Catalog:
-    ws = app.workspace
-    catalog = Catalog()
-    for path in paths if paths is not None else ws.encrypted_files():
-        rel = ws.relative(path)
-        try:
-            kind = kind_of_rel(rel)
-        except TalkbookError:
-            reason = "(file): not a profile, plan or record"
-            catalog.malformed.append((rel, InvalidDocument(f"{rel}:1: {reason}", reason=reason)))
-            continue
-        try:
-            text = app.vault.read_text(path)
-        except DecryptionError:
-            catalog.unreadable.append(rel)
-            continue
-        try:
-            doc = checked(kind, rel, text)
-        except InvalidDocument as exc:
-            catalog.malformed.append((rel, exc))
-            continue
-        catalog.add(Item(kind, rel, doc, text))
-    return catalog
+    """Everything the acting person can read (or only `paths`), through the encrypted index:
+    only files whose bytes changed since it last looked are decrypted."""
+    from talkbook import index
+
+    return index.catalog(app, paths)

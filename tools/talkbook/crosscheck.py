@@ -18,19 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from talkbook import catalog as loader
 from talkbook import gittrail
-from talkbook.catalog import Catalog, Item, checked, unfit
+from talkbook.catalog import Catalog, Item
 from talkbook.errors import (
-    DecryptionError,
-    InvalidDocument,
-    NotRecipient,
     TalkbookError,
     UnsafePath,
 )
 from talkbook.fsutil import inside, read_regular
-from talkbook.models import Document, parse, parse_date, parse_datetime
+from talkbook.models import Document, parse_date, parse_datetime
 from talkbook.validation import Finding, Subject, rule_findings
-from talkbook.workspace import CONFIG_NAME, Workspace, kind_of_rel
+from talkbook.workspace import CONFIG_NAME, Workspace
 
 if TYPE_CHECKING:
     from talkbook.crypto import Keyring
@@ -250,7 +248,6 @@ def check_dates(ctx: Context) -> Iterator[Finding]:
 def check_confirmed_records(ctx: Context) -> Iterator[Finding]:
     """A confirmed record changes only by addenda: compare with the version first confirmed.
     Every record, confirmed now or not: setting `confirmed_on: null` un-confirms nothing."""
-    from talkbook.crypto import decrypt
     from talkbook.workflow import confirmed_rewrite
 
     if ctx.keyring is None or not ctx.catalog.records:
@@ -271,11 +268,10 @@ def check_confirmed_records(ctx: Context) -> Iterator[Finding]:
                 if record.meta.get("confirmed_on"):
                     break  # the first confirmed version is the current one
                 continue  # not confirmed; a later version may have been (then reverted)
-            try:
-                data = gittrail.read_blob(ctx.root, blob)
-                text = decrypt(data, ctx.keyring).decode("utf-8")
-                earlier = checked("record", record.rel, text)  # a planted version: skipped
-            except (DecryptionError, InvalidDocument, UnicodeDecodeError):
+            data = gittrail.read_blob(ctx.root, blob)
+            reading = loader.read(ctx.keyring, record.rel, data)  # a planted version: skipped
+            earlier = reading.doc
+            if reading.state != loader.OK or earlier is None:
                 continue
             if earlier.meta.get("confirmed_on"):
                 if problem := confirmed_rewrite(earlier, record.doc):
@@ -384,14 +380,11 @@ def _readable(app, ws: Workspace, path: Path) -> Item | None:
     identity and past its schema (else the rules across files skip it, as validate does)."""
     if not path.is_file():
         return None
-    rel = ws.relative(path)
-    kind = kind_of_rel(rel)
-    try:
-        text = app.vault.read_text(path)
-        doc = checked(kind, rel, text)
-    except (DecryptionError, InvalidDocument):
+    [(rel, data)] = loader.working_tree(ws, [path])
+    reading = loader.read(app.keyring, rel, data)
+    if reading.state != loader.OK or reading.doc is None:
         return None
-    return Item(kind, rel, doc, text)
+    return Item(reading.kind, rel, reading.doc, reading.text)
 
 
 def _cross_findings(app, items: list[Item], written: frozenset[str] = frozenset()) -> list[Finding]:
@@ -405,11 +398,8 @@ def _cross_findings(app, items: list[Item], written: frozenset[str] = frozenset(
 
 # -- the run ----------------------------------------------------------------------------------
 def validate(app, paths: list[str] | None = None, staged: bool = False) -> Report:
-    from talkbook.crypto import decrypt
-
     ws = app.workspace
     report = Report()
-    catalog = Catalog()
     if staged:
         candidates = []
         for mode, rel in gittrail.staged_entries(ws.root):
@@ -426,55 +416,53 @@ def validate(app, paths: list[str] | None = None, staged: bool = False) -> Repor
     if staged and CONFIG_NAME in candidates:
         report.findings += config_findings(ws)
     keyring = _keyring_or_none(app)
-    for rel in candidates:
+    documents = _documents(ws, candidates, staged, report)
+    found = loader.readings(keyring, [(rel, data) for rel, data in documents.items()])
+    loaded = Catalog()
+    for reading in found:
+        report.findings += _reading_findings(ws, reading, documents[reading.rel], report)
+        if reading.state == loader.OK:
+            loaded.add(Item(reading.kind, reading.rel, reading.doc, reading.text))
+    context = Context(ws, loaded, app.today(), ws.root, keyring)
+    for rule in CROSS_FILE:
+        report.findings += list(rule(context))
+    report.findings = sorted(set(report.findings))
+    return report
+
+
+def _documents(ws: Workspace, rels: list[str], staged: bool, report: Report) -> dict[str, bytes]:
+    """The bytes of each candidate that is an age file where documents live (the working
+    tree's, or the staged index's); what is no regular file or no ciphertext is a finding."""
+    documents: dict[str, bytes] = {}
+    for rel in rels:
         try:
-            data = (
-                gittrail.staged_blob(ws.root, rel)
-                if staged
-                else read_regular(ws.root, ws.root / rel)
-            )
+            if staged:
+                [(_, data)] = loader.staged(ws.root, [rel])
+            else:
+                data = read_regular(ws.root, ws.root / rel)
         except UnsafePath as exc:
             report.findings.append(Finding(rel, 1, "(file)", exc.reason))
             continue
         if problems := plaintext_findings(rel, data):
             report.findings += problems
-            continue
-        if not rel.startswith(GUARDED) or not rel.endswith(".md.age"):
-            continue
-        report.checked += 1
-        try:
-            kind = kind_of_rel(rel)
-            if keyring is None:
-                raise NotRecipient("no identity")
-            text = decrypt(data, keyring).decode("utf-8")
-        except NotRecipient:
-            report.unreadable.append(rel)
-            continue
-        except DecryptionError as exc:
-            report.findings.append(Finding(rel, 1, "(file)", str(exc)))
-            continue
-        except UnicodeDecodeError:
-            report.findings.append(Finding(rel, 1, "(file)", "decrypted content is not UTF-8"))
-            continue
-        except TalkbookError:  # kind_of_rel: under talks/, but neither a plan nor a record
-            report.findings.append(Finding(rel, 1, "(file)", "not a profile, plan or record"))
-            continue
-        try:
-            doc = parse(text, rel)
-        except InvalidDocument as exc:
-            report.findings.append(Finding(rel, exc.line, "(front matter)", exc.reason))
-            continue
-        item, subject = Item(kind, rel, doc, text), Subject(kind, rel, doc, text)
-        refused = unfit(subject)  # the rules across files read well-typed documents only
-        report.findings += refused or rule_findings(subject, ws)
-        report.findings += recipient_findings(ws, item, data)
-        if not refused:
-            catalog.add(item)
-    context = Context(ws, catalog, app.today(), ws.root, keyring)
-    for rule in CROSS_FILE:
-        report.findings += list(rule(context))
-    report.findings = sorted(set(report.findings))
-    return report
+        elif rel.startswith(GUARDED) and rel.endswith(".md.age"):
+            report.checked += 1
+            documents[rel] = data
+    return documents
+
+
+def _reading_findings(ws: Workspace, reading, data: bytes, report: Report) -> list[Finding]:
+    """One document's own findings: why it cannot be read, its schema, or its rules; and its
+    recipients against the access rule whenever it parsed."""
+    if reading.state == loader.UNREADABLE:
+        report.unreadable.append(reading.rel)
+        return []
+    if reading.doc is None:
+        return list(reading.findings)
+    item = Item(reading.kind, reading.rel, reading.doc, reading.text)
+    subject = Subject(reading.kind, reading.rel, reading.doc, reading.text or "")
+    own = list(reading.findings) or rule_findings(subject, ws)
+    return own + recipient_findings(ws, item, data)
 
 
 def _rel(ws: Workspace, path: Path) -> str:

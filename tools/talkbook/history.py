@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from talkbook import gittrail, trust
+from talkbook import catalog, gittrail, trust
 from talkbook.app import App
-from talkbook.errors import DecryptionError, InvalidDocument, NotFound
+from talkbook.errors import NotFound
 from talkbook.fsutil import checkpoint, regular_file
-from talkbook.models import ID_PATTERNS, Document, parse
-from talkbook.workspace import CONFIG_NAME, Workspace, kind_of_rel
+from talkbook.models import ID_PATTERNS, Document
+from talkbook.workspace import CONFIG_NAME, Workspace
 
 
 @dataclass(frozen=True)
@@ -93,13 +93,12 @@ def story(app: App, ref: str) -> list[Step]:
 
 
 def _decrypt_blob(app: App, blob: bytes, rel: str) -> tuple[dict[str, Any], str] | None:
-    from talkbook.crypto import decrypt
-
-    try:
-        doc = parse(decrypt(blob, app.keyring).decode("utf-8"), rel)
-    except (DecryptionError, InvalidDocument, UnicodeDecodeError):
+    """A version's front matter and body, when it parses (a field of the wrong type is still
+    part of the story); None when it cannot be read."""
+    reading = catalog.read(app.keyring, rel, blob)
+    if reading.doc is None:
         return None
-    return doc.meta, doc.body
+    return reading.doc.meta, reading.doc.body
 
 
 def introduced_by(
@@ -143,20 +142,19 @@ def rekey(app: App) -> RekeyResult:
         todo: list[tuple[Path, str, list[str]]] = []
         unreadable: list[str] = []
         files = [regular_file(ws.root, path) for path in ws.encrypted_files()]
-        for path in app.prompts.progress(files, len(files)):
-            rel = ws.relative(path)
-            kind = kind_of_rel(rel)
-            try:
-                text = app.vault.read_text(path)
-            except DecryptionError:
+        found = catalog.readings(app.keyring, list(catalog.working_tree(ws, files)))
+        for reading in app.prompts.progress(found, len(found)):
+            rel = reading.rel
+            if reading.state in (catalog.UNREADABLE, catalog.BROKEN):
                 unreadable.append(rel)
                 continue
-            meta = parse(text, rel).meta
-            now = ws.recipients(kind, meta)
+            if reading.doc is None or reading.text is None:
+                raise reading.error()
+            now = ws.recipients(reading.kind, reading.doc.meta)
             sha = last.get(rel)
-            then = workspace_at(ws, sha, configs).recipients(kind, meta) if sha else None
-            if then != now:
-                todo.append((path, text, now))
+            then = workspace_at(ws, sha, configs) if sha else None
+            if then is None or then.recipients(reading.kind, reading.doc.meta) != now:
+                todo.append((ws.root / rel, reading.text, now))
         sha = None
         if todo:
             paths = [path for path, _, _ in todo]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from talkbook.cli import (  # noqa: F401  (registers them)
     calendar,
     demo,
+    index,
     queries,
     report,
     sync,

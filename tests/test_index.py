@@ -1,0 +1,303 @@
+"""The encrypted index (index.py): right after every kind of change, rebuilt when it cannot be
+trusted, owner-only, out of git, and no plaintext in its bytes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import threading
+from pathlib import Path
+
+import pyrage
+import pytest
+
+from conftest import Setup, age_cli, ok
+from talkbook import catalog, index
+from talkbook.app import App
+from talkbook.crypto import encrypt
+from talkbook.models import parse
+
+
+def app_of(ws: Setup, pid: str = "P-01") -> App:
+    return App(ws.root, ws.keys[pid])
+
+
+def git(root: Path, *args: str) -> str:
+    done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def index_files(root: Path) -> list[Path]:
+    return sorted((root / index.FOLDER).glob("index-*.age"))
+
+
+@pytest.fixture
+def counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths catalog.read decrypts, in this process (the sequential path)."""
+    seen: list[str] = []
+    real = catalog.read
+
+    def counting(keyring, rel, data, keep_text=True):
+        seen.append(rel)
+        return real(keyring, rel, data, keep_text)
+
+    monkeypatch.setattr(catalog, "read", counting)
+    return seen
+
+
+def renamed(ws: Setup, cadre: str, name: str, tmp_path: Path) -> None:
+    """`talkbook edit --from`: the profile with another name."""
+    text = app_of(ws).vault.read_text(ws.path(f"cadres/{cadre}.md.age"))
+    source = tmp_path / "edited.md"
+    source.write_text(text.replace("张伟", name), encoding="utf-8")
+    ok(ws.as_("P-01", "edit", cadre, "--from", source))
+
+
+def test_talkbook_index_builds_then_answers_from_the_index(workspace: Setup, cadre: str) -> None:
+    first = ok(workspace.as_("P-01", "index"))
+    assert "1 files, 1 decrypted now, 0 from the index, 0 not readable" in first.stderr
+    again = ok(workspace.as_("P-01", "index"))
+    assert "1 files, 0 decrypted now, 1 from the index, 0 not readable" in again.stderr
+    outsider = ok(workspace.as_("P-03", "index"))  # a speaker reads no profile
+    assert "1 not readable with your identity" in outsider.stderr
+
+
+def test_an_edit_shows_in_the_next_load_and_only_it_is_decrypted(
+    workspace: Setup, cadre: str, tmp_path: Path, counted: list[str]
+) -> None:
+    ok(workspace.as_("P-01", "plan", cadre, "--speaker", "P-03", "--at", "2026-03-10T09:30"))
+    assert catalog.load(app_of(workspace)).cadre_name(cadre) == "张伟"
+    assert len(counted) == 2
+    counted.clear()
+    assert catalog.load(app_of(workspace)).cadre_name(cadre) == "张伟"
+    assert counted == []
+    renamed(workspace, cadre, "张卫国", tmp_path)
+    counted.clear()
+    assert catalog.load(app_of(workspace)).cadre_name(cadre) == "张卫国"
+    assert counted == [f"cadres/{cadre}.md.age"]
+
+
+@pytest.mark.interop
+def test_a_hand_edit_with_the_age_cli_shows_in_the_very_next_load(
+    workspace: Setup, cadre: str, tmp_path: Path
+) -> None:
+    age = age_cli()
+    path = workspace.path(f"cadres/{cadre}.md.age")
+    assert catalog.load(app_of(workspace)).cadre_name(cadre) == "张伟"
+    plain = subprocess.run(
+        [age, "-d", "-i", str(workspace.keys["P-01"]), str(path)], capture_output=True, check=True
+    ).stdout.decode("utf-8")
+    recipients = tmp_path / "recipients.txt"
+    recipients.write_text(workspace.public["P-01"] + "\n", encoding="utf-8")
+    subprocess.run(
+        [age, "-e", "-R", str(recipients), "-o", str(path)],
+        input=plain.replace("张伟", "张建华").encode("utf-8"),
+        check=True,
+    )
+    assert catalog.load(app_of(workspace)).cadre_name(cadre) == "张建华"
+
+
+def test_a_checkout_of_an_older_revision_and_back(
+    workspace: Setup, cadre: str, tmp_path: Path
+) -> None:
+    before = git(workspace.root, "rev-parse", "HEAD").strip()
+    renamed(workspace, cadre, "张卫国", tmp_path)
+    assert catalog.load(app_of(workspace)).cadre_name(cadre) == "张卫国"
+    git(workspace.root, "checkout", "-q", before)
+    assert catalog.load(app_of(workspace)).cadre_name(cadre) == "张伟"
+    git(workspace.root, "checkout", "-q", "-")
+    assert catalog.load(app_of(workspace)).cadre_name(cadre) == "张卫国"
+
+
+def test_a_file_that_disappeared_drops_out(workspace: Setup, cadre: str) -> None:
+    assert cadre in catalog.load(app_of(workspace)).profiles
+    workspace.path(f"cadres/{cadre}.md.age").unlink()
+    assert catalog.load(app_of(workspace)).profiles == {}
+    assert index.refresh(app_of(workspace)).files == 0
+
+
+def test_front_matter_from_the_index_is_what_parse_gives(
+    workspace: Setup, cadre: str, counted: list[str]
+) -> None:
+    app = app_of(workspace)
+    text = app.vault.read_text(workspace.path(f"cadres/{cadre}.md.age"))
+    catalog.load(app_of(workspace))
+    counted.clear()
+    item = catalog.load(app_of(workspace)).profiles[cadre]
+    assert counted == []  # all from the index
+    assert item.meta == parse(text).meta
+    assert item.meta["birth_date"] == "1968-05-12"  # models.to_plain: dates as ISO text
+    assert item.text == text  # the body, decrypted when asked for
+    assert "不宜追问家庭细节" in item.doc.body
+
+
+DAMAGES = {
+    "truncated": lambda data: data[: len(data) // 2],
+    "garbage": lambda data: os.urandom(len(data)),
+    "empty": lambda data: b"",
+}
+
+
+def test_a_damaged_index_is_rebuilt(workspace: Setup, cadre: str) -> None:
+    catalog.load(app_of(workspace))
+    [path] = index_files(workspace.root)
+    for name, damage in DAMAGES.items():
+        path.write_bytes(damage(path.read_bytes()))
+        summary = index.refresh(app_of(workspace))
+        assert (summary.rebuilt, summary.decrypted) == ("damaged", 1), name
+        assert index.refresh(app_of(workspace)).rebuilt == ""
+
+
+def crafted(rel: str, name: str, body: dict | None = None) -> bytes:
+    entry = [None, "0" * 64, "ok", "profile", {"id": rel[7:14], "name": name}, [], "", ""]
+    content = body or {"format": index.FORMAT, "root": "", "rules": "", "entries": {rel: entry}}
+    text = json.dumps(content, ensure_ascii=False).encode("utf-8")
+    return index.MAGIC + b"0" * 64 + b"\n" + text
+
+
+def test_a_foreign_index_encrypted_to_my_public_key_is_rejected(
+    workspace: Setup, cadre: str
+) -> None:
+    """Anyone can encrypt to a public key: the crafted index fails the HMAC."""
+    catalog.load(app_of(workspace))
+    [path] = index_files(workspace.root)
+    rel = f"cadres/{cadre}.md.age"
+    forged = crafted(rel, "假名字")
+    path.write_bytes(
+        pyrage.encrypt(forged, [pyrage.ssh.Recipient.from_str(workspace.public["P-01"])])
+    )
+    summary = index.refresh(app_of(workspace))
+    assert (summary.rebuilt, summary.decrypted) == ("foreign", 1)
+    assert catalog.load(app_of(workspace)).cadre_name(cadre) == "张伟"
+
+
+def resealed(app: App, change) -> None:
+    """Rewrite the index's content with the right key: what only its owner can do."""
+    store = index.Store.open(app.workspace.root, app.keyring)
+    assert store is not None
+    entries, why = store.load()
+    assert why == ""
+    store.save(entries)
+    plaintext = pyrage.decrypt(store.path.read_bytes(), app.keyring.identities)
+    body = json.loads(plaintext[len(index.MAGIC) + 65 :])
+    change(body)
+    data = json.dumps(body).encode("utf-8")
+    mac = index.hmac.new(store.key, data, "sha256").hexdigest().encode()
+    store.path.write_bytes(encrypt(index.MAGIC + mac + b"\n" + data, store.recipients))
+
+
+CHANGES = {
+    "format": (lambda body: body.update(format=0), "outdated"),
+    "schemas": (lambda body: body.update(rules="older schemas"), "outdated"),
+    "another workspace": (lambda body: body.update(root="0" * 40), "foreign"),
+    "bad entry": (lambda body: body.update(entries={"cadres/x": [1, 2]}), "damaged"),
+}
+
+
+def test_an_index_of_another_format_or_workspace_is_rebuilt(workspace: Setup, cadre: str) -> None:
+    for name, (change, why) in CHANGES.items():
+        catalog.load(app_of(workspace))
+        resealed(app_of(workspace), change)
+        summary = index.refresh(app_of(workspace))
+        assert (summary.rebuilt, summary.decrypted) == (why, 1), name
+
+
+def test_owner_only_and_no_plaintext_in_the_bytes(workspace: Setup, cadre: str) -> None:
+    catalog.load(app_of(workspace))
+    folder = workspace.root / index.FOLDER
+    [path] = index_files(workspace.root)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    data = path.read_bytes()
+    assert data.startswith(b"age-encryption.org/v1\n")
+    for secret in ("张伟", "市发展和改革委员会", "爱人"):
+        assert secret.encode("utf-8") not in data
+    assert sorted(p.name for p in folder.iterdir()) == [path.name]
+
+
+def test_git_status_stays_clean_without_the_gitignore_line(workspace: Setup, cadre: str) -> None:
+    ignore = workspace.path(".gitignore")
+    ignore.write_text(ignore.read_text().replace(".talkbook/\n", ""), encoding="utf-8")
+    git(workspace.root, "-c", "commit.gpgsign=false", "commit", "-q", "-m", "x", ".gitignore")
+    assert git(workspace.root, "status", "--porcelain") == ""
+    catalog.load(app_of(workspace))
+    assert index_files(workspace.root)
+    assert git(workspace.root, "status", "--porcelain", "--untracked-files=all") == ""
+    assert git(workspace.root, "ls-files", index.FOLDER) == ""
+
+
+def test_a_symlinked_index_folder_is_not_used(workspace: Setup, cadre: str, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.rmtree(workspace.root / index.FOLDER)  # `cadre new` made it (it reads the others)
+    (workspace.root / index.FOLDER).symlink_to(elsewhere)
+    assert catalog.load(app_of(workspace)).cadre_name(cadre) == "张伟"
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_killed_write_leaves_the_old_index_and_its_temp_file_goes(
+    workspace: Setup, cadre: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalog.load(app_of(workspace))
+    [path] = index_files(workspace.root)
+    old = path.read_bytes()
+    stray = path.parent / f".{path.name}.tmp-{_dead_pid()}-0badc0de"  # what a kill -9 leaves
+    renamed(workspace, cadre, "张卫国", tmp_path)
+
+    def killed(target: Path, data: bytes, mode: int = 0o644, root: Path | None = None) -> None:
+        stray.write_bytes(data[:10])
+        raise OSError("killed")
+
+    monkeypatch.setattr("talkbook.fsutil.atomic_write", killed)
+    assert catalog.load(app_of(workspace)).cadre_name(cadre) == "张卫国"
+    assert path.read_bytes() == old  # the save failed: the old index stays, whole
+    monkeypatch.undo()
+    assert index.refresh(app_of(workspace)).rebuilt == ""  # the old one is still valid
+    assert not stray.exists()
+
+
+def _dead_pid() -> int:
+    done = subprocess.Popen(["true"])
+    done.wait()
+    return done.pid
+
+
+def test_two_refreshes_at_once_leave_a_valid_index(workspace: Setup, cadre: str) -> None:
+    ok(workspace.as_("P-01", "plan", cadre, "--speaker", "P-03", "--at", "2026-03-10T09:30"))
+    results: list[index.Summary] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(index.refresh(app_of(workspace))))
+        for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [r.files for r in results] == [2, 2]
+    summary = index.refresh(app_of(workspace))
+    assert (summary.rebuilt, summary.decrypted) == ("", 0)
+
+
+def test_each_identity_has_its_own_index(workspace: Setup, cadre: str) -> None:
+    ok(workspace.as_("P-01", "plan", cadre, "--speaker", "P-03", "--at", "2026-03-10T09:30"))
+    speaker = catalog.load(app_of(workspace, "P-03"))
+    assert (len(speaker.plans), speaker.unreadable) == (1, [f"cadres/{cadre}.md.age"])
+    custodian = catalog.load(app_of(workspace))
+    assert custodian.cadre_name(cadre) == "张伟"
+    assert len(index_files(workspace.root)) == 2
+    assert index.refresh(app_of(workspace, "P-03")).decrypted == 0
+
+
+def test_copying_the_workspace_keeps_nothing_stale(
+    workspace: Setup, cadre: str, tmp_path: Path
+) -> None:
+    catalog.load(app_of(workspace))
+    copy = tmp_path / "copy"
+    shutil.copytree(workspace.root, copy, symlinks=True)
+    moved = App(copy, workspace.keys["P-01"])
+    summary = index.refresh(moved)  # inodes differ: hashed again, not decrypted
+    assert (summary.rebuilt, summary.decrypted, summary.cached) == ("", 0, 1)

@@ -1,0 +1,369 @@
+"""The encrypted index: the front matter of every file the user can decrypt, kept between runs.
+
+`catalog(app, paths)` is what `catalog.load` returns: each file of the working tree is looked
+at (lstat), and decrypted again only when its bytes changed since the index last saw it. A
+cheap stat fingerprint (size, mtime_ns, inode, ctime_ns) decides whether to hash the file; the
+SHA-256 of the ciphertext decides whether to decrypt it. So the index is right after
+`talkbook edit`, a hand edit with the age CLI, a pull, a checkout or a merge; files gone drop
+out. A fingerprint taken within RACY_NS of its file's last change is not kept (git's "racily
+clean" entries): the next run hashes that file again.
+
+Where: `.talkbook/index-<key id>.age` at the workspace root (folder 0700, file 0600, one file
+per identity), ignored by git (`.gitignore` from init, and `.git/info/exclude` for older
+workspaces). Written with fsutil.atomic_write: two commands refreshing at once leave one of
+their indexes (the last writer's), a kill leaves the old one or none.
+
+Security invariant: the index is encrypted to the identity's own public keys and authenticated
+with an HMAC whose key is derived from the identity's private key material; the pinned root
+commit of the workspace and the format version are inside what it authenticates. Anyone can
+encrypt a file to a public key, so
+decrypting is not enough: an index that fails the HMAC, names another root, an older format or
+other schemas is damaged, foreign or out of date, and is rebuilt, never trusted. It is JSON
+(never pickle); the front matter is JSON-typed by models.to_plain (dates are ISO strings), so
+what comes back is what `models.parse` and the schema check give. Without private key material
+in this process (an agent's key, a passphrase-only keyring) there is no index: every file is
+decrypted, as before.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import json
+import os
+import stat
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from talkbook import catalog as loader
+from talkbook.errors import TalkbookError
+from talkbook.models import Document
+from talkbook.validation import Finding
+
+if TYPE_CHECKING:
+    from talkbook.crypto import Keyring
+
+FORMAT = 1
+FOLDER = ".talkbook"
+MAGIC = b"talkbook-index\n"
+RACY_NS = 2_000_000_000  # a file changed this recently may change again within one mtime tick
+EXCLUDE_LINE = "/.talkbook/"
+LABEL = b"talkbook index key"
+
+
+@dataclass
+class Entry:
+    """One file as the index knows it: its fingerprint, the hash of its bytes, and what
+    reading it gave (the front matter only)."""
+
+    fingerprint: list[int] | None
+    digest: str
+    reading: loader.Reading
+
+
+@dataclass
+class Summary:
+    files: int = 0
+    decrypted: int = 0  # decrypted in this run
+    cached: int = 0  # answered from the index
+    unreadable: int = 0
+    rebuilt: str = ""  # why the index was not used: missing, damaged, foreign, outdated
+    entries: dict[str, Entry] = field(default_factory=dict)
+
+
+# -- the run ------------------------------------------------------------------------------------
+def catalog(app, paths: list[Path] | None = None) -> loader.Catalog:
+    """The catalog of `paths` (every encrypted file when None), refreshed through the index."""
+    ws = app.workspace
+    summary = refresh(app)
+    wanted = None if paths is None else {ws.relative(p) for p in paths}
+    result = loader.Catalog()
+    for rel, entry in sorted(summary.entries.items()):
+        if wanted is None or rel in wanted:
+            fetch = functools.partial(app.vault.read_text, ws.root / rel)
+            loader.add_reading(result, entry.reading, fetch)
+    for rel in sorted((wanted or set()) - set(summary.entries)):  # not under cadres/ or talks/
+        for pair in loader.working_tree(ws, [ws.root / rel]):
+            loader.add_reading(result, loader.read(app.keyring, *pair), None)
+    return result
+
+
+def refresh(app) -> Summary:
+    """Bring the index up to date with the working tree; save it if anything changed."""
+    ws = app.workspace
+    keyring = app.keyring
+    store = Store.open(ws.root, keyring)
+    known, rebuilt = store.load() if store else ({}, "no key material for an index")
+    summary = Summary(rebuilt=rebuilt)
+    fresh: dict[str, Entry] = {}
+    todo: list[tuple[str, bytes, list[int] | None, str]] = []
+    folders = _SafeFolders(ws.root)
+    now = time.time_ns()
+    for path in ws.encrypted_files():
+        rel = ws.relative(path)
+        info = folders.lstat(path)
+        if info is None:
+            continue  # gone since the folder was listed
+        fingerprint = _fingerprint(info, now)
+        old = known.get(rel)
+        if old is not None and fingerprint is not None and old.fingerprint == fingerprint:
+            fresh[rel] = old
+            continue
+        data = folders.read(path)
+        digest = hashlib.sha256(data).hexdigest()
+        if old is not None and old.digest == digest:
+            fresh[rel] = Entry(fingerprint, digest, old.reading)
+        else:
+            todo.append((rel, data, fingerprint, digest))
+    done = loader.readings(keyring, [(rel, data) for rel, data, _, _ in todo], keep_text=False)
+    for (rel, _, fingerprint, digest), reading in zip(todo, done, strict=True):
+        fresh[rel] = Entry(fingerprint, digest, reading)
+    summary.files, summary.decrypted = len(fresh), len(todo)
+    summary.cached = summary.files - summary.decrypted
+    summary.unreadable = sum(e.reading.state == loader.UNREADABLE for e in fresh.values())
+    summary.entries = fresh
+    if store is not None and (rebuilt or _changed(known, fresh)):
+        store.save(fresh)
+    return summary
+
+
+def _fingerprint(info: os.stat_result, now: int) -> list[int] | None:
+    if now - info.st_mtime_ns < RACY_NS or now - info.st_ctime_ns < RACY_NS:
+        return None
+    return [info.st_size, info.st_mtime_ns, info.st_ino, info.st_ctime_ns]
+
+
+def _changed(before: dict[str, Entry], after: dict[str, Entry]) -> bool:
+    if before.keys() != after.keys():
+        return True
+    return any(
+        before[rel].digest != entry.digest or before[rel].fingerprint != entry.fingerprint
+        for rel, entry in after.items()
+    )
+
+
+class _SafeFolders:
+    """lstat and read files below the root without following a symlink: each folder on the
+    way is checked once (not once per file), the file itself with O_NOFOLLOW."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.checked: set[Path] = set()
+
+    def lstat(self, path: Path) -> os.stat_result | None:
+        from talkbook.fsutil import regular_file
+
+        if path.parent not in self.checked:
+            regular_file(self.root, path)  # UnsafePath for a symlinked folder on the way
+            self.checked.add(path.parent)
+        try:
+            info = os.lstat(path)
+        except FileNotFoundError:
+            return None
+        if not stat.S_ISREG(info.st_mode):
+            self.read(path)  # read_regular names what it is (UnsafePath)
+        return info
+
+    def read(self, path: Path) -> bytes:
+        from talkbook.fsutil import read_regular
+
+        return read_regular(self.root, path)
+
+
+# -- the file -----------------------------------------------------------------------------------
+def _key_material(keyring: Keyring) -> bytes | None:
+    """The private key material in this process, as bytes: what only the identity's owner has."""
+    parts: list[bytes] = []
+    signing = getattr(keyring, "signing_key", None)
+    if signing is not None and getattr(signing, "unprotected", None):
+        parts.append(bytes(signing.unprotected))
+    for identity in getattr(keyring, "identities", None) or []:
+        text = str(identity)
+        if text.upper().startswith("AGE-SECRET-KEY-"):
+            parts.append(text.encode("ascii"))
+    for hybrid in getattr(keyring, "hybrid_identities", None) or []:
+        private = getattr(hybrid, "_x25519", None)
+        if private is not None:
+            parts.append(private.private_bytes_raw())
+    return b"\0".join(sorted(parts)) if parts else None
+
+
+def _secret(keyring: Keyring) -> bytes | None:
+    """HMAC-SHA256(LABEL, private key material): computed here, or by the agent holding the
+    key (it answers the same question without giving the key out)."""
+    agent = getattr(keyring, "agent", None)
+    if agent is not None:
+        try:
+            return bytes(agent.derive(LABEL))
+        except TalkbookError:
+            return None
+    material = _key_material(keyring)
+    return hmac.new(LABEL, material, "sha256").digest() if material is not None else None
+
+
+@functools.cache
+def _rules() -> str:
+    """What a reading depends on besides the file: the schemas and the package version."""
+    from talkbook import __version__
+    from talkbook.validation import SCHEMA_DIR
+
+    digest = hashlib.sha256(__version__.encode())
+    for kind in ("profile", "plan", "record"):
+        digest.update((SCHEMA_DIR / f"{kind}.schema.json").read_bytes())
+    return digest.hexdigest()
+
+
+class Store:
+    """The index file of one identity in one workspace."""
+
+    def __init__(self, root: Path, keyring: Keyring, recipients: list[str], secret: bytes):
+        self.root, self.keyring, self.recipients = root, keyring, recipients
+        self.folder = root / FOLDER
+        key_id = hashlib.sha256("\n".join(sorted(recipients)).encode()).hexdigest()[:16]
+        self.path = self.folder / f"index-{key_id}.age"
+        self.anchor = _pinned_root(root)
+        self.key = secret
+
+    @classmethod
+    def open(cls, root: Path, keyring: Keyring) -> Store | None:
+        recipients = [k for k in getattr(keyring, "public_keys", []) if not k.startswith("age1pq1")]
+        secret = _secret(keyring)
+        if secret is None or not recipients:
+            return None
+        return cls(root, keyring, recipients, secret)
+
+    def load(self) -> tuple[dict[str, Entry], str]:
+        """The entries, and "" — or nothing, and why the index is rebuilt."""
+        from talkbook.crypto import decrypt
+
+        try:
+            data = self._read_bytes()
+        except FileNotFoundError:
+            return {}, "missing"
+        except OSError:
+            return {}, "damaged"
+        try:
+            plaintext = decrypt(data, self.keyring)
+        except TalkbookError:
+            return {}, "damaged"
+        start = len(MAGIC)
+        head, mac, body = plaintext[:start], plaintext[start : start + 64], plaintext[start + 65 :]
+        expected = hmac.new(self.key, body, "sha256").hexdigest().encode()
+        if head != MAGIC or not hmac.compare_digest(mac, expected):
+            return {}, "foreign"
+        try:
+            content = json.loads(body)
+            if content.get("format") != FORMAT or content.get("rules") != _rules():
+                return {}, "outdated"
+            if content.get("root") != self.anchor:
+                return {}, "foreign"
+            return {rel: _entry(rel, raw) for rel, raw in content["entries"].items()}, ""
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return {}, "damaged"
+
+    def _read_bytes(self) -> bytes:
+        """The index, if the folder is ours and the file a regular one (no symlink followed)."""
+        self._check_folder(create=False)
+        fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise OSError("not a regular file")
+            return handle.read()
+
+    def _check_folder(self, create: bool) -> None:
+        """`.talkbook/` is a real folder of this user's, owner-only; OSError otherwise."""
+        try:
+            info = os.lstat(self.folder)
+        except FileNotFoundError:
+            if not create:
+                raise
+            os.mkdir(self.folder, 0o700)
+            info = os.lstat(self.folder)
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+            raise OSError(f"{FOLDER} is not a folder of this user")
+        if stat.S_IMODE(info.st_mode) != 0o700:
+            os.chmod(self.folder, 0o700)
+
+    def save(self, entries: dict[str, Entry]) -> None:
+        """Encrypt, authenticate and replace atomically; an index that cannot be written is
+        only a cache: the command goes on without it."""
+        from talkbook.crypto import encrypt
+        from talkbook.fsutil import atomic_write, stale_temp_files
+
+        content = {
+            "format": FORMAT,
+            "root": self.anchor,
+            "rules": _rules(),
+            "entries": {rel: _raw(entry) for rel, entry in sorted(entries.items())},
+        }
+        body = json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        mac = hmac.new(self.key, body, "sha256").hexdigest().encode()
+        try:
+            self._check_folder(create=True)
+            _exclude(self.root)
+            for stale in stale_temp_files(self.folder):
+                stale.unlink(missing_ok=True)
+            ciphertext = encrypt(MAGIC + mac + b"\n" + body, self.recipients)
+            atomic_write(self.path, ciphertext, mode=0o600)
+        except (OSError, TalkbookError):
+            return
+
+
+def _pinned_root(root: Path) -> str:
+    """The workspace's founding commit, as trust pinned it ("" before it is pinned)."""
+    from talkbook.gittrail import git_dir
+
+    try:
+        state = json.loads((git_dir(root) / "talkbook" / "trust.json").read_text("utf-8"))
+    except (OSError, ValueError, TalkbookError):
+        return ""
+    return str(state.get("root", "")) if isinstance(state, dict) else ""
+
+
+def _exclude(root: Path) -> None:
+    """Keep `.talkbook/` out of git in a workspace whose .gitignore predates it."""
+    from talkbook.gittrail import git_dir
+
+    exclude = git_dir(root) / "info" / "exclude"
+    try:
+        text = exclude.read_text("utf-8")
+    except FileNotFoundError:
+        text = ""
+    if EXCLUDE_LINE in text.splitlines():
+        return
+    exclude.parent.mkdir(parents=True, exist_ok=True)
+    with exclude.open("a", encoding="utf-8") as handle:
+        handle.write(("" if not text or text.endswith("\n") else "\n") + EXCLUDE_LINE + "\n")
+
+
+# -- entries as JSON ---------------------------------------------------------------------------
+def _raw(entry: Entry) -> list[Any]:
+    r = entry.reading
+    findings = [[f.line, f.field, f.message] for f in r.findings]
+    meta = r.doc.meta if r.doc is not None else None
+    return [entry.fingerprint, entry.digest, r.state, r.kind, meta, findings, r.message, r.reason]
+
+
+def _entry(rel: str, raw: Any) -> Entry:
+    """An entry back from JSON; TypeError/ValueError for anything not of the shape written."""
+    fingerprint, digest, state, kind, meta, findings, message, reason = raw
+    if fingerprint is not None and not (
+        isinstance(fingerprint, list) and len(fingerprint) == 4
+        and all(type(n) is int for n in fingerprint)
+    ):  # fmt: skip
+        raise ValueError("fingerprint")
+    if not isinstance(digest, str) or state not in loader.STATES or not isinstance(kind, str):
+        raise ValueError("entry")
+    if not (meta is None or isinstance(meta, dict)) or (state in (loader.OK, loader.UNFIT)) != (
+        meta is not None
+    ):
+        raise ValueError("meta")
+    if not (isinstance(message, str) and isinstance(reason, str)):
+        raise ValueError("message")
+    found = tuple(Finding(rel, int(line), str(name), str(text)) for line, name, text in findings)
+    doc = Document(meta, "", rel) if meta is not None else None
+    reading = loader.Reading(rel, kind, state, doc, None, found, message, reason)
+    return Entry(fingerprint, digest, reading)
