@@ -29,6 +29,7 @@ from types import FrameType
 
 from talkbook.errors import EditAborted, TalkbookError
 from talkbook.fsutil import checkpoint
+from talkbook.i18n import _
 
 _MEMORY_FS = frozenset({"tmpfs", "ramfs"})
 _WIPE_CHUNK = 1 << 16
@@ -431,7 +432,11 @@ def edit_privately(
                 if found is None:
                     return text
                 problem = found
-            if not ask_reopen(problem):
-                raise EditAborted(f"aborted: {problem}")
+            if not ask_reopen(problem):  # said, never silent: the edit is gone
+                raise EditAborted(
+                    _("aborted: {problem}; the edit was discarded and nothing was changed").format(
+                        problem=problem
+                    )
+                )
     finally:
         wipe_tree(folder)
