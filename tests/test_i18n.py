@@ -173,3 +173,13 @@ def test_data_is_never_a_format_string(workspace, speak, hostile):
         assert result.exit_code == 2, result.stderr
         assert hostile in result.stderr
         assert "Traceback" not in result.stderr and "unexpected" not in result.stderr
+
+
+def test_the_workspace_is_found_as_commands_find_it(workspace, speak, monkeypatch):
+    speak()
+    monkeypatch.chdir(workspace.root / "cadres")  # upwards from a subfolder
+    assert "用法" in run("--help").stdout
+    monkeypatch.chdir(workspace.root.parent)  # not in it: TALKBOOK_WORKSPACE names it
+    assert "Usage:" in run("--help").stdout
+    monkeypatch.setenv("TALKBOOK_WORKSPACE", str(workspace.root))
+    assert "用法" in run("--help").stdout
