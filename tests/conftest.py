@@ -53,6 +53,7 @@ def isolated_home(tmp_path_factory, monkeypatch) -> Path:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
     for var in ("TALKBOOK_IDENTITY", "TALKBOOK_WORKSPACE", "TALKBOOK_NOW", "VISUAL", "EDITOR"):
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("TALKBOOK_AGENT", "0")  # no passphrase agent unless a test starts one
     monkeypatch.setenv("TALKBOOK_LANG", "en")  # English whatever LANG is; test_i18n chooses
     monkeypatch.setenv("GIT_AUTHOR_NAME", "tester")
     monkeypatch.setenv("GIT_AUTHOR_EMAIL", "tester@example.invalid")

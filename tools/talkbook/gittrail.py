@@ -78,10 +78,12 @@ def init_repo(root: Path) -> None:
 
 def setup(root: Path) -> list[str]:
     """Diff driver and pre-commit hook; safe to run again. Returns what was configured."""
+    from talkbook.textconv import driver_command
+
     repo = _repo(root)
     command = tool_command()
-    with repo.config_writer() as config:
-        config.set_value('diff "talkbook"', "textconv", f"{command} textconv")
+    with repo.config_writer() as config:  # the light driver: git starts it per file version
+        config.set_value('diff "talkbook"', "textconv", driver_command())
         config.set_value('diff "talkbook"', "binary", "true")
         config.set_value('merge "talkbook"', "name", "talkbook: merge encrypted documents")
         config.set_value('merge "talkbook"', "driver", f"{command} merge-driver %O %A %B %P")

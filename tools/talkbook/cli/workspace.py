@@ -19,7 +19,6 @@ from talkbook.cli._shared import (
     writes,
 )
 from talkbook.cli.talks import text_or_editor
-from talkbook.errors import TalkbookError
 
 
 # -- workspace ------------------------------------------------------------------------------
@@ -405,13 +404,55 @@ def doctor(app: App) -> None:
 
 @cli.command(hidden=True)
 @click.argument("path", type=click.Path(path_type=Path))
+def textconv(path: Path) -> None:
+    """git diff driver as older clones call it; `talkbook setup` points git at the light one."""
+    from talkbook import textconv as driver
+
+    identity = click.get_current_context().find_root().params.get("identity")
+    sys.stdout.buffer.write(driver.convert(str(path), str(identity) if identity else None))
+
+
+@cli.command()
 @pass_app
-def textconv(app: App, path: Path) -> None:
-    """git diff driver: decrypted text for a key holder, a placeholder for anyone else."""
-    app.prompts.passphrase = None  # git runs this under a pager: never stop to ask
-    try:
-        data = app.vault.read_plaintext(path)
-    except TalkbookError:
-        data = b"[talkbook: encrypted; not readable with your identity]\n"
-    out = sys.stdout.buffer
-    out.write(data)
+def unlock(app: App) -> None:
+    """Ask your key's passphrase once and keep the key open in the talkbook agent.
+
+    Commands and `git log -p` then use the agent and ask no more, until `talkbook lock` or
+    TALKBOOK_AGENT_TIMEOUT seconds (default 900) without use. Any command that needs the key
+    does the same on its own; unlock is for starting a session, e.g. before `git log -p`.
+
+    \b
+    Example: talkbook unlock && git log -p
+    """
+    from talkbook.crypto import agent
+    from talkbook.crypto.identity import identity_path
+    from talkbook.i18n import _
+
+    path = identity_path(click.get_current_context().find_root().params.get("identity"))
+    done = agent.unlock(path, app.prompts.passphrase)
+    minutes = max(1, round(agent.idle_timeout() / 60))
+    if done == "not-protected":
+        click.echo(_("{path} has no passphrase: nothing to unlock").format(path=path))
+    elif done == "already":
+        click.echo(_("already unlocked: the agent holds {path}").format(path=path))
+    else:
+        click.echo(
+            _("unlocked: the agent holds {path} until `talkbook lock` or {minutes} min unused")
+            .format(path=path, minutes=minutes)
+        )  # fmt: skip
+
+
+@cli.command()
+def lock() -> None:
+    """Make the talkbook agent forget your key now; the next command asks the passphrase.
+
+    \b
+    Example: talkbook lock
+    """
+    from talkbook.crypto import agent
+    from talkbook.i18n import _
+
+    if agent.stop():
+        click.echo(_("locked: the agent forgot the key"))
+    else:
+        click.echo(_("no agent was running"))

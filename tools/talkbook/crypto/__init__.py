@@ -21,6 +21,7 @@ from talkbook.crypto import agefile
 from talkbook.errors import DecryptionError, IdentityError, NotRecipient, TalkbookError
 
 if TYPE_CHECKING:
+    from talkbook.crypto.agent import AgentClient
     from talkbook.crypto.agepq import HybridIdentity
     from talkbook.crypto.ssh import SshKey
 
@@ -87,6 +88,8 @@ class Keyring:
         self.hybrid_identities = hybrid_identities or []
         # The OpenSSH key that also signs commits; age X25519 identities only read.
         self.signing_key: SshKey | None = None
+        # A protected key held by the talkbook agent: it decrypts there (crypto/agent.py).
+        self.agent: AgentClient | None = None
 
     @classmethod
     def from_secret_lines(cls, text: str) -> Keyring:
@@ -258,6 +261,8 @@ def decrypt(data: bytes, keyring: Keyring) -> bytes:
             if keyring.passphrase_prompt is None:
                 raise IdentityError("this file is passphrase-encrypted; no passphrase can be asked")
             return pyrage.passphrase.decrypt(data, keyring.passphrase_prompt())
+        if keyring.agent is not None:
+            return keyring.agent.decrypt(data)
         if keyring.hybrid_identities and header.is_hybrid:
             from talkbook.crypto import agepq
 

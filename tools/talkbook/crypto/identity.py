@@ -27,7 +27,9 @@ def identity_path(explicit: Path | None = None) -> Path:
 
 
 def load_keyring(explicit: Path | None, passphrase_prompt: Callable[[], str] | None = None):
-    from talkbook.crypto import Keyring
+    """The identity's keyring; a passphrase-protected OpenSSH key through the talkbook agent,
+    so its passphrase is asked once per working session (crypto/agent.py)."""
+    from talkbook.crypto.agent import keyring_for
 
     path = identity_path(explicit)
     if not path.exists():
@@ -35,4 +37,4 @@ def load_keyring(explicit: Path | None, passphrase_prompt: Callable[[], str] | N
             f"no identity file at {path} (run `talkbook keygen`, or pass --identity / set "
             "TALKBOOK_IDENTITY)"
         )
-    return Keyring.from_file(path, passphrase_prompt=passphrase_prompt)
+    return keyring_for(path, passphrase_prompt)

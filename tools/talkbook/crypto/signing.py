@@ -40,10 +40,17 @@ class Signer:
         options = ["-c", "gpg.format=ssh", "-c", "commit.gpgsign=true"]
         if not self.key.protected:
             return [*options, "-c", f"user.signingkey={self.key.path}"], {}
-        socket = self._socket or self._start_agent()
+        socket = self._socket or self._agent_socket()
         return [*options, "-c", f"user.signingkey=key::{self.key.public}"], {
             "SSH_AUTH_SOCK": socket
         }
+
+    def _agent_socket(self) -> str:
+        """The talkbook agent's ssh-agent when it holds the key, else one for this command."""
+        if self.key.signing_socket is not None:
+            self._socket = self.key.signing_socket()
+            return self._socket
+        return self._start_agent()
 
     def _start_agent(self) -> str:
         agent, add = shutil.which("ssh-agent"), shutil.which("ssh-add")

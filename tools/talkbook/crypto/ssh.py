@@ -25,8 +25,10 @@ class SshKey:
 
     path: Path
     public: str
-    unprotected: bytes
+    unprotected: bytes  # empty when the talkbook agent holds the key (crypto/agent.py)
     protected: bool  # True when the file itself is passphrase-protected
+    # With the agent: the SSH_AUTH_SOCK of the ssh-agent that signs with this key.
+    signing_socket: Callable[[], str] | None = None
 
 
 def fingerprint(public_line: str) -> str:
