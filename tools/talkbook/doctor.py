@@ -58,15 +58,19 @@ def recover(root: Path, git_dir: Path) -> list[str]:
         said.append(_finish_or_roll_back(root, journal))
     removed = _remove_stale_temp_files(root, git_dir)
     if removed:
-        said.append(f"removed {len(removed)} temp file(s) a killed write left: {' '.join(removed)}")
+        said.append(
+            _("removed {count} temp file(s) a killed write left: {removed}").format(
+                count=len(removed), removed=" ".join(removed)
+            )
+        )
     if journal is not None:
         lock.clear(git_dir)
-    return said or ["nothing to recover: no write was left half-done"]
+    return said or [_("nothing to recover: no write was left half-done")]
 
 
 def _finish_or_roll_back(root: Path, journal: lock.Journal) -> str:
     rels = sorted(journal.paths)
-    what = f"the interrupted {journal.describe()}"
+    what = _("the interrupted {operation}").format(operation=journal.describe())
     current = gittrail.head(root)
     done = (
         gittrail.touched_since(root, journal.head, rels)
@@ -74,14 +78,18 @@ def _finish_or_roll_back(root: Path, journal: lock.Journal) -> str:
         else []
     )
     if done:
-        return f"{what} had committed {done[0][:12]}; nothing to undo"
+        return _("{what} had committed {commit}; nothing to undo").format(
+            what=what, commit=done[0][:12]
+        )
     if journal.head and current != journal.head:
         # HEAD moved without these paths: someone's git commit since; ours never happened
-        what += f" (HEAD moved to {str(current)[:12]} since)"
+        what += _(" (HEAD moved to {commit} since)").format(commit=str(current)[:12])
     changed = gittrail.restore_to_head(root, rels)
     if not changed:
-        return f"rolled back {what}: it had changed nothing yet"
-    return f"rolled back {what}: {', '.join(changed)} as HEAD has it"
+        return _("rolled back {what}: it had changed nothing yet").format(what=what)
+    return _("rolled back {what}: {files} as HEAD has it").format(
+        what=what, files=", ".join(changed)
+    )
 
 
 def _settle_git(git_dir: Path, ours: bool) -> list[str]:
@@ -100,7 +108,7 @@ def _settle_git(git_dir: Path, ours: bool) -> list[str]:
             )
         )
     index_lock.unlink(missing_ok=True)
-    return ["removed git's index.lock, left by the interrupted write"]
+    return [_("removed git's index.lock, left by the interrupted write")]
 
 
 def _remove_stale_temp_files(root: Path, git_dir: Path) -> list[str]:

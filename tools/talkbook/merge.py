@@ -135,7 +135,7 @@ def unresolved(text: str) -> str | None:
     """Why a resolved text is not yet resolved (conflict markers left in), or None."""
     for line in text.splitlines():
         if line.startswith(MARKERS) or line == "=======":
-            return "conflict markers are still in the text (<<<<<<<, =======, >>>>>>>)"
+            return _("conflict markers are still in the text (<<<<<<<, =======, >>>>>>>)")
     return None
 
 

@@ -30,7 +30,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing, object_type_repr
 
 from talkbook.errors import TemplateError
-from talkbook.i18n import _
+from talkbook.i18n import N_, _
 
 FALLBACK_LOCALE = "en"
 _BLANK_RUNS = re.compile(r"\n{3,}")
@@ -98,14 +98,15 @@ def _finalize(value: Any) -> Any:
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
 _FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK  # NONBLOCK: a FIFO must not hang the tool
-NOT_REGULAR = "not a regular file inside the workspace"
+NOT_REGULAR = N_("not a regular file inside the workspace")
 
 
 class Refused(jinja2.TemplateError):
     """A template that may not be read. Not a TemplateNotFound: no fallback to the package."""
 
     def __init__(self, name: str, reason: str = NOT_REGULAR) -> None:
-        super().__init__(f"template {name} is {reason}")
+        reason = _(reason) if reason == NOT_REGULAR else reason
+        super().__init__(_("template {name} is {reason}").format(name=name, reason=reason))
         self.name, self.reason = name, reason
 
 
@@ -162,7 +163,7 @@ class RootLoader(jinja2.BaseLoader):
         try:
             source = data.decode("utf-8")
         except UnicodeDecodeError:
-            raise Refused(template, "not UTF-8 text") from None
+            raise Refused(template, _("not UTF-8 text")) from None
         stamp = (info.st_mtime_ns, info.st_size)
         filename = str(self.root.joinpath(*template.split("/")))
         return source, filename, lambda: self._stamp(template) == stamp
@@ -191,7 +192,10 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
     def unsafe_undefined(self, obj: Any, attribute: str) -> NoReturn:
         # A name the object's type defines is code's; any other name may have come from the data.
-        shown = f"attribute {attribute!r}" if attribute in dir(type(obj)) else "an attribute"
+        if attribute in dir(type(obj)):
+            shown = _("attribute {name!r}").format(name=attribute)
+        else:
+            shown = _("an attribute")
         raise SecurityError(
             _("access to {shown} of {kind!r} object is unsafe").format(
                 shown=shown, kind=type(obj).__name__
@@ -259,7 +263,7 @@ def _detail(exc: BaseException, where: str) -> str:
     if isinstance(exc, Refused):
         return exc.reason if exc.name == where else str(exc.message)
     if isinstance(exc, jinja2.TemplateNotFound):
-        return f"template {exc.name} not found"
+        return _("template {name} not found").format(name=exc.name)
     if isinstance(exc, jinja2.TemplateError):
         # Jinja's messages, with ours where Jinja's would quote a key (_Undefined, _Sandbox).
         return _one_line(str(exc.message or type(exc).__name__))

@@ -294,11 +294,17 @@ def check_chain(root: Path, since: str) -> str | None:
         allowed = set.intersection(*custodians) if custodians else set()
         sig = sigs.get(sha)
         if sig is None or not sig.good:
-            return f"commit {sha[:12]} changes {changes} without a good signature"
+            return _("commit {commit} changes {what} without a good signature").format(
+                commit=sha[:12], what=changes
+            )
         if sig.key not in allowed:
-            return f"commit {sha[:12]} changes {changes}, signed by no custodian"
+            return _("commit {commit} changes {what}, signed by no custodian").format(
+                commit=sha[:12], what=changes
+            )
         if law[sha][0] != MISSING and (key := shared_key(_config_of(root, law[sha][0], cache))):
-            return f"commit {sha[:12]} lists key {key} for two people"
+            return _("commit {commit} lists key {key} for two people").format(
+                commit=sha[:12], key=key
+            )
     return None
 
 

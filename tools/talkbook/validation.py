@@ -14,7 +14,7 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from talkbook.i18n import _
+from talkbook.i18n import _, label
 from talkbook.models import ID_PATTERNS, Document, field_lines, line_of
 from talkbook.workspace import id_of_rel
 
@@ -153,16 +153,17 @@ def schema_message(error) -> str:
     expected = error.validator_value
     if error.validator == "type":
         kinds = expected if isinstance(expected, list) else [expected]
-        return "must be " + " or ".join(k for k in kinds if k != "null")
+        return _("must be {types}").format(types=" or ".join(k for k in kinds if k != "null"))
     if error.validator == "enum":
-        return "must be one of " + ", ".join(str(v) for v in expected if v is not None)
+        values = ", ".join(str(v) for v in expected if v is not None)
+        return _("must be one of {values}").format(values=values)
     if error.validator == "pattern":
-        return "is not in the expected form"
+        return _("is not in the expected form")
     if error.validator == "minLength":
-        return "must not be empty"
+        return _("must not be empty")
     if error.validator in ("anyOf", "oneOf"):
-        return "is not of an accepted shape"
-    return f"is not valid ({error.validator})"
+        return _("is not of an accepted shape")
+    return _("is not valid ({rule})").format(rule=error.validator)
 
 
 def check_id_matches_path(
@@ -173,9 +174,9 @@ def check_id_matches_path(
         return
     pattern = ID_PATTERNS["profile" if subject.kind == "profile" else "talk"]
     if not pattern.fullmatch(doc_id):
-        yield subject.finding("id", "is not a valid id (C- or T- and 6 letters or digits)")
+        yield subject.finding("id", _("is not a valid id (C- or T- and 6 letters or digits)"))
     elif subject.rel.endswith(".md.age") and doc_id != id_of_rel(subject.rel):
-        yield subject.finding("id", f"{doc_id} does not match the file's path")
+        yield subject.finding("id", _("{id} does not match the file's path").format(id=doc_id))
 
 
 def check_people(subject: Subject, workspace: Workspace | None = None) -> Iterator[Finding]:
@@ -189,11 +190,15 @@ def check_people(subject: Subject, workspace: Workspace | None = None) -> Iterat
         if not isinstance(pid, str) or subject.kind == "profile":
             continue
         if pid not in people:
-            yield subject.finding(field, f"{pid} is not a person in talkbook.toml")
+            yield subject.finding(
+                field, _("{person} is not a person in talkbook.toml").format(person=pid)
+            )
         elif field == "recorder" and pid == subject.doc.meta.get("speaker"):
             continue  # a speaker may record their own talk (talks.write_record allows it)
         elif not people[pid].has_role(role):
-            yield subject.finding(field, f"{pid} is not a {role}")
+            yield subject.finding(
+                field, _("{person} is not a {role}").format(person=pid, role=label("role", role))
+            )
 
 
 Validator = Callable[[Subject, "Workspace | None"], Iterator[Finding]]
@@ -222,4 +227,5 @@ def rule_findings(subject: Subject, workspace: Workspace | None = None) -> list[
 def summary(findings: list[Finding]) -> str:
     """One line for an error message: the first finding, and how many more there are."""
     first = str(findings[0])
-    return first + (f" (and {len(findings) - 1} more)" if len(findings) > 1 else "")
+    more = _(" (and {count} more)").format(count=len(findings) - 1)
+    return first + (more if len(findings) > 1 else "")

@@ -87,42 +87,50 @@ def _dearmor(data: bytes) -> bytes:
 def _decode_b64(line: bytes, what: str) -> bytes:
     """Decode canonical unpadded base64, as the header requires."""
     if not _BASE64.fullmatch(line) or len(line) % 4 == 1:
-        raise _malformed(f"{what} is not unpadded base64")
+        raise _malformed(_("{what} is not unpadded base64").format(what=what))
     decoded = base64.b64decode(line + b"=" * (-len(line) % 4))
     if base64.b64encode(decoded).rstrip(b"=") != line:
-        raise _malformed(f"{what} is not canonical base64")
+        raise _malformed(_("{what} is not canonical base64").format(what=what))
     return decoded
 
 
 def _check_scrypt(args: tuple[str, ...]) -> None:
     if len(args) != 2:
-        raise _malformed("scrypt stanza needs a salt and a work factor")
+        raise _malformed(_("scrypt stanza needs a salt and a work factor"))
     factor = args[1]
     if not _WORK_FACTOR.fullmatch(factor):
-        raise _malformed("scrypt work factor is not a plain decimal number")
+        raise _malformed(_("scrypt work factor is not a plain decimal number"))
     if len(factor) > 2 or int(factor) > MAX_SCRYPT_WORK_FACTOR:
-        raise _malformed(f"scrypt work factor is above {MAX_SCRYPT_WORK_FACTOR}")
+        raise _malformed(
+            _("scrypt work factor is above {limit}").format(limit=MAX_SCRYPT_WORK_FACTOR)
+        )
 
 
 def _next_line(data: bytes, pos: int) -> tuple[bytes, int]:
     end = data.find(b"\n", pos)
     if end < 0:
-        raise _malformed("header ends before the MAC line")
+        raise _malformed(_("header ends before the MAC line"))
     return data[pos:end], end + 1
 
 
 def _parse_stanza(first: bytes, data: bytes, pos: int, index: int) -> tuple[Stanza, int]:
     fields = first[3:].split(b" ")
     if not all(_ARG.fullmatch(field) for field in fields):
-        raise _malformed(f"stanza {index} has an empty or invalid argument")
+        raise _malformed(_("stanza {index} has an empty or invalid argument").format(index=index))
     body = bytearray()
     while True:
         if data.startswith(b"-", pos):
             # Another stanza or the MAC line arrived before the short line ending this body.
-            raise _malformed(f"stanza {index} does not end with a short body line")
+            raise _malformed(
+                _("stanza {index} does not end with a short body line").format(index=index)
+            )
         line, pos = _next_line(data, pos)
         if len(line) > BODY_COLUMNS:
-            raise _malformed(f"stanza {index} has a body line longer than {BODY_COLUMNS} columns")
+            raise _malformed(
+                _("stanza {index} has a body line longer than {columns} columns").format(
+                    index=index, columns=BODY_COLUMNS
+                )
+            )
         body += _decode_b64(line, f"stanza {index} body")
         if len(line) < BODY_COLUMNS:
             break
@@ -141,16 +149,16 @@ def parse_header(data: bytes) -> Header:
         raise DecryptionError(_("not an age-encrypted file"))
     first, pos = _next_line(data, 0)
     if first != VERSION_LINE:
-        raise _malformed("unsupported version line")
+        raise _malformed(_("unsupported version line"))
     stanzas: list[Stanza] = []
     while True:
         line, after = _next_line(data, pos)
         if line.startswith(b"---"):
             if line[3:4] != b" " or len(line) != 4 + MAC_COLUMNS:
-                raise _malformed("the MAC line is malformed")
+                raise _malformed(_("the MAC line is malformed"))
             _decode_b64(line[4:], "MAC")
             return Header(stanzas=tuple(stanzas))
         if not line.startswith(b"-> "):
-            raise _malformed("a header line is neither a stanza nor the MAC")
+            raise _malformed(_("a header line is neither a stanza nor the MAC"))
         stanza, pos = _parse_stanza(line, data, after, len(stanzas) + 1)
         stanzas.append(stanza)

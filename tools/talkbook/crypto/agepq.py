@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
 from talkbook.crypto import agefile
 from talkbook.errors import DecryptionError, IdentityError, NotRecipient
-from talkbook.i18n import _
+from talkbook.i18n import N_, _
 
 STANZA_TYPE = agefile.HYBRID_TYPE
 LABEL = b"age-encryption.org/mlkem768x25519"  # the HPKE info string of this recipient
@@ -50,7 +50,7 @@ ARMOR_COLUMNS = 64
 XWING_LABEL = b"\\.//^\\"
 HPKE_SUITE = b"HPKE" + bytes.fromhex("647a00010003")
 
-NO_MATCH = "cannot decrypt: none of your post-quantum keys is a recipient of this file"
+NO_MATCH = N_("cannot decrypt: none of your post-quantum keys is a recipient of this file")
 
 _BECH32_CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
 _BECH32_GENERATOR = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
@@ -298,11 +298,11 @@ def _decrypt_stream(key: bytes, stream: bytes) -> bytes:
     pos = counter = 0
     while True:
         if pos == len(stream):
-            raise _payload_error("the file ends too early")
+            raise _payload_error(_("the file ends too early"))
         chunk = stream[pos : pos + ENC_CHUNK_SIZE]
         pos += len(chunk)
         if len(chunk) < TAG_SIZE:
-            raise _payload_error("the file ends too early")
+            raise _payload_error(_("the file ends too early"))
         # A short chunk can only be the last one; a full one is the last if it opens as such.
         candidates = (True,) if len(chunk) < ENC_CHUNK_SIZE else (False, True)
         for last in candidates:
@@ -312,12 +312,12 @@ def _decrypt_stream(key: bytes, stream: bytes) -> bytes:
             except InvalidTag:
                 continue
         else:
-            raise _payload_error("the payload failed authentication")
+            raise _payload_error(_("the payload failed authentication"))
         if last:
             if pos != len(stream):
-                raise _payload_error("there is data after the end of the payload")
+                raise _payload_error(_("there is data after the end of the payload"))
             if not plaintext and counter:
-                raise _payload_error("the last payload chunk is empty")
+                raise _payload_error(_("the last payload chunk is empty"))
             chunks.append(plaintext)
             return b"".join(chunks)
         chunks.append(plaintext)
@@ -329,9 +329,9 @@ def open_with_file_key(binary: bytes, file_key: bytes) -> bytes:
     header, mac, payload = _split_header(binary)
     expected = hmac.new(_derive(file_key, b"", b"header"), header, hashlib.sha256).digest()
     if not hmac.compare_digest(expected, mac):
-        raise _payload_error("the header MAC does not match")
+        raise _payload_error(_("the header MAC does not match"))
     if len(payload) < NONCE_SIZE:
-        raise _payload_error("the file ends too early")
+        raise _payload_error(_("the file ends too early"))
     nonce = payload[:NONCE_SIZE]
     return _decrypt_stream(_derive(file_key, nonce, b"payload"), payload[NONCE_SIZE:])
 
@@ -349,5 +349,5 @@ def decrypt(data: bytes, identities: Sequence[HybridIdentity]) -> bytes:
         if file_key is not None:
             break
     if file_key is None:
-        raise NotRecipient(NO_MATCH)
+        raise NotRecipient(_(NO_MATCH))
     return open_with_file_key(binary, file_key)
