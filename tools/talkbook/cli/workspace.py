@@ -19,6 +19,7 @@ from talkbook.cli._shared import (
     writes,
 )
 from talkbook.cli.talks import text_or_editor
+from talkbook.i18n import _
 
 
 # -- workspace ------------------------------------------------------------------------------
@@ -44,10 +45,12 @@ def init(app: App, directory: Path, locale: str, organization: str) -> None:
     except IdentityError:
         signer = None
     root = init_workspace(directory, locale, organization, signer)
-    click.echo(f"initialized talkbook workspace in {root}")
+    click.echo(_("initialized talkbook workspace in {root}").format(root=root))
     if signer is None:
-        click.echo("note: no signing key yet, so this first commit is unsigned (keygen first)")
-    click.echo("next: talkbook person add <ID> --name … --role custodian --key <your public line>")
+        click.echo(_("note: no signing key yet, so this first commit is unsigned (keygen first)"))
+    click.echo(
+        _("next: talkbook person add <ID> --name … --role custodian --key <your public line>")
+    )
 
 
 @cli.command()
@@ -69,27 +72,27 @@ def setup(app: App, trust_id: str | None) -> None:
 
     root = app.workspace.root
     for item in gittrail.setup(root):
-        click.echo(f"configured {item}")
+        click.echo(_("configured {item}").format(item=item))
     trust.configure_signing(root, {})  # who signed what: filled from verified settings below
-    click.echo("configured gpg.ssh.allowedSignersFile")
+    click.echo(_("configured gpg.ssh.allowedSignersFile"))
     key = _own_signing_key(app)
     if key is not None:  # your hand-made commits are signed too, as the chain needs
         gittrail.configure(root, {"user.signingkey": str(key), "commit.gpgsign": "true"})
-        click.echo("configured user.signingkey")
+        click.echo(_("configured user.signingkey"))
 
     def confirm(candidate: str) -> bool:
-        click.echo(f"root of trust: {candidate}", err=True)
+        click.echo(_("root of trust: {root}").format(root=candidate), err=True)
         if not sys.stdin.isatty():
             return True  # pinned on first use, as SSH does with a new host key
-        return click.confirm("Does a custodian confirm this id? Trust it", err=True)
+        return click.confirm(_("Does a custodian confirm this id? Trust it"), err=True)
 
     pinned = trust.setup_root(root, trust_id, confirm)
     if pinned is None:
-        click.echo("no root yet: the first custodian's `person add` makes it")
+        click.echo(_("no root yet: the first custodian's `person add` makes it"))
         return
     app.ensure_trust()
     trust.write_allowed_signers(root, trust.head_config(root))
-    click.echo(f"root of trust: {pinned}")
+    click.echo(_("root of trust: {root}").format(root=pinned))
 
 
 def _own_signing_key(app: App) -> Path | None:
@@ -126,7 +129,7 @@ def migrate(app: App, old_identity: Path | None) -> None:
     Example: talkbook migrate --from-identity old-identity.txt
     """
     root = app.migrate(old_identity)
-    click.echo(f"root of trust: {root}")
+    click.echo(_("root of trust: {root}").format(root=root))
 
 
 @cli.command()
@@ -151,9 +154,9 @@ def keygen(out: Path | None, passphrase: bool) -> None:
     target = out or identity_path(None)
     secret = None
     if passphrase:
-        secret = click.prompt("Passphrase", hide_input=True, confirmation_prompt=True, err=True)
+        secret = click.prompt(_("Passphrase"), hide_input=True, confirmation_prompt=True, err=True)
     public = generate_key_file(target, secret)
-    click.echo(f"wrote {target}", err=True)
+    click.echo(_("wrote {target}").format(target=target), err=True)
     click.echo(public)
 
 
@@ -200,7 +203,7 @@ def person_add(
     """
     added = app.add_person(pid, name, list(roles), list(keys), email, cadre)
     if app.workspace.encrypted_files():
-        click.echo("existing files reach new readers after `talkbook rekey`", err=True)
+        click.echo(_("existing files reach new readers after `talkbook rekey`"), err=True)
     emit_id(added.id)
 
 
@@ -218,7 +221,11 @@ def person_remove(app: App, pid: str) -> None:
     Example: talkbook person remove P-04 && talkbook rekey
     """
     app.remove_person(pid)
-    click.echo(f"removed {pid}; run `talkbook rekey` to take them off existing files")
+    click.echo(
+        _("removed {person}; run `talkbook rekey` to take them off existing files").format(
+            person=pid
+        )
+    )
 
 
 @person.command("list")
@@ -371,8 +378,11 @@ def rekey(app: App) -> None:
 
     result = run_rekey(app)
     if result.unreadable:
-        click.echo(f"skipped {len(result.unreadable)} file(s) you cannot read", err=True)
-    click.echo(f"rekeyed {len(result.rewritten)} file(s)")
+        click.echo(
+            _("skipped {count} file(s) you cannot read").format(count=len(result.unreadable)),
+            err=True,
+        )
+    click.echo(_("rekeyed {count} file(s)").format(count=len(result.rewritten)))
 
 
 @cli.command()
@@ -399,7 +409,11 @@ def doctor(app: App) -> None:
         click.echo(line)
     swept = click.get_current_context().meta.get("swept") or []
     if swept:
-        click.echo(f"wiped {len(swept)} private folder(s) that killed talkbook commands left")
+        click.echo(
+            _("wiped {count} private folder(s) that killed talkbook commands left").format(
+                count=len(swept)
+            )
+        )
 
 
 @cli.command(hidden=True)
