@@ -26,6 +26,7 @@ from talkbook.errors import (
     UnsafePath,
 )
 from talkbook.fsutil import inside, read_regular
+from talkbook.i18n import _
 from talkbook.models import Document, parse_date, parse_datetime
 from talkbook.validation import Finding, Subject, rule_findings
 from talkbook.workspace import CONFIG_NAME, Workspace
@@ -65,13 +66,13 @@ def plaintext_findings(rel: str, data: bytes) -> list[Finding]:
     if not rel.startswith(GUARDED) or rel in ALLOWED_PLAIN:
         return []
     if not rel.endswith(".age"):
-        return [Finding(rel, 1, "(file)", "plaintext file: only .age ciphertext belongs here")]
+        return [Finding(rel, 1, "(file)", _("plaintext file: only .age ciphertext belongs here"))]
     if not data.lstrip().startswith(AGE_MAGIC):
-        return [Finding(rel, 1, "(file)", "not an age-encrypted file: plaintext refused")]
+        return [Finding(rel, 1, "(file)", _("not an age-encrypted file: plaintext refused"))]
     try:
         parse_header(data)
     except TalkbookError as exc:
-        return [Finding(rel, 1, "(file)", f"{exc}: refused as plaintext")]
+        return [Finding(rel, 1, "(file)", _("{error}: refused as plaintext").format(error=exc))]
     return []
 
 
@@ -113,7 +114,7 @@ def config_findings(ws: Workspace) -> list[Finding]:
                 parse_recipient(key)
             except TalkbookError:
                 found.append(
-                    Finding(CONFIG_NAME, 1, f"people.{person.id}.keys", "not a public key")
+                    Finding(CONFIG_NAME, 1, f"people.{person.id}.keys", _("not a public key"))
                 )
     return found
 
@@ -132,8 +133,10 @@ def recipient_findings(ws: Workspace, item: Item, data: bytes) -> list[Finding]:
                 item.rel,
                 1,
                 "(recipients)",
-                f"encrypted to {stanzas} keys but the access rule gives {expected}; run "
-                "`talkbook rekey`",
+                _(
+                    "encrypted to {stanzas} keys but the access rule gives {expected}; run "
+                    "`talkbook rekey`"
+                ).format(stanzas=stanzas, expected=expected),
             )
         ]
     return []
@@ -151,19 +154,27 @@ def check_references(ctx: Context) -> Iterator[Finding]:
         meta, s = item.meta, _subject(item)
         cadre = meta.get("cadre")
         if cadre and not ctx.ws.cadre_path(str(cadre)).is_file():
-            yield s.finding("cadre", f"{cadre} has no profile")
+            yield s.finding("cadre", _("{cadre} has no profile").format(cadre=cadre))
         if meta.get("occasion") and meta["occasion"] not in occasions:
-            yield s.finding("occasion", f"{meta['occasion']} is not an occasion in {CONFIG_NAME}")
+            yield s.finding(
+                "occasion",
+                _("{occasion} is not an occasion in {config}").format(
+                    occasion=meta["occasion"], config=CONFIG_NAME
+                ),
+            )
         if item.kind == "plan" and meta.get("talk_type") not in talk_types:
-            yield s.finding("talk_type", f"{meta.get('talk_type')} is not a talk type")
+            yield s.finding(
+                "talk_type", _("{type} is not a talk type").format(type=meta.get("talk_type"))
+            )
         continued = meta.get("continues") if item.kind == "plan" else None
         if continued and not list((ctx.root / "talks").glob(f"*/{continued}")):
-            yield s.finding("continues", f"{meta['continues']} is not a talk")
+            yield s.finding("continues", _("{talk} is not a talk").format(talk=meta["continues"]))
         if item.kind == "profile":
             for index, event in enumerate(meta.get("events") or []):
                 if event.get("occasion") not in occasions:
                     yield s.finding(
-                        f"events.{index}.occasion", f"{event.get('occasion')} is unknown"
+                        f"events.{index}.occasion",
+                        _("{occasion} is unknown").format(occasion=event.get("occasion")),
                     )
 
 
@@ -176,21 +187,30 @@ def check_decisions(ctx: Context) -> Iterator[Finding]:
             who = decision.get("by")
             where = f"decisions.{index}.by"
             if who not in people:
-                yield s.finding(where, f"{who} is not a person in {CONFIG_NAME}")
+                yield s.finding(
+                    where,
+                    _("{who} is not a person in {config}").format(who=who, config=CONFIG_NAME),
+                )
             elif decision.get("decision") in ("approved", "rejected"):
                 if not people[who].has_role("approver"):
-                    yield s.finding(where, f"{who} is not an approver")
+                    yield s.finding(where, _("{who} is not an approver").format(who=who))
                 elif who == item.meta.get("speaker"):
-                    yield s.finding(where, f"{who} approved a plan they speak in")
+                    yield s.finding(where, _("{who} approved a plan they speak in").format(who=who))
             left = _date(people[who].left) if who in people else None
             when = _datetime(decision.get("at"))
             if left and when and when.date() > left:
-                yield s.finding(where, f"{who} decided after leaving on {left.isoformat()}")
+                yield s.finding(
+                    where,
+                    _("{who} decided after leaving on {day}").format(who=who, day=left.isoformat()),
+                )
         last = decisions[-1]["decision"] if decisions else "draft"
         expected = {"reopened": "draft"}.get(last, last)
         if item.meta.get("status") != expected:
             yield s.finding(
-                "status", f"is {item.meta.get('status')} but the last decision is {last}"
+                "status",
+                _("is {status} but the last decision is {last}").format(
+                    status=item.meta.get("status"), last=last
+                ),
             )
 
 
@@ -198,24 +218,31 @@ def check_workflow(ctx: Context) -> Iterator[Finding]:
     for talk_id, item in ctx.catalog.plans.items():
         held = item.meta.get("status") == "held"
         if held and not (ctx.ws.talk_dir(talk_id) / "record.md.age").is_file():
-            yield _subject(item).finding("status", "held, but the talk has no record")
+            yield _subject(item).finding("status", _("held, but the talk has no record"))
     for talk_id, record in ctx.catalog.records.items():
         s = _subject(record)
         plan = ctx.catalog.plans.get(talk_id)
         if plan is None:
             if not (ctx.ws.talk_dir(talk_id) / "plan.md.age").is_file():
-                yield s.finding("id", "a record needs a plan in the same folder")
+                yield s.finding("id", _("a record needs a plan in the same folder"))
             continue
         if plan.meta.get("status") not in ("approved", "held"):  # approved: before `held`
-            yield s.finding("id", f"held, but its plan is {plan.meta.get('status')}, not approved")
+            yield s.finding(
+                "id",
+                _("held, but its plan is {status}, not approved").format(
+                    status=plan.meta.get("status")
+                ),
+            )
         for key in ("cadre", "speaker"):
             if record.meta.get(key) != plan.meta.get(key):
-                yield s.finding(key, f"differs from the plan ({plan.meta.get(key)})")
+                yield s.finding(
+                    key, _("differs from the plan ({value})").format(value=plan.meta.get(key))
+                )
         approvals = [d for d in plan.meta.get("decisions") or [] if d.get("decision") == "approved"]
         held = _datetime(record.meta.get("held_at"))
         approved = _datetime(approvals[-1].get("at")) if approvals else None
         if held and approved and held < approved:
-            yield s.finding("held_at", "held before the plan was approved")
+            yield s.finding("held_at", _("held before the plan was approved"))
 
 
 def check_dates(ctx: Context) -> Iterator[Finding]:
@@ -225,24 +252,24 @@ def check_dates(ctx: Context) -> Iterator[Finding]:
         if item.kind == "profile":
             birth, start = _date(meta.get("birth_date")), _date(meta.get("career_start"))
             if birth and birth > ctx.today:
-                yield s.finding("birth_date", "is in the future")
+                yield s.finding("birth_date", _("is in the future"))
             if birth and start and start < birth:
-                yield s.finding("career_start", "is before the birth date")
+                yield s.finding("career_start", _("is before the birth date"))
             for index, event in enumerate(meta.get("events") or []):
                 when = _date(event.get("date"))
                 if when and when > horizon:
-                    yield s.finding(f"events.{index}.date", "is in the future")
+                    yield s.finding(f"events.{index}.date", _("is in the future"))
         if item.kind == "record":
             held = _date(meta.get("held_at"))
             if held and held > horizon:
-                yield s.finding("held_at", "is in the future")
+                yield s.finding("held_at", _("is in the future"))
             for index, follow in enumerate(meta.get("follow_ups") or []):
                 due = _date(follow.get("due"))
                 if held and due and due < held:
-                    yield s.finding(f"follow_ups.{index}.due", "is before the talk was held")
+                    yield s.finding(f"follow_ups.{index}.due", _("is before the talk was held"))
             confirmed = _date(meta.get("confirmed_on"))
             if held and confirmed and confirmed < held:
-                yield s.finding("confirmed_on", "is before the talk was held")
+                yield s.finding("confirmed_on", _("is before the talk was held"))
 
 
 def check_confirmed_records(ctx: Context) -> Iterator[Finding]:
@@ -275,7 +302,7 @@ def check_confirmed_records(ctx: Context) -> Iterator[Finding]:
                 continue
             if earlier.meta.get("confirmed_on"):
                 if problem := confirmed_rewrite(earlier, record.doc):
-                    field_name, _, message = problem.partition(": ")
+                    field_name, _sep, message = problem.partition(": ")
                     yield _subject(record).finding(field_name, message)
                 break
 
@@ -366,7 +393,9 @@ def departed_findings(ws: Workspace, subject: Subject, current: Document | None)
             continue
         if current is not None and current.meta.get(key) == pid:
             continue  # named before they left: the talk stays theirs
-        found.append(subject.finding(key, f"{pid} left on {person.left}"))
+        found.append(
+            subject.finding(key, _("{person} left on {left}").format(person=pid, left=person.left))
+        )
     return found
 
 
@@ -437,7 +466,7 @@ def _documents(ws: Workspace, rels: list[str], staged: bool, report: Report) -> 
     for rel in rels:
         try:
             if staged:
-                [(_, data)] = loader.staged(ws.root, [rel])
+                [(_rel, data)] = loader.staged(ws.root, [rel])
             else:
                 data = read_regular(ws.root, ws.root / rel)
         except UnsafePath as exc:

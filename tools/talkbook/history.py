@@ -19,6 +19,7 @@ from talkbook import catalog, gittrail, trust
 from talkbook.app import App
 from talkbook.errors import NotFound
 from talkbook.fsutil import checkpoint, regular_file
+from talkbook.i18n import _
 from talkbook.models import ID_PATTERNS, Document
 from talkbook.workspace import CONFIG_NAME, Workspace
 
@@ -51,7 +52,7 @@ def changed_fields(before: dict[str, Any], after: dict[str, Any], bodies: tuple[
     keys = list(dict.fromkeys([*before, *after]))
     fields = [k for k in keys if before.get(k) != after.get(k)]
     if bodies[0].strip() != bodies[1].strip():
-        fields.append("(body)")
+        fields.append(_("(body)"))
     return fields
 
 
@@ -88,7 +89,7 @@ def story(app: App, ref: str) -> list[Step]:
             )  # fmt: skip
             previous = current or previous
     if not steps:
-        raise NotFound(f"no history for {ref}")
+        raise NotFound(_("no history for {ref}").format(ref=ref))
     return sorted(steps, key=lambda s: s.when)
 
 
