@@ -14,8 +14,9 @@ exits when the agent does (it watches its parent), the key is added with a lifet
 needs no signing protocol of its own.
 
 Lifetime: the agent exits after TALKBOOK_AGENT_TIMEOUT seconds without a request (default 900),
-on `talkbook lock` (op "stop"), or on SIGTERM/SIGINT/SIGHUP; it removes its socket and stops
-its ssh-agent on the way out. TALKBOOK_AGENT=0 turns the agent off (every command asks again).
+on `talkbook lock` (op "stop"), on SIGTERM/SIGINT/SIGHUP, or when its socket is gone (nobody
+could reach it); it removes its socket and stops its ssh-agent on the way out.
+TALKBOOK_AGENT=0 turns the agent off (every command asks again).
 The wire protocol is documented in talkbook.agentwire.
 
 Security invariant: the opened key lives only in the agent's memory (and its ssh-agent's); it
@@ -183,6 +184,7 @@ def keyring_for(path: Path, passphrase_prompt) -> Keyring:
     client = AgentClient.reach(path, public)
     if client is not None:
         return client.keyring()
+    idle_timeout()  # a bad TALKBOOK_AGENT_TIMEOUT is said before the passphrase is asked
     keyring = Keyring.from_file(path, passphrase_prompt)  # asks; a wrong passphrase raises here
     try:
         return start(path, keyring).keyring()
@@ -206,6 +208,7 @@ def unlock(path: Path, passphrase_prompt) -> str:
         return "not-protected"
     if AgentClient.reach(path, public) is not None:
         return "already"
+    idle_timeout()
     start(path, Keyring.from_file(path, passphrase_prompt))
     return "started"
 
@@ -412,8 +415,8 @@ def _serve(server: _Server, agent: Agent) -> None:
     inode = os.stat(path).st_ino
     for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(number, lambda *_: agent.done.set())
-    try:
-        while not agent.done.is_set() and not agent.idle():
+    try:  # a removed socket (rm -r of the folder, logout) means nobody can reach us: go
+        while not agent.done.is_set() and not agent.idle() and _still_there(path, inode):
             server.handle_request()
     finally:
         with contextlib.suppress(OSError):
@@ -421,6 +424,13 @@ def _serve(server: _Server, agent: Agent) -> None:
                 os.unlink(path)
         server.server_close()
         _stop_ssh_agent()
+
+
+def _still_there(path: str, inode: int) -> bool:
+    try:
+        return os.stat(path).st_ino == inode
+    except OSError:
+        return False
 
 
 def _stop_ssh_agent() -> None:
