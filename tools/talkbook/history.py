@@ -52,7 +52,7 @@ def changed_fields(before: dict[str, Any], after: dict[str, Any], bodies: tuple[
     keys = list(dict.fromkeys([*before, *after]))
     fields = [k for k in keys if before.get(k) != after.get(k)]
     if bodies[0].strip() != bodies[1].strip():
-        fields.append(_("(body)"))
+        fields.append("(body)")  # a field name, like the others: a code, not a message
     return fields
 
 
