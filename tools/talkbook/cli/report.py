@@ -69,9 +69,9 @@ def report(
     Files go to build/reports/ in the workspace (owner-only), or to --out.
 
     \b
-    Examples: talkbook report coverage --format html
-              talkbook report form T-k3x9p2 --format html --out build/reports/form.html
-              talkbook report --all --redact
+    Example: talkbook report coverage --format html
+             talkbook report form T-k3x9p2 --format html
+             talkbook report --all --redact
     """
     from talkbook.reports import FORM, Options, Reports, check_name
 

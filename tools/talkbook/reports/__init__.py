@@ -14,11 +14,14 @@ is output.py's concern (owner-only, atomic, never through a symlink in the works
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from talkbook import i18n
 from talkbook.errors import TalkbookError
 from talkbook.i18n import _
 
@@ -47,6 +50,17 @@ def check_name(name: str, fmt: str) -> None:
         raise TalkbookError(
             _("report {name} comes as {formats}").format(name=name, formats=", ".join(allowed))
         )
+
+
+@contextlib.contextmanager
+def speaking(language: str) -> Iterator[None]:
+    """A report speaks the workspace's locale, whatever language the command's messages use."""
+    before = i18n.language()
+    i18n.use(language)
+    try:
+        yield
+    finally:
+        i18n.use(before)
 
 
 class Reports:
@@ -94,14 +108,19 @@ class Reports:
         return Redactor(names)
 
     def data(self, name: str, talk: str | None = None) -> dict[str, Any]:
+        """The report's values; their labels in the workspace's locale (errors stay in the
+        command's language: they are raised before or after, never inside `speaking`)."""
         from talkbook.reports import data, form
 
-        if name == FORM:
-            if not talk:
-                raise TalkbookError(_("report form needs a talk id: talkbook report form T-…"))
+        if name != FORM:
+            with speaking(self.ws.locale):
+                return data.GATHER[name](self.context)
+        if not talk:
+            raise TalkbookError(_("report form needs a talk id: talkbook report form T-…"))
+        form.sources(self.context, talk)  # its refusals, in the command's language
+        with speaking(self.ws.locale):
             values = form.form(self.context, talk)
             return self.redactor.form(values) if self.redactor else values
-        return data.GATHER[name](self.context)
 
     def produce(self, name: str, fmt: str, talk: str | None = None) -> bytes:
         from talkbook.reports.render import render

@@ -66,7 +66,7 @@ def body_markdown(blocks: list[dict[str, str]]) -> str:
     return "\n".join(lines)
 
 
-def _sources(ctx: Context, talk_id: str) -> tuple[dict[str, Any], dict[str, Any] | None, str]:
+def sources(ctx: Context, talk_id: str) -> tuple[dict[str, Any], dict[str, Any] | None, str]:
     folder = ctx.ws.talk_dir(talk_id)  # NotFound for a bad or unknown id
     plan = ctx.catalog.plans.get(talk_id)
     record = ctx.catalog.records.get(talk_id)
@@ -86,7 +86,7 @@ def _sources(ctx: Context, talk_id: str) -> tuple[dict[str, Any], dict[str, Any]
 
 def form(ctx: Context, talk_id: str) -> dict[str, Any]:
     ws = ctx.ws
-    plan, record, body = _sources(ctx, talk_id)
+    plan, record, body = sources(ctx, talk_id)
     meta = record or plan
     cadre_id = str(meta.get("cadre") or "")
     profile = ctx.catalog.profiles.get(cadre_id)
