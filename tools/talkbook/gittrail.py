@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from talkbook.errors import TalkbookError
+from talkbook.i18n import _
 
 if TYPE_CHECKING:
     from talkbook.crypto.signing import Signer
@@ -61,7 +62,9 @@ def _open_repo(root: Path):
     try:
         return git.Repo(root)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-        raise TalkbookError(f"{root}: not a git repository (run `talkbook setup`)") from None
+        raise TalkbookError(
+            _("{root}: not a git repository (run `talkbook setup`)").format(root=root)
+        ) from None
 
 
 def tool_command() -> str:
@@ -97,7 +100,9 @@ def setup(root: Path) -> list[str]:
     hooks.mkdir(exist_ok=True)
     hook = hooks / "pre-commit"
     if hook.exists() and HOOK_MARK not in hook.read_text(errors="replace"):
-        raise TalkbookError(f"{hook}: a pre-commit hook exists that talkbook did not write")
+        raise TalkbookError(
+            _("{hook}: a pre-commit hook exists that talkbook did not write").format(hook=hook)
+        )
     hook.write_text(
         f"#!/bin/sh\n{HOOK_MARK}: refuses plaintext under cadres/ and talks/ and runs validation\n"
         f"exec {command} validate --staged\n",
@@ -111,9 +116,9 @@ def configure(root: Path, values: dict[str, str]) -> None:
     """Set git config values of this clone (`.git/config`)."""
     with _repo(root).config_writer() as config:
         for dotted, value in values.items():
-            section, _, option = dotted.rpartition(".")
+            section, _sep, option = dotted.rpartition(".")
             if "." in section:  # gpg.ssh.allowedSignersFile → [gpg "ssh"]
-                outer, _, inner = section.partition(".")
+                outer, _sep, inner = section.partition(".")
                 section = f'{outer} "{inner}"'
             config.set_value(section, option, value)
 
@@ -146,7 +151,9 @@ def commit(
         repo.git.add("--all", "--", *rel)
         _run_git(root, [*options, "commit", *(["-S"] if signer else []), *args], env)
     except Exception as exc:  # git.GitCommandError; imported lazily
-        raise TalkbookError(f"git commit failed: {_first_line(exc)}") from None
+        raise TalkbookError(
+            _("git commit failed: {detail}").format(detail=_first_line(exc))
+        ) from None
     return repo.head.commit.hexsha
 
 
@@ -285,7 +292,9 @@ def history(root: Path, *pathspecs: str) -> list[LoggedCommit]:
     while i + 3 < len(tokens):
         (sha, *parents), (name, email, message) = tokens[i].split(), tokens[i + 1 : i + 4]
         if not re.fullmatch(r"[0-9a-f]{40,64}", sha):
-            raise TalkbookError(f"git log: unexpected output near commit {sha[:12]!r}")
+            raise TalkbookError(
+                _("git log: unexpected output near commit {sha!r}").format(sha=sha[:12])
+            )
         i += 4
         changes = []
         while i + 1 < len(tokens) and (raw := re.match(_RAW, tokens[i].strip("\n"))):
@@ -324,7 +333,7 @@ def unmerged_stages(root: Path, rel_path: str) -> dict[int, str]:
     out = _repo(root).git.ls_files("-u", "-z", "--", rel_path)
     stages = {}
     for entry in filter(None, out.split("\0")):
-        info, _, _path = entry.partition("\t")
+        info, _sep, _path = entry.partition("\t")
         _mode, blob, stage = info.split()
         stages[int(stage)] = blob
     return stages
@@ -345,7 +354,9 @@ def fetch(root: Path, remote: str) -> str | None:
     try:
         repo.git.fetch("--quiet", remote)
     except Exception as exc:  # git.GitCommandError
-        raise TalkbookError(f"git fetch {remote} failed: {_first_line(exc)}") from None
+        raise TalkbookError(
+            _("git fetch {remote} failed: {detail}").format(remote=remote, detail=_first_line(exc))
+        ) from None
     branch = repo.active_branch.name
     ref = f"refs/remotes/{remote}/{branch}"
     try:
@@ -375,7 +386,9 @@ def commit_merge(root: Path, author: Author, signer: Signer) -> None:
     try:
         _run_git(root, [*options, "commit", "--no-edit", "--no-verify", "-S"], env)
     except TalkbookError as exc:
-        raise TalkbookError(f"git commit failed: {str(exc).splitlines()[0]}") from None
+        raise TalkbookError(
+            _("git commit failed: {detail}").format(detail=str(exc).splitlines()[0])
+        ) from None
 
 
 def push(root: Path, remote: str) -> bool:
@@ -386,7 +399,11 @@ def push(root: Path, remote: str) -> bool:
     except TalkbookError as exc:
         if "rejected" in str(exc) or "fetch first" in str(exc) or "non-fast-forward" in str(exc):
             return False
-        raise TalkbookError(f"git push {remote} failed: {str(exc).splitlines()[0]}") from None
+        raise TalkbookError(
+            _("git push {remote} failed: {detail}").format(
+                remote=remote, detail=str(exc).splitlines()[0]
+            )
+        ) from None
     return True
 
 
@@ -443,7 +460,7 @@ def blobs_at(root: Path, rev: str, rel_paths: list[str]) -> dict[str, str]:
     out = _repo(root).git.ls_tree("-z", "--full-tree", rev, "--", *rel_paths)
     found = {}
     for entry in filter(None, out.split("\0")):
-        info, _, path = entry.partition("\t")
+        info, _sep, path = entry.partition("\t")
         _mode, kind, blob = info.split()
         if kind == "blob":
             found[path] = blob

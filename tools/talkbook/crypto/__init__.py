@@ -19,6 +19,7 @@ import pyrage
 
 from talkbook.crypto import agefile
 from talkbook.errors import DecryptionError, IdentityError, NotRecipient, TalkbookError
+from talkbook.i18n import _
 
 if TYPE_CHECKING:
     from talkbook.crypto.agent import AgentClient
@@ -61,14 +62,18 @@ def parse_recipient(text: str) -> Recipient:
     key = text.strip()
     try:
         if key.startswith("age1pq1"):
-            raise IdentityError("post-quantum (ML-KEM hybrid) age recipients are not supported yet")
+            raise IdentityError(
+                _("post-quantum (ML-KEM hybrid) age recipients are not supported yet")
+            )
         if key.startswith("age1"):
             return pyrage.x25519.Recipient.from_str(key)
         if key.split(" ", 1)[0] in SSH_KEY_TYPES:
             return pyrage.ssh.Recipient.from_str(key)
     except pyrage.RecipientError:
         pass
-    raise IdentityError(f"not a valid public key: {_shorten(key) or '(empty)'}")
+    raise IdentityError(
+        _("not a valid public key: {value}").format(value=_shorten(key) or "(empty)")
+    )
 
 
 class Keyring:
@@ -107,20 +112,26 @@ class Keyring:
                 try:
                     hybrid_identity = agepq.HybridIdentity.from_str(line)
                 except IdentityError:
-                    raise IdentityError(f"line {number} is not a valid age secret key") from None
+                    raise IdentityError(
+                        _("line {number} is not a valid age secret key").format(number=number)
+                    ) from None
                 hybrid.append(hybrid_identity)
                 public_keys.append(hybrid_identity.recipient)
                 continue
             if not line.upper().startswith(SECRET_KEY_PREFIX):
-                raise IdentityError(f"line {number} is not an age secret key")
+                raise IdentityError(
+                    _("line {number} is not an age secret key").format(number=number)
+                )
             try:
                 identity = pyrage.x25519.Identity.from_str(line)
             except pyrage.IdentityError:
-                raise IdentityError(f"line {number} is not a valid age secret key") from None
+                raise IdentityError(
+                    _("line {number} is not a valid age secret key").format(number=number)
+                ) from None
             identities.append(identity)
             public_keys.append(str(identity.to_public()))
         if not identities and not hybrid:
-            raise IdentityError("no age secret key found")
+            raise IdentityError(_("no age secret key found"))
         return cls(identities, public_keys, hybrid_identities=hybrid)
 
     @classmethod
@@ -135,9 +146,11 @@ class Keyring:
             data = Path(path).read_bytes()
         except OSError as exc:
             reason = exc.strerror or type(exc).__name__
-            raise IdentityError(f"cannot read identity file {path}: {reason}") from None
+            raise IdentityError(
+                _("cannot read identity file {path}: {reason}").format(path=path, reason=reason)
+            ) from None
         if not data.strip():
-            raise IdentityError(f"identity file {path} is empty")
+            raise IdentityError(_("identity file {path} is empty").format(path=path))
         normalized = agefile.normalize(data)
         if normalized.startswith((agefile.ARMOR_BEGIN, agefile.VERSION_PREFIX)):
             text = _unlock_identity_file(path, normalized, passphrase_prompt)
@@ -145,7 +158,9 @@ class Keyring:
             try:
                 text = data.decode("utf-8")
             except UnicodeDecodeError:
-                raise IdentityError(f"identity file {path} is not a text key file") from None
+                raise IdentityError(
+                    _("identity file {path} is not a text key file").format(path=path)
+                ) from None
         if SSH_PRIVATE_BEGIN in text:
             identity, key = _load_ssh_key(path, text, passphrase_prompt)
             keyring = cls([identity], [key.public], passphrase_prompt)
@@ -154,7 +169,9 @@ class Keyring:
         try:
             keyring = cls.from_secret_lines(text)
         except IdentityError as exc:
-            raise IdentityError(f"identity file {path}: {exc}") from None
+            raise IdentityError(
+                _("identity file {path}: {error}").format(path=path, error=exc)
+            ) from None
         keyring.passphrase_prompt = passphrase_prompt
         return keyring
 
@@ -166,19 +183,29 @@ def _unlock_identity_file(
     try:
         header = agefile.parse_header(data)
     except DecryptionError:
-        raise IdentityError(f"identity file {path} is a damaged age file") from None
+        raise IdentityError(
+            _("identity file {path} is a damaged age file").format(path=path)
+        ) from None
     if not header.is_passphrase:
-        raise IdentityError(f"identity file {path} is encrypted, but not with a passphrase")
+        raise IdentityError(
+            _("identity file {path} is encrypted, but not with a passphrase").format(path=path)
+        )
     if passphrase_prompt is None:
-        raise IdentityError(f"identity file {path} needs a passphrase and none can be asked")
+        raise IdentityError(
+            _("identity file {path} needs a passphrase and none can be asked").format(path=path)
+        )
     try:
         plaintext = pyrage.passphrase.decrypt(data, passphrase_prompt())
     except pyrage.DecryptError:
-        raise IdentityError(f"wrong passphrase for identity file {path}") from None
+        raise IdentityError(
+            _("wrong passphrase for identity file {path}").format(path=path)
+        ) from None
     try:
         return plaintext.decode("utf-8")
     except UnicodeDecodeError:
-        raise IdentityError(f"identity file {path} does not hold age secret keys") from None
+        raise IdentityError(
+            _("identity file {path} does not hold age secret keys").format(path=path)
+        ) from None
 
 
 def _read_string(blob: bytes, pos: int) -> tuple[bytes, int]:
@@ -202,13 +229,19 @@ def _ssh_public_key(path: Path, text: str) -> str:
         _kdf, pos = _read_string(blob, pos)
         _kdf_options, pos = _read_string(blob, pos)
         pos += 4  # number of keys; a key file written by ssh-keygen holds exactly one
-        public_blob, _ = _read_string(blob, pos)
-        key_type, _ = _read_string(public_blob, 0)
+        public_blob, _end = _read_string(blob, pos)
+        key_type, _end = _read_string(public_blob, 0)
     except (IndexError, ValueError, binascii.Error, struct.error):
-        raise IdentityError(f"identity file {path} is not a readable OpenSSH private key") from None
+        raise IdentityError(
+            _("identity file {path} is not a readable OpenSSH private key").format(path=path)
+        ) from None
     name = key_type.decode("ascii", errors="replace")
     if name not in SSH_KEY_TYPES:
-        raise IdentityError(f"unsupported SSH key type {_shorten(name, 40)} in {path}")
+        raise IdentityError(
+            _("unsupported SSH key type {detail} in {path}").format(
+                detail=_shorten(name, 40), path=path
+            )
+        )
     return f"{name} {base64.b64encode(public_blob).decode('ascii')}"
 
 
@@ -226,19 +259,23 @@ def _load_ssh_key(
     try:
         identity = pyrage.ssh.Identity.from_buffer(unprotected)
     except pyrage.IdentityError:
-        raise IdentityError(f"identity file {path} is not a usable SSH key") from None
+        raise IdentityError(
+            _("identity file {path} is not a usable SSH key").format(path=path)
+        ) from None
     return identity, ssh.SshKey(path.absolute(), public_key, unprotected, protected)
 
 
 def encrypt(plaintext: bytes, recipients: list[str]) -> bytes:
     """Encrypt to the given public keys ("age1…", "ssh-ed25519 …", "ssh-rsa …")."""
     if not recipients:
-        raise TalkbookError("cannot encrypt: no recipients")
+        raise TalkbookError(_("cannot encrypt: no recipients"))
     parsed = [parse_recipient(key) for key in recipients]
     try:
         return pyrage.encrypt(plaintext, parsed)
     except pyrage.EncryptError as exc:
-        raise TalkbookError(f"encryption failed: {_shorten(str(exc))}") from None
+        raise TalkbookError(
+            _("encryption failed: {detail}").format(detail=_shorten(str(exc)))
+        ) from None
 
 
 def _reason(exc: Exception) -> str:
@@ -259,7 +296,9 @@ def decrypt(data: bytes, keyring: Keyring) -> bytes:
     try:
         if header.is_passphrase:
             if keyring.passphrase_prompt is None:
-                raise IdentityError("this file is passphrase-encrypted; no passphrase can be asked")
+                raise IdentityError(
+                    _("this file is passphrase-encrypted; no passphrase can be asked")
+                )
             return pyrage.passphrase.decrypt(data, keyring.passphrase_prompt())
         if keyring.agent is not None:
             return keyring.agent.decrypt(data)
@@ -283,14 +322,16 @@ def decrypt(data: bytes, keyring: Keyring) -> bytes:
             raise DecryptionError(WRONG_PASSPHRASE) from None
         if first == "No matching keys found":
             raise NotRecipient(NO_MATCH) from None
-        raise DecryptionError(f"corrupt or truncated age file: {_reason(exc)}") from None
+        raise DecryptionError(
+            _("corrupt or truncated age file: {reason}").format(reason=_reason(exc))
+        ) from None
 
 
 def generate_identity_file(out: Path, passphrase: str | None = None) -> str:
     """Write a new X25519 identity file (age-keygen layout), maybe passphrase-protected."""
     out = Path(out)
     if out.exists() or out.is_symlink():
-        raise TalkbookError(f"{out} exists; refusing to overwrite")
+        raise TalkbookError(_("{out} exists; refusing to overwrite").format(out=out))
     identity = pyrage.x25519.Identity.generate()
     public_key = str(identity.to_public())
     created = datetime.now().astimezone().isoformat(timespec="seconds")
@@ -313,7 +354,7 @@ def generate_key_file(out: Path, passphrase: str | None = None) -> str:
 
     out = Path(out)
     if out.exists() or out.is_symlink():
-        raise TalkbookError(f"{out} exists; refusing to overwrite")
+        raise TalkbookError(_("{out} exists; refusing to overwrite").format(out=out))
     private, public = ssh.generate(passphrase)
     if not out.parent.exists():
         out.parent.mkdir(mode=0o700, parents=True)
@@ -327,7 +368,9 @@ def _write_private(out: Path, content: bytes) -> None:
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as exc:
-        raise TalkbookError(f"cannot write {out}: {exc.strerror}") from None
+        raise TalkbookError(
+            _("cannot write {out}: {reason}").format(out=out, reason=exc.strerror)
+        ) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(content)
@@ -336,7 +379,9 @@ def _write_private(out: Path, content: bytes) -> None:
         os.replace(tmp, out)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise TalkbookError(f"cannot write {out}: {exc.strerror}") from None
+        raise TalkbookError(
+            _("cannot write {out}: {reason}").format(out=out, reason=exc.strerror)
+        ) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

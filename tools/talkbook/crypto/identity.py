@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from talkbook.errors import IdentityError
+from talkbook.i18n import _
 
 
 def default_identity_path() -> Path:
@@ -34,7 +35,9 @@ def load_keyring(explicit: Path | None, passphrase_prompt: Callable[[], str] | N
     path = identity_path(explicit)
     if not path.exists():
         raise IdentityError(
-            f"no identity file at {path} (run `talkbook keygen`, or pass --identity / set "
-            "TALKBOOK_IDENTITY)"
+            _(
+                "no identity file at {path} (run `talkbook keygen`, or pass --identity "
+                "/ set TALKBOOK_IDENTITY)"
+            ).format(path=path)
         )
     return keyring_for(path, passphrase_prompt)

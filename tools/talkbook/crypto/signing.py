@@ -20,6 +20,7 @@ from pathlib import Path
 
 from talkbook.crypto.ssh import SshKey
 from talkbook.errors import IdentityError
+from talkbook.i18n import _
 
 AGENT_KEY_LIFETIME = "600"  # seconds: the key leaves the agent even if the command was killed
 
@@ -56,8 +57,10 @@ class Signer:
         agent, add = shutil.which("ssh-agent"), shutil.which("ssh-add")
         if not agent or not add:
             raise IdentityError(
-                "signing with a passphrase-protected key needs ssh-agent and ssh-add "
-                "(Debian: apt-get install openssh-client)"
+                _(
+                    "signing with a passphrase-protected key needs ssh-agent and ssh-add "
+                    "(Debian: apt-get install openssh-client)"
+                )
             )
         base = "/dev/shm" if os.path.isdir("/dev/shm") else None
         folder = tempfile.mkdtemp(prefix=f"talkbook-agent-{os.getpid()}-", dir=base)
@@ -69,7 +72,7 @@ class Signer:
             stderr=subprocess.DEVNULL,
         )
         atexit.register(_stop_agent, process, folder)
-        for _ in range(200):
+        for _attempt in range(200):
             if os.path.exists(socket) or process.poll() is not None:
                 break
             time.sleep(0.01)
@@ -81,7 +84,9 @@ class Signer:
             capture_output=True,
         )
         if added.returncode != 0:
-            raise IdentityError(f"cannot prepare {self.key.path} for signing (ssh-add failed)")
+            raise IdentityError(
+                _("cannot prepare {path} for signing (ssh-add failed)").format(path=self.key.path)
+            )
         self._socket = socket
         return socket
 
@@ -98,7 +103,10 @@ def signer_for(key: SshKey | None, source: Path | None = None) -> Signer:
     if key is None:
         where = f" ({source})" if source else ""
         raise IdentityError(
-            f"your identity{where} cannot sign: acting needs an OpenSSH key; run "
-            "`talkbook keygen` and ask a custodian to add its public line to your entry"
+            _(
+                "your identity{where} cannot sign: acting needs an OpenSSH key; run "
+                "`talkbook keygen` and ask a custodian to add its public line to your "
+                "entry"
+            ).format(where=where)
         )
     return Signer(key)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from talkbook.errors import IdentityError
+from talkbook.i18n import _
 
 PUBLIC_TYPE = "ssh-ed25519"
 
@@ -84,13 +85,19 @@ def open_protected(path: Path, text: str, ask: Callable[[], str] | None) -> byte
     from cryptography.hazmat.primitives import serialization
 
     if ask is None:
-        raise IdentityError(f"identity file {path} needs a passphrase and none can be asked")
+        raise IdentityError(
+            _("identity file {path} needs a passphrase and none can be asked").format(path=path)
+        )
     try:
         key = serialization.load_ssh_private_key(text.encode("utf-8"), ask().encode("utf-8"))
     except ValueError:
-        raise IdentityError(f"wrong passphrase for identity file {path}") from None
+        raise IdentityError(
+            _("wrong passphrase for identity file {path}").format(path=path)
+        ) from None
     except Exception:  # unsupported cipher or KDF: still one line
-        raise IdentityError(f"identity file {path} is not a usable SSH key") from None
+        raise IdentityError(
+            _("identity file {path} is not a usable SSH key").format(path=path)
+        ) from None
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.OpenSSH,
