@@ -40,12 +40,14 @@ def cadre_files(root: Path) -> list[str]:
 def status(root: Path) -> str:
     import subprocess
 
-    return subprocess.run(
+    out = subprocess.run(
         ["git", "-C", str(root), "status", "--porcelain", "--ignored"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
+    # the encrypted index of front matter (index.py) is the one thing kept beside the files
+    return "".join(line for line in out.splitlines(keepends=True) if line != "!! .talkbook/\n")
 
 
 # -- cadre new ------------------------------------------------------------------------------

@@ -83,12 +83,16 @@ def catalog(app, paths: list[Path] | None = None) -> loader.Catalog:
     result = loader.Catalog()
     for rel, entry in sorted(summary.entries.items()):
         if wanted is None or rel in wanted:
-            fetch = functools.partial(app.vault.read_text, ws.root / rel)
-            loader.add_reading(result, entry.reading, fetch)
+            loader.add_reading(result, entry.reading, functools.partial(_text, app, rel))
     for rel in sorted((wanted or set()) - set(summary.entries)):  # not under cadres/ or talks/
         for pair in loader.working_tree(ws, [ws.root / rel]):
             loader.add_reading(result, loader.read(app.keyring, *pair), None)
     return result
+
+
+def _text(app, rel: str) -> str:
+    """A file's decrypted text, for the item whose body is asked for."""
+    return app.vault.read_text(app.workspace.root / rel)
 
 
 def refresh(app) -> Summary:
@@ -102,8 +106,8 @@ def refresh(app) -> Summary:
     todo: list[tuple[str, bytes, list[int] | None, str]] = []
     folders = _SafeFolders(ws.root)
     now = time.time_ns()
-    for path in ws.encrypted_files():
-        rel = ws.relative(path)
+    for rel in listing(ws.root):
+        path = f"{folders.base}/{rel}"
         info = folders.lstat(path)
         if info is None:
             continue  # gone since the folder was listed
@@ -145,20 +149,45 @@ def _changed(before: dict[str, Entry], after: dict[str, Entry]) -> bool:
     )
 
 
+def listing(root: Path) -> list[str]:
+    """The paths of Workspace.encrypted_files, relative and sorted, listed with os.scandir
+    (pathlib costs more per file than everything else a warm load does): the same rules as
+    its globs, `cadres/*.md.age` and `talks/*/*/*.age`; names starting with a dot included,
+    folders that are symlinks descended into (reading below them refuses them)."""
+    base = str(root)
+    rels = [f"cadres/{name}" for name in _names(f"{base}/cadres") if name.endswith(".md.age")]
+    for year in _names(f"{base}/talks", folders=True):
+        for talk in _names(f"{base}/talks/{year}", folders=True):
+            rels += [
+                f"talks/{year}/{talk}/{name}"
+                for name in _names(f"{base}/talks/{year}/{talk}")
+                if name.endswith(".age")
+            ]
+    return sorted(rels)
+
+
+def _names(folder: str, folders: bool = False) -> list[str]:
+    try:
+        with os.scandir(folder) as entries:
+            return [e.name for e in entries if not folders or e.is_dir()]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
 class _SafeFolders:
     """lstat and read files below the root without following a symlink: each folder on the
-    way is checked once (not once per file), the file itself with O_NOFOLLOW."""
+    way is looked at once (not once per file), the file itself with lstat, and read with
+    fsutil.read_regular (O_NOFOLLOW folder by folder)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.checked: set[Path] = set()
+        self.base = str(root)
+        self.checked: set[str] = {self.base}
 
-    def lstat(self, path: Path) -> os.stat_result | None:
-        from talkbook.fsutil import regular_file
-
-        if path.parent not in self.checked:
-            regular_file(self.root, path)  # UnsafePath for a symlinked folder on the way
-            self.checked.add(path.parent)
+    def lstat(self, path: str) -> os.stat_result | None:
+        folder = path.rpartition("/")[0]
+        if folder not in self.checked:
+            self._folders(path)
         try:
             info = os.lstat(path)
         except FileNotFoundError:
@@ -167,10 +196,23 @@ class _SafeFolders:
             self.read(path)  # read_regular names what it is (UnsafePath)
         return info
 
-    def read(self, path: Path) -> bytes:
+    def _folders(self, path: str) -> None:
+        from talkbook.fsutil import regular_file
+
+        parts = path[len(self.base) + 1 :].split("/")[:-1]
+        for depth in range(1, len(parts) + 1):
+            folder = "/".join([self.base, *parts[:depth]])
+            if folder in self.checked:
+                continue
+            info = os.lstat(folder)
+            if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+                regular_file(self.root, Path(path))  # UnsafePath, naming the linked folder
+            self.checked.add(folder)
+
+    def read(self, path: str) -> bytes:
         from talkbook.fsutil import read_regular
 
-        return read_regular(self.root, path)
+        return read_regular(self.root, Path(path))
 
 
 # -- the file -----------------------------------------------------------------------------------
