@@ -37,17 +37,21 @@ BOM_ENCODING = "utf-8-sig"
 
 
 class Redactor:
-    """Names → ids, longest name first, in one pass (an id put in is never matched again)."""
+    """Names → ids, longest name first, in one pass (an id put in is never matched again);
+    letter case ignored, so `zhang wei` goes as surely as `Zhang Wei`."""
 
     def __init__(self, names: Iterable[tuple[str, str]]) -> None:
-        self.ids = {name: ident for name, ident in names if name and name.strip() and name != ident}
-        ordered = sorted(self.ids, key=len, reverse=True)
-        self.pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+        pairs = [(name.strip(), ident) for name, ident in names if name and name.strip()]
+        self.ids = {name.casefold(): ident for name, ident in pairs if name != ident}
+        ordered = sorted((n for n, ident in pairs if n != ident), key=len, reverse=True)
+        alternatives = "|".join(map(re.escape, ordered))
+        self.pattern = re.compile(alternatives, re.IGNORECASE) if ordered else None
+        self.known = {ident for _name, ident in pairs}
 
     def text(self, value: str) -> str:
         if self.pattern is None:
             return value
-        return self.pattern.sub(lambda m: self.ids[m.group(0)], value)
+        return self.pattern.sub(lambda m: self.ids.get(m.group(0).casefold(), "***"), value)
 
     def values(self, value: Any) -> Any:
         if isinstance(value, Markup):
@@ -61,8 +65,12 @@ class Redactor:
         return value
 
     def form(self, data: dict[str, Any]) -> dict[str, Any]:
-        """Who else was present may be named nowhere else: an unknown name there is withheld."""
-        present = [self.text(p) if p in self.ids else _("(withheld)") for p in data["present"]]
+        """Who else was present may be named nowhere else: a name the workspace does not know
+        is withheld whole (an id stays)."""
+        present = [
+            p if p in self.known else self.text(p) if p.casefold() in self.ids else _("(withheld)")
+            for p in data["present"]
+        ]
         return {**data, "present": present}
 
 
