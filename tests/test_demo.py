@@ -175,3 +175,102 @@ def test_the_data_is_fictional_and_chinese():
     assert "虚构" in data["organization"]["zh-CN"]
     assert all(len(s) == 1 for s in data["surnames"])
     assert {"市发改委", "市财政局", "区教育局"} <= {u["name"] for u in data["units"]}
+
+
+# -- the bulk path: the same builders, a few signed commits per phase ----------------------------
+BULK = ("--cadres", "30", "--talks", "60", "--bulk")
+
+
+@pytest.fixture(scope="module")
+def bulk(tmp_path_factory) -> tuple[Path, str]:
+    """One bulk demo for the module (forced: 60 talks would take the story path)."""
+    base = tmp_path_factory.mktemp("bulk")
+    root = base / "ws"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HOME", str(base / "home"))
+        patch.setenv("XDG_CONFIG_HOME", str(base / "home" / ".config"))
+        for var in [k for k in os.environ if k.startswith("TALKBOOK_")]:
+            patch.delenv(var)
+        result = run("demo", root, *BULK)
+    assert result.exit_code == 0, result.stderr + result.stdout
+    assert "TALKBOOK_NOW" not in os.environ
+    return root, result.stdout
+
+
+def documents(root: Path, pattern: str) -> list[dict]:
+    from talkbook.app import App
+
+    app = App(root, keys(root) / "P-01.txt")
+    found = []
+    for path in sorted(root.glob(pattern)):
+        found.append(yaml.safe_load(app.cat(str(path)).decode("utf-8").split("---")[1]))
+    return found
+
+
+def test_bulk_files_exist_and_decrypt_for_the_custodian(bulk):
+    root, out = bulk
+    assert "built 30 cadres and 60 talks" in out
+    assert len(list(root.glob("cadres/C-*.md.age"))) == 30
+    plans = documents(root, "talks/*/*/plan.md.age")
+    assert len(plans) == 60
+    records = documents(root, "talks/*/*/record.md.age")
+    assert records and all(r["speaker"] in ("P-03", "P-04", "P-05") for r in records)
+    assert not list(root.rglob(".*.tmp-*")), "no temp file left behind"
+
+
+def test_bulk_every_commit_signed_and_few_of_them(bulk):
+    root, _ = bulk
+    verdicts = git_log(root, "--format=%G?").split()
+    assert set(verdicts) == {"G"}
+    versions = len(git_log(root, "--format=", "--name-only").split())
+    assert len(verdicts) * 2 < versions  # many files per commit, not one commit per action
+    messages = git_log(root, "--format=%s")
+    assert "(demo, in bulk)" in messages
+    for name in cadre_names(root):
+        assert name not in messages
+
+
+def test_bulk_validate_and_audit_are_clean(bulk):
+    root, _ = bulk
+    checked = as_(root, "P-01", "validate")
+    assert checked.exit_code == 0, checked.stdout
+    audited = as_(root, "P-01", "audit")
+    assert audited.exit_code == 0, audited.stdout + audited.stderr
+    assert "0 finding(s)" in audited.stderr + audited.stdout
+
+
+def test_bulk_plans_have_the_shape_the_plan_command_gives(bulk):
+    root, _ = bulk
+    plans = documents(root, "talks/*/*/plan.md.age")
+    records = {r["id"]: r for r in documents(root, "talks/*/*/record.md.age")}
+    with_occasion = [p for p in plans if p["occasion"]]
+    assert with_occasion and all(p["event_date"] for p in with_occasion)
+    named = [p for p in plans if p["recorder"]]
+    assert named and all(p["recorder"] != p["speaker"] for p in named)
+    for plan in named:
+        if plan["id"] in records:
+            assert records[plan["id"]]["recorder"] == plan["recorder"]
+    statuses = {p["status"] for p in plans}
+    assert {"draft", "submitted", "approved", "rejected", "postponed", "cancelled"} <= statuses
+    for plan in plans:
+        approvals = [d for d in plan["decisions"] if d["decision"] in ("approved", "rejected")]
+        assert all(d["by"] in ("P-02", "P-07") and d["by"] != plan["speaker"] for d in approvals)
+        assert plan["method"] and plan["focus"] is not None and plan["created_by"] == "P-01"
+    continuation = next(p for p in plans if p["continues"])
+    assert set(records[continuation["continues"]]["deferred"]) <= set(continuation["focus"])
+    assert any(r["confirmed_on"] for r in records.values())
+    assert any(f["done"] for r in records.values() for f in r["follow_ups"])
+
+
+def test_bulk_text_is_what_document_text_gives(bulk):
+    from talkbook.demo_seal import document_text
+    from talkbook.models import parse
+
+    root, _ = bulk
+    from talkbook.app import App
+
+    app = App(root, keys(root) / "P-01.txt")
+    for path in sorted(root.glob("talks/*/*/*.md.age"))[:20] + sorted(root.glob("cadres/*"))[:5]:
+        text = app.cat(str(path)).decode("utf-8")
+        doc = parse(text)
+        assert document_text(doc) == doc.text() == text

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from talkbook import profiles, talks
+from talkbook import demo_bulk, profiles, talks
 from talkbook.app import App, init_workspace
 from talkbook.crypto import generate_key_file
 from talkbook.errors import TalkbookError, WorkspaceExists
@@ -91,9 +91,10 @@ class Demo:
     today: dt.datetime
     staff: list[dict[str, Any]]
     cadres: list[Cadre]
-    talks: list[Talk]
+    talks: list[Any]  # Talk (the story) or demo_bulk.BulkTalk
     commits: int = 0
     seconds: float = 0.0
+    bulk: demo_bulk.Built | None = None  # what the bulk path wrote; None for the story
 
     def key(self, pid: str) -> Path:
         return self.keys / f"{pid}.txt"
@@ -396,8 +397,21 @@ def keys_dir_for(root: Path) -> Path:
     return root.parent / f"{root.name}.keys"
 
 
-def build(root: Path, cadres: int = 12, talks_count: int = 16, locale: str = "zh-CN") -> Demo:
-    """Build the fictional workspace at root (which must not exist), keys beside it."""
+BULK_ABOVE = 100  # more talks than this: the bulk path (demo_bulk.py), a few commits per phase
+
+
+def build(
+    root: Path,
+    cadres: int = 12,
+    talks_count: int = 16,
+    locale: str = "zh-CN",
+    bulk: bool | None = None,
+) -> Demo:
+    """Build the fictional workspace at root (which must not exist), keys beside it.
+
+    The story path runs each step as its own command (one commit each); the bulk path (the
+    default above BULK_ABOVE talks) makes the same documents with the same builders and commits
+    them a period, a stage and a person at a time."""
     root = Path(os.path.abspath(root))
     keys = keys_dir_for(root)
     for folder in (root, keys):
@@ -407,43 +421,68 @@ def build(root: Path, cadres: int = 12, talks_count: int = 16, locale: str = "zh
         raise TalkbookError("--cadres and --talks must be at least 1")
     if locale not in ("zh-CN", "en"):
         raise TalkbookError(f"unknown locale {locale!r}: choose zh-CN or en")
+    bulk = talks_count > BULK_ABOVE if bulk is None else bulk
     data = load_data()
     today = dt.datetime.fromisoformat(data["today"])
     rng = random.Random(data["seed"])
     began = time.perf_counter()
-    keys.mkdir(mode=0o700, parents=True)
-    keys.chmod(0o700)
-    public = {p["id"]: generate_key_file(keys / f"{p['id']}.txt") for p in data["staff"]}
-    generate_key_file(keys / f"{OUTSIDER}.txt")
-    for key in keys.iterdir():
-        key.chmod(0o600)
-    start = (today - data["span_days"] * DAY).replace(hour=9, minute=0)
-    names = {p["name"] for p in data["staff"]}
+    staff = [*data["staff"], *(data["bulk_staff"] if bulk else [])]
+    names = {p["name"] for p in [*data["staff"], *data["bulk_staff"]]}
     ids: set[str] = set()
     people = [make_cadre(rng, data, i, today.date(), names, ids) for i in range(cadres)]
-    demo = Demo(root, keys, locale, today, data["staff"], people, [])
-    with fixed_clock() as clock:
-        clock(start)
-        custodian = App(root, demo.key(CUSTODIAN))
-        init_workspace(root, locale, data["organization"][locale], custodian.signer())
-        for n, person in enumerate(data["staff"], start=1):
-            clock(start + n * 5 * dt.timedelta(minutes=1))
-            pid = person["id"]
-            custodian.add_person(pid, person["name"], person["roles"], [public[pid]])
-        apps = {p["id"]: App(root, demo.key(p["id"])) for p in data["staff"]}
-        apps[CUSTODIAN] = custodian
-        config = Workspace(root).config
-        demo.talks = plan_story(rng, data, people, talks_count, today, config)
-        actions = [_create(c, n, start, len(people), data, locale) for n, c in enumerate(people)]
-        actions += overdue_events(rng, data, people, today)
-        for talk in demo.talks:
-            actions += actions_for(talk, rng, data, locale, today)
-        for action in sorted(actions, key=lambda a: (a.when, a.seq)):
-            clock(action.when)
-            action.run(apps[action.who])
+    demo = Demo(root, keys, locale, today, staff, people, [])
+    start = today - (demo_bulk.SPAN_DAYS if bulk else data["span_days"]) * DAY
+    apps = _found(demo, data, start.replace(hour=9, minute=0))
+    if bulk:
+        demo.talks, demo.bulk = demo_bulk.run(
+            root, apps, people, talks_count, rng, data, locale, today
+        )
+    else:
+        _tell_story(demo, apps, rng, data, talks_count)
     demo.seconds = time.perf_counter() - began
     demo.commits = int(_git(root, "rev-list", "--count", "HEAD").strip() or 0)
     return demo
+
+
+def _found(demo: Demo, data: dict, start: dt.datetime) -> dict[str, App]:
+    """Keys for every staff member and the outsider, the workspace, its people: their Apps."""
+    demo.keys.mkdir(mode=0o700, parents=True)
+    demo.keys.chmod(0o700)
+    public = {p["id"]: generate_key_file(demo.key(p["id"])) for p in demo.staff}
+    generate_key_file(demo.keys / f"{OUTSIDER}.txt")
+    for key in demo.keys.iterdir():
+        key.chmod(0o600)
+    with fixed_clock() as clock:
+        clock(start)
+        custodian = App(demo.root, demo.key(CUSTODIAN))
+        init_workspace(
+            demo.root, demo.locale, data["organization"][demo.locale], custodian.signer()
+        )
+        for n, person in enumerate(demo.staff, start=1):
+            clock(start + n * 5 * dt.timedelta(minutes=1))
+            pid = person["id"]
+            custodian.add_person(pid, person["name"], person["roles"], [public[pid]])
+    apps = {p["id"]: App(demo.root, demo.key(p["id"])) for p in demo.staff}
+    apps[CUSTODIAN] = custodian
+    return apps
+
+
+def _tell_story(
+    demo: Demo, apps: dict[str, App], rng: random.Random, data: dict, talks_count: int
+) -> None:
+    """The small demo: every step a command of its own, in time order, one commit each."""
+    today, locale, people = demo.today, demo.locale, demo.cadres
+    start = (today - data["span_days"] * DAY).replace(hour=9, minute=0)
+    config = Workspace(demo.root).config
+    demo.talks = plan_story(rng, data, people, talks_count, today, config)
+    actions = [_create(c, n, start, len(people), data, locale) for n, c in enumerate(people)]
+    actions += overdue_events(rng, data, people, today)
+    for talk in demo.talks:
+        actions += actions_for(talk, rng, data, locale, today)
+    with fixed_clock() as clock:
+        for action in sorted(actions, key=lambda a: (a.when, a.seq)):
+            clock(action.when)
+            action.run(apps[action.who])
 
 
 def _create(cadre: Cadre, n: int, start: dt.datetime, total: int, data: dict, locale: str):

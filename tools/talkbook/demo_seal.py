@@ -1,0 +1,125 @@
+"""The bulk demo's heavy lifting: plans built, documents sealed and committed, many at a time.
+
+Plans are built (builders.plan_document: suggestions, the brief rendered from the locale's
+template) and documents serialized and encrypted in forked processes, one per core: pyrage and
+the template engine hold the GIL, so threads would not help. Each file is written to a temp file
+in its own folder and renamed over the target, so no reader ever sees half a file; the per-file
+fsync of fsutil.atomic_write is left out (a demo that fails is built again, not repaired) and
+the build ends with one `os.sync()`. A group of files becomes one commit: `git add` reads the
+paths from stdin, `git commit -S` signs it with the acting person's key, without the hook (the
+documents come from the builders, and `validate` checks the result), as gittrail.commit does.
+
+Security invariant: plaintext exists only in memory and in the pipe to the forked processes;
+files are written only encrypted; commit messages carry counts, never a name or content.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import subprocess
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from talkbook import builders, gittrail
+from talkbook.errors import TalkbookError
+from talkbook.models import DELIMITER, Document, _to_yaml
+
+# Set before the pool forks, read in the forked processes: the workspace and the App whose
+# builders render templates (trusted once, before the fork).
+_SHARED: dict[str, Any] = {}
+_PARSED: dict[tuple[str, ...], list[Any]] = {}  # each process's parsed recipients
+# libyaml's emitter writes the very text models.Document.text() does (tests/test_demo.py
+# compares them), four times faster; without libyaml, Document.text() itself.
+_DUMPER = getattr(yaml, "CSafeDumper", None)
+
+Job = tuple[str, str, dict[str, Any], str]  # (path in the workspace, kind, front matter, body)
+
+
+def document_text(doc: Document) -> str:
+    """Document.text(), through libyaml when it is there."""
+    if _DUMPER is None:
+        return doc.text()
+    front = yaml.dump(
+        _to_yaml(doc.meta), Dumper=_DUMPER, allow_unicode=True, sort_keys=False, width=100
+    )
+    body = doc.body.strip("\n")
+    return f"{DELIMITER}\n{front}{DELIMITER}\n" + (f"\n{body}\n" if body else "")
+
+
+def seal(job: Job) -> None:
+    """Serialize, encrypt to the access rule's readers, write atomically (temp + rename)."""
+    import pyrage
+
+    from talkbook.crypto import parse_recipient
+
+    rel, kind, meta, body = job
+    ws = _SHARED["ws"]
+    keys = tuple(ws.recipients(kind, meta))
+    if keys not in _PARSED:
+        _PARSED[keys] = [parse_recipient(k) for k in keys]
+    data = pyrage.encrypt(document_text(Document(meta, body)).encode("utf-8"), _PARSED[keys])
+    path = ws.root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+def draft(job: tuple[dict[str, Any], dict[str, Any]]) -> tuple[dict[str, Any], str]:
+    """A new plan from the profile as it stood when it was drafted: `talkbook plan`'s builder."""
+    profile, inputs = job
+    doc = builders.plan_document(_SHARED["app"], profile, **inputs)
+    return doc.meta, doc.body
+
+
+class Pool:
+    """Forked processes, one per core (or this process alone when there is one core)."""
+
+    def __init__(self, app: Any) -> None:
+        app.ensure_trust()  # once, here: the forked processes inherit a trusted App
+        _SHARED.clear()
+        _SHARED.update(ws=app.workspace, app=app)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        self.pool = None
+        if cores > 1 and "fork" in multiprocessing.get_all_start_methods():
+            self.pool = multiprocessing.get_context("fork").Pool(cores)
+
+    def map(self, work: Callable[[Any], Any], jobs: list[Any]) -> list[Any]:
+        if self.pool is None or len(jobs) < 8:
+            return [work(job) for job in jobs]
+        return self.pool.map(work, jobs, chunksize=max(1, min(64, len(jobs) // 32)))
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+            self.pool.join()
+
+
+def commit(root: Path, rels: Iterable[str], message: str, app: Any, who: str) -> None:
+    """Stage these paths and commit the index, signed by `who` (whose App this is)."""
+    author = app.author(app.workspace.person(who))
+    options, env = app.signer().git_options()
+    env = {**os.environ, **env, **gittrail._identity_env(author)}
+    listed = "".join(f"{rel}\n" for rel in rels).encode("utf-8")
+    for args, given in (
+        (["add", "--pathspec-from-file=-", "--"], listed),
+        ([*options, "commit", "-S", "--no-verify", "--quiet", "-m", message], b""),
+    ):
+        done = subprocess.run(["git", *args], cwd=root, input=given, env=env, capture_output=True)
+        if done.returncode != 0:
+            last = (done.stderr.decode("utf-8", "replace").strip().splitlines() or ["?"])[-1]
+            raise TalkbookError(f"git {args[0]} failed: {last}")
+
+
+def quiet_git(root: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True)
