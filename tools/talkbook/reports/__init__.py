@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,7 +84,7 @@ class Reports:
             as_of=day,
             since=since,
             until=until,
-            created=created_dates(app),
+            created=functools.cache(lambda: created_dates(app)),
             within=options.within if options.within is not None else 30,
         )
         self.redactor = self._redactor() if options.redact else None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +37,8 @@ class Context:
     as_of: dt.date
     since: dt.date
     until: dt.date
-    created: dict[str, dt.date]  # when each profile was added (due's cadence clock)
+    created: Callable[[], dict[str, dt.date]]  # when each profile was added (due's cadence
+    # clock): asked for only by `due`, since it reads the git history
     within: int = obligations.DEFAULT_HORIZON_DAYS
 
 
@@ -162,7 +164,7 @@ def coverage(ctx: Context) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- due
 def due(ctx: Context) -> dict[str, Any]:
-    found = obligations.due(ctx.ws, ctx.catalog, ctx.as_of, ctx.created, ctx.within)
+    found = obligations.due(ctx.ws, ctx.catalog, ctx.as_of, ctx.created(), ctx.within)
     rows = []
     for owed in found:
         row = owed.as_dict(ctx.as_of, ctx.catalog)
