@@ -165,14 +165,14 @@ def test_usage_errors_are_translated_too(workspace, speak):
     assert "No such command" not in result.stderr
 
 
-@pytest.mark.parametrize("hostile", ["x{0}%s{name}", "{}%(x)s", "{__class__}"])
-def test_data_is_never_a_format_string(workspace, speak, hostile):
-    for lang in ("zh-CN", "en"):
-        speak(TALKBOOK_LANG=lang)
-        result = workspace.as_("P-01", "cat", hostile)
-        assert result.exit_code == 2, result.stderr
-        assert hostile in result.stderr
-        assert "Traceback" not in result.stderr and "unexpected" not in result.stderr
+def test_data_is_never_a_format_string(workspace, speak):
+    for hostile in ("x{0}%s{name}", "{}%(x)s", "{__class__}", "T-{0}"):
+        for lang in ("zh-CN", "en"):
+            speak(TALKBOOK_LANG=lang)
+            result = workspace.as_("P-01", "cat", hostile)
+            assert result.exit_code == 2, result.stderr
+            assert hostile in result.stderr
+            assert "Traceback" not in result.stderr and "unexpected" not in result.stderr
 
 
 def test_the_workspace_is_found_as_commands_find_it(workspace, speak, monkeypatch):
