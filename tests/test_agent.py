@@ -3,6 +3,7 @@ working session, used by commands and by git's diff driver, and forgotten on loc
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -293,7 +294,7 @@ def test_agent_is_bound_to_one_key(runtime: Path, asked: Asked, protected: Prote
     other = crypto.generate_key_file(protected.key.with_name("other.txt"))
     sock = agentwire.connect()
     assert sock is not None
-    with sock:
+    with contextlib.closing(sock):
         header, body = agentwire.request(sock, {"op": "decrypt", "key": other}, b"x")
     assert header["ok"] is False and header["error"] == "other-key" and body == b""
     assert agent.AgentClient.reach(protected.key, other) is None
@@ -304,10 +305,13 @@ def test_hostile_frames_are_refused(runtime: Path, asked: Asked, protected: Prot
     for junk in (b"\xff\xff\xff\xff", b"\0\0\0\x03[1]\0\0\0\0", b"\0\0\0\x02{}\0\0\0\0"):
         sock = agentwire.connect()
         assert sock is not None
-        with sock:
-            sock.sendall(junk)
-            sock.shutdown(socket.SHUT_WR)
-            reply = sock.recv(4096)
+        with contextlib.closing(sock):
+            try:
+                sock.sendall(junk)
+                sock.shutdown(socket.SHUT_WR)
+                reply = sock.recv(4096)
+            except (BrokenPipeError, ConnectionResetError):
+                reply = b""  # the agent hung up: the right answer to junk
         assert b"PRIVATE" not in reply
     assert agent.AgentClient.reach(protected.key, protected.public) is not None  # still serving
 
@@ -354,3 +358,42 @@ def test_another_uid_gets_no_answer(runtime: Path, asked: Asked, protected: Prot
     for folder in (runtime.parent, runtime):
         os.chmod(folder, 0o700)
     assert reads(protected) and asked.count == 1  # and the agent serves its own user still
+
+
+def test_driver_through_the_agent_stays_light(
+    runtime: Path, asked: Asked, protected: Protected
+) -> None:
+    from talkbook import textconv
+
+    assert protected.run("unlock").exit_code == 0
+    python, *rest = textconv.driver_argv()
+    env = {**os.environ, "TALKBOOK_IDENTITY": str(protected.key)}
+    shown = subprocess.run(
+        [python, "-X", "importtime", *rest, str(protected.sealed)], capture_output=True, env=env
+    )
+    assert shown.returncode == 0 and "name: 张伟".encode() in shown.stdout
+    loaded = {
+        line.split("|")[-1].strip()
+        for line in shown.stderr.decode().splitlines()
+        if line.startswith("import time:")
+    }
+    assert "talkbook.agentwire" in loaded
+    assert not loaded & {"json", "socket", "re", "click", "yaml", "git", "talkbook.crypto"}
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"op": "decrypt", "key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPE+/="},
+        {"ok": True},
+        {"ok": False, "error": "other-key", "message": 'a "quoted" \\ line 谈话'},
+        {"path": "/tmp/密钥.txt", "timeout": 0.5},
+    ],
+)
+def test_headers_are_json(header: dict) -> None:
+    import json
+
+    framed = agentwire.pack(header, "正文".encode())
+    assert agentwire.unpack(framed) == (header, "正文".encode())
+    head = framed[4 : 4 + int.from_bytes(framed[:4], "big")]
+    assert json.loads(head) == header

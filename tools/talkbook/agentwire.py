@@ -1,7 +1,10 @@
 """The talkbook agent's wire: where its socket lives, and one request over it.
 
-Light on purpose (os, socket, struct, json; nothing of talkbook.crypto): the textconv driver
-imports it once per file version, and the agent itself (crypto/agent.py) speaks through it.
+Light on purpose (os, stat, struct and the C socket module; json only when a header is not
+the plain kind; nothing of talkbook.crypto): the textconv driver imports it once per file
+version, and the agent itself (crypto/agent.py) speaks through it. The plain headers (string
+values without quotes or backslashes, and the agent's {"ok": true}) are written and recognized
+without the json module, whose import (it loads `re`) would double the driver's start-up.
 
 Protocol: a message is two frames, each a 4-byte big-endian length and that many bytes: a JSON
 object (the header), then a body of raw bytes (often empty). The client sends a request, the
@@ -25,10 +28,8 @@ bounded (MAX_FRAME), so a peer cannot make the other end allocate without limit.
 
 from __future__ import annotations
 
-import contextlib
-import json
+import _socket
 import os
-import socket
 import stat
 import struct
 
@@ -37,6 +38,8 @@ SOCKET_NAME = "agent.sock"
 MAX_FRAME = 256 * 1024 * 1024  # a workspace file is kilobytes; this only bounds a hostile peer
 _LENGTH = struct.Struct(">I")
 _UCRED = struct.Struct("3i")  # pid, uid, gid
+# _socket.socket: the C type, which socket.socket extends; the socket module loads enum too.
+_OK = b'{"ok": true}'  # json.dumps({"ok": True}): the agent's usual answer
 
 
 class WireError(Exception):
@@ -66,8 +69,10 @@ def private_folder(create: bool = False) -> str | None:
     does not exist. Raises WireError for a folder someone else could reach or planted."""
     path = folder()
     if create:
-        with contextlib.suppress(FileExistsError):
+        try:  # noqa: SIM105 (contextlib costs the driver's start-up)
             os.mkdir(path, 0o700)
+        except FileExistsError:
+            pass
     try:
         info = os.lstat(path)
     except FileNotFoundError:
@@ -77,13 +82,13 @@ def private_folder(create: bool = False) -> str | None:
     return path
 
 
-def peer_uid(sock: socket.socket) -> int:
+def peer_uid(sock: _socket.socket) -> int:
     """The uid of the process at the other end of a connected unix socket (SO_PEERCRED)."""
-    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
+    creds = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, _UCRED.size)
     return _UCRED.unpack(creds)[1]
 
 
-def same_user(sock: socket.socket) -> bool:
+def same_user(sock: _socket.socket) -> bool:
     try:
         return peer_uid(sock) == os.getuid()
     except OSError:
@@ -92,7 +97,7 @@ def same_user(sock: socket.socket) -> bool:
 
 def pack(header: dict, body: bytes = b"") -> bytes:
     """One message as bytes: the header frame, then the body frame."""
-    head = json.dumps(header, ensure_ascii=True).encode("ascii")
+    head = _encode(header)
     return _LENGTH.pack(len(head)) + head + _LENGTH.pack(len(body)) + body
 
 
@@ -110,7 +115,30 @@ def unpack(data: bytes) -> tuple[dict, bytes]:
     return _header(frames[0]), frames[1]
 
 
+def _plain(value: object) -> bool:
+    return (
+        isinstance(value, str)
+        and value.isascii()
+        and value.isprintable()
+        and ('"' not in value and "\\" not in value)
+    )
+
+
+def _encode(header: dict) -> bytes:
+    """JSON of the header; by hand for plain strings (the same bytes json.dumps would give)."""
+    if all(_plain(key) and _plain(value) for key, value in header.items()):
+        fields = ", ".join(f'"{key}": "{value}"' for key, value in header.items())
+        return ("{" + fields + "}").encode("ascii")
+    import json
+
+    return json.dumps(header, ensure_ascii=True).encode("ascii")
+
+
 def _header(frame: bytes) -> dict:
+    if frame == _OK:
+        return {"ok": True}
+    import json
+
     try:
         header = json.loads(frame)
     except (UnicodeDecodeError, ValueError):
@@ -120,11 +148,11 @@ def _header(frame: bytes) -> dict:
     return header
 
 
-def send(sock: socket.socket, header: dict, body: bytes = b"") -> None:
+def send(sock: _socket.socket, header: dict, body: bytes = b"") -> None:
     sock.sendall(pack(header, body))
 
 
-def _exactly(sock: socket.socket, size: int) -> bytes:
+def _exactly(sock: _socket.socket, size: int) -> bytes:
     buffer = bytearray(size)
     view = memoryview(buffer)
     got = 0
@@ -136,14 +164,14 @@ def _exactly(sock: socket.socket, size: int) -> bytes:
     return bytes(buffer)
 
 
-def _frame(sock: socket.socket) -> bytes:
+def _frame(sock: _socket.socket) -> bytes:
     (size,) = _LENGTH.unpack(_exactly(sock, _LENGTH.size))
     if size > MAX_FRAME:
         raise WireError("frame too large")
     return _exactly(sock, size)
 
 
-def receive(sock: socket.socket) -> tuple[dict, bytes]:
+def receive(sock: _socket.socket) -> tuple[dict, bytes]:
     """One message: (header, body). WireError for anything malformed."""
     header = _header(_frame(sock))
     return header, _frame(sock)
@@ -159,13 +187,13 @@ def remove_stale(path: str) -> None:
         pass
 
 
-def connect(timeout: float = 30.0) -> socket.socket | None:
+def connect(timeout: float = 30.0) -> _socket.socket | None:
     """A connection to this user's running agent; None if there is none (a stale socket is
     removed on the way). Raises WireError if the folder is unsafe."""
     if private_folder() is None:
         return None
     path = socket_path()
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
         sock.connect(path)
@@ -182,7 +210,7 @@ def connect(timeout: float = 30.0) -> socket.socket | None:
     return sock
 
 
-def request(sock: socket.socket, header: dict, body: bytes = b"") -> tuple[dict, bytes]:
+def request(sock: _socket.socket, header: dict, body: bytes = b"") -> tuple[dict, bytes]:
     try:
         send(sock, header, body)
         return receive(sock)

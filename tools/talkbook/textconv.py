@@ -127,9 +127,11 @@ def _through_agent(data: bytes, public: str) -> bytes:
         sock = agentwire.connect()
         if sock is None:
             raise Locked
-        with sock:
+        try:
             key = " ".join(public.split()[:2])
             header, plaintext = agentwire.request(sock, {"op": "decrypt", "key": key}, data)
+        finally:
+            sock.close()
     except agentwire.WireError:
         raise Locked from None
     if header.get("ok") is True:
