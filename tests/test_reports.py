@@ -408,6 +408,8 @@ def test_unknown_report_is_one_line_exit_2(world: World) -> None:
     assert "coverage" in line and "张伟" not in line
     one_line_error(world.report())  # neither a name nor --all
     one_line_error(world.report("coverage", "--all"))
+    one_line_error(world.report("speakers", "--since", "2026-05-01", "--until", "2026-04-01"))
+    one_line_error(world.report("speakers", "--since", "五月"))
 
 
 HOSTILE = [

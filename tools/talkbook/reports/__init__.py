@@ -70,14 +70,14 @@ class Reports:
         from talkbook.reports.data import Context
         from talkbook.views import created_dates
 
-        app.ensure_trust()  # settings and templates from a verified revision
-        self.ws = app.workspace
-        catalog = load(app)
         day = options.as_of or app.today()
         since = options.since or day.replace(month=1, day=1)
         until = options.until or day
         if since > until:
             raise TalkbookError(_("--since is after --until"))
+        app.ensure_trust()  # settings and templates from a verified revision
+        self.ws = app.workspace
+        catalog = load(app)
         self.context = Context(
             ws=self.ws,
             catalog=catalog,

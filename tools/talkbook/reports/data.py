@@ -198,7 +198,7 @@ def speakers(ctx: Context) -> dict[str, Any]:
     methods: dict[str, Counter[str]] = defaultdict(Counter)
     occasions: dict[str, Counter[str]] = defaultdict(Counter)
     for person in ctx.ws.with_role("speaker"):
-        methods[person.id]  # noqa: B018  (a speaker with no talk is a row too)
+        methods.setdefault(person.id, Counter())  # a speaker with no talk is a row too
     for talk_id, record, _day in _held_in_range(ctx):
         speaker = str(record.meta.get("speaker"))
         methods[speaker][_method_of(ctx, talk_id, record) or "unknown"] += 1
