@@ -128,9 +128,21 @@ def _wrap_by_display_width(
     import unicodedata
 
     columns = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
-    if columns > len(text):
-        width = max(24, width * len(text) // columns)
-    return _click_wrap_text(text, width, initial_indent, subsequent_indent, preserve_paragraphs)
+    if columns <= len(text):
+        return _click_wrap_text(text, width, initial_indent, subsequent_indent, preserve_paragraphs)
+    width = max(24, width * len(text) // columns)
+    lines = _click_wrap_text(
+        text, width, initial_indent, subsequent_indent, preserve_paragraphs
+    ).split("\n")
+    for i in range(1, len(lines)):  # no line starts with a closing mark: it joins the line above
+        body = lines[i].lstrip(" ")
+        if body[:1] in _CLOSING and lines[i - 1].strip():
+            lines[i - 1] += body[0]
+            lines[i] = lines[i][: len(lines[i]) - len(body)] + body[1:]
+    return "\n".join(line for line in lines if line.strip() or not line)
+
+
+_CLOSING = set("。，、；：！？）》」』】")
 
 
 _click_wrap_text = click.formatting.wrap_text
