@@ -318,9 +318,10 @@ def test_a_table_exactly(world: World) -> None:
     approved, draft = world.talks["approved"], world.talks["draft"]
     lina = world.cadres["lina"]
     rows = {r["id"]: r for r in listed(world, "P-01", "talks", "--cadre", lina)}
-    method = {"direct_questions": "Direct questions", "open_conversation": "Open conversation",
-              "consultation": "Consultation"}  # fmt: skip
-    a, d = method[rows[approved]["method"]], method[rows[draft]["method"]]
+    a, d = (
+        rows[approved]["method"],
+        rows[draft]["method"],
+    )  # in English a method's label is its code
     width = max(len(a), len(d), len("method"))
     expected = "\n".join(
         [
@@ -495,3 +496,23 @@ def test_an_ambiguous_name_lists_the_ids(world: World) -> None:
     message = one_error(world.as_("P-01", "show", "张伟"))
     assert world.cadres["zhang"] in message and world.cadres["zhang2"] in message
     assert "张伟" not in message
+
+
+def test_a_table_in_chinese(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Headers, statuses and methods in the reader's language; the columns still line up."""
+    from talkbook import i18n
+
+    monkeypatch.setenv("TALKBOOK_LANG", "zh-CN")
+    result = ok(world.as_("P-01", "list", "talks", "--status", "held"))
+    try:
+        i18n.use("zh-CN")
+        names = ["id", "cadre", "name", "speaker", "at", "status", "occasion", "method"]
+        headers = [i18n._(name) for name in names]
+        held = i18n.label("status", "held")
+    finally:
+        i18n.use("en")
+    header, rule, row = result.stdout.splitlines()
+    assert header.split() == headers
+    assert row.split()[2:6] == ["张伟", "李明", "2026-03-10", "09:30"]
+    assert held in row.split() and "岗位变动" in row.split()
+    assert len(rule.split()) == len(headers)

@@ -14,7 +14,7 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
-from talkbook import gittrail, obligations
+from talkbook import gittrail, i18n, obligations
 from talkbook.app import App
 from talkbook.catalog import Catalog, load
 from talkbook.i18n import _
@@ -56,27 +56,16 @@ def table_text(
 
 
 def status_label(code: Any) -> str:
-    """A plan's status in the reader's language (the code when it is not one of ours)."""
-    labels = {
-        "draft": _("draft"),
-        "submitted": _("submitted"),
-        "approved": _("approved"),
-        "rejected": _("rejected"),
-        "postponed": _("postponed"),
-        "cancelled": _("cancelled"),
-        "held": _("held"),
-    }
-    return labels.get(str(code), "" if code is None else str(code))
+    """A plan's status in the reader's language (i18n.label; an unknown code as itself)."""
+    return "" if code is None else i18n.label("status", str(code))
 
 
 STATUSES = ("draft", "submitted", "approved", "rejected", "postponed", "cancelled", "held")
 
 
 def method_label(code: Any) -> str:
-    """A talk method in the reader's language (names.py keeps the methods' labels)."""
-    from talkbook.names import method_label as label
-
-    return "" if code is None else label(str(code))
+    """A talk method in the reader's language (i18n.label; an unknown code as itself)."""
+    return "" if code is None else i18n.label("method", str(code))
 
 
 def when_text(value: Any) -> str:
