@@ -456,3 +456,23 @@ def test_english_and_chinese_headings(world: World) -> None:
     assert en["followups"].startswith("# Follow-ups open and overdue")
     assert '<html lang="en">' in html and "Occasions per month" in html
     assert form.startswith("# Talk record form") and "Cadre (signature)" in form
+
+
+# -- make targets ---------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "target, command", [("report", "report --all"), ("due", "due"), ("validate", "validate")]
+)
+def test_make_targets_take_the_workspace(target: str, command: str) -> None:
+    import shutil
+    import subprocess
+
+    if shutil.which("make") is None:
+        pytest.skip("make not installed")
+    repo = Path(__file__).resolve().parents[1]
+    dry = subprocess.run(
+        ["make", "-n", "-o", ".venv/.installed", "-C", str(repo), target,
+         "WORKSPACE=/srv/谈话", "IDENTITY=/keys/P-01.txt"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    expected = f".venv/bin/talkbook --workspace /srv/谈话 --identity /keys/P-01.txt {command}"
+    assert expected in dry.splitlines()
