@@ -54,14 +54,32 @@ EXCLUDE_LINE = "/.talkbook/"
 LABEL = b"talkbook index key"
 
 
-@dataclass
 class Entry:
     """One file as the index knows it: its fingerprint, the hash of its bytes, and what
-    reading it gave (the front matter only)."""
+    reading it gave (front matter only), kept in the JSON shape it is saved in:
+    [state, kind, meta, findings, message, reason] — a warm load builds nothing more from it
+    than the items it hands out."""
 
-    fingerprint: list[int] | None
-    digest: str
-    reading: loader.Reading
+    __slots__ = ("fingerprint", "digest", "raw")
+
+    def __init__(self, fingerprint: list[int] | None, digest: str, raw: list[Any]) -> None:
+        self.fingerprint, self.digest, self.raw = fingerprint, digest, raw
+
+    @classmethod
+    def of(cls, fingerprint: list[int] | None, digest: str, r: loader.Reading) -> Entry:
+        findings = [[f.line, f.field, f.message] for f in r.findings]
+        meta = r.doc.meta if r.doc is not None else None
+        return cls(fingerprint, digest, [r.state, r.kind, meta, findings, r.message, r.reason])
+
+    @property
+    def state(self) -> str:
+        return self.raw[0]
+
+    def reading(self, rel: str) -> loader.Reading:
+        state, kind, meta, findings, message, reason = self.raw
+        found = tuple(Finding(rel, line, name, text) for line, name, text in findings)
+        doc = Document(meta, "", rel) if meta is not None else None
+        return loader.Reading(rel, kind, state, doc, None, found, message, reason)
 
 
 @dataclass
@@ -82,8 +100,14 @@ def catalog(app, paths: list[Path] | None = None) -> loader.Catalog:
     wanted = None if paths is None else {ws.relative(p) for p in paths}
     result = loader.Catalog()
     for rel, entry in sorted(summary.entries.items()):
-        if wanted is None or rel in wanted:
-            loader.add_reading(result, entry.reading, functools.partial(_text, app, rel))
+        if wanted is not None and rel not in wanted:
+            continue
+        fetch = functools.partial(_text, app, rel)
+        state, kind, meta = entry.raw[:3]
+        if state == loader.OK:
+            result.add(loader.Item(kind, rel, meta=meta, fetch=fetch))
+        else:
+            loader.add_reading(result, entry.reading(rel), fetch)
     for rel in sorted((wanted or set()) - set(summary.entries)):  # not under cadres/ or talks/
         for pair in loader.working_tree(ws, [ws.root / rel]):
             loader.add_reading(result, loader.read(app.keyring, *pair), None)
@@ -119,15 +143,15 @@ def refresh(app) -> Summary:
         data = folders.read(path)
         digest = hashlib.sha256(data).hexdigest()
         if old is not None and old.digest == digest:
-            fresh[rel] = Entry(fingerprint, digest, old.reading)
+            fresh[rel] = Entry(fingerprint, digest, old.raw)
         else:
             todo.append((rel, data, fingerprint, digest))
     done = loader.readings(keyring, [(rel, data) for rel, data, _, _ in todo], keep_text=False)
     for (rel, _, fingerprint, digest), reading in zip(todo, done, strict=True):
-        fresh[rel] = Entry(fingerprint, digest, reading)
+        fresh[rel] = Entry.of(fingerprint, digest, reading)
     summary.files, summary.decrypted = len(fresh), len(todo)
     summary.cached = summary.files - summary.decrypted
-    summary.unreadable = sum(e.reading.state == loader.UNREADABLE for e in fresh.values())
+    summary.unreadable = sum(e.state == loader.UNREADABLE for e in fresh.values())
     summary.entries = fresh
     if store is not None and (rebuilt or _changed(known, fresh)):
         store.save(fresh)
@@ -302,7 +326,7 @@ class Store:
                 return {}, "outdated"
             if content.get("root") != self.anchor:
                 return {}, "foreign"
-            return {rel: _entry(rel, raw) for rel, raw in content["entries"].items()}, ""
+            return {rel: _entry(raw) for rel, raw in content["entries"].items()}, ""
         except (ValueError, TypeError, KeyError, AttributeError):
             return {}, "damaged"
 
@@ -383,29 +407,29 @@ def _exclude(root: Path) -> None:
 
 # -- entries as JSON ---------------------------------------------------------------------------
 def _raw(entry: Entry) -> list[Any]:
-    r = entry.reading
-    findings = [[f.line, f.field, f.message] for f in r.findings]
-    meta = r.doc.meta if r.doc is not None else None
-    return [entry.fingerprint, entry.digest, r.state, r.kind, meta, findings, r.message, r.reason]
+    return [entry.fingerprint, entry.digest, *entry.raw]
 
 
-def _entry(rel: str, raw: Any) -> Entry:
-    """An entry back from JSON; TypeError/ValueError for anything not of the shape written."""
+def _entry(raw: Any) -> Entry:
+    """An entry back from JSON; ValueError/TypeError for anything not of the shape written
+    (the HMAC says who wrote it; this says it is of a shape logic can use)."""
     fingerprint, digest, state, kind, meta, findings, message, reason = raw
     if fingerprint is not None and not (
-        isinstance(fingerprint, list) and len(fingerprint) == 4
+        type(fingerprint) is list and len(fingerprint) == 4
         and all(type(n) is int for n in fingerprint)
     ):  # fmt: skip
         raise ValueError("fingerprint")
-    if not isinstance(digest, str) or state not in loader.STATES or not isinstance(kind, str):
+    if type(digest) is not str or state not in loader.STATES or type(kind) is not str:
         raise ValueError("entry")
-    if not (meta is None or isinstance(meta, dict)) or (state in (loader.OK, loader.UNFIT)) != (
-        meta is not None
+    if (
+        (type(meta) is dict) != (state in (loader.OK, loader.UNFIT))
+        or meta is not None
+        and type(meta) is not dict
     ):
         raise ValueError("meta")
-    if not (isinstance(message, str) and isinstance(reason, str)):
+    if type(message) is not str or type(reason) is not str or type(findings) is not list:
         raise ValueError("message")
-    found = tuple(Finding(rel, int(line), str(name), str(text)) for line, name, text in findings)
-    doc = Document(meta, "", rel) if meta is not None else None
-    reading = loader.Reading(rel, kind, state, doc, None, found, message, reason)
-    return Entry(fingerprint, digest, reading)
+    for line, name, text in findings:
+        if type(line) is not int or type(name) is not str or type(text) is not str:
+            raise ValueError("finding")
+    return Entry(fingerprint, digest, raw[2:])
