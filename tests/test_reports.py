@@ -202,6 +202,11 @@ def test_all_writes_every_report_owner_only(world: World) -> None:
             assert data.decode("utf-8").startswith("# ")
 
 
+def test_all_in_one_format(world: World) -> None:
+    written = ok(world.report("--all", "--format", "csv")).stdout.split()
+    assert written == [f"build/reports/{name}.csv" for name in NAMES]
+
+
 SVG_NS = 'xmlns="http://www.w3.org/2000/svg"'
 EXTERNAL = re.compile(r"<(script|img|link|iframe|object|embed)\b|url\(|@import", re.IGNORECASE)
 

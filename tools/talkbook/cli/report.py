@@ -28,7 +28,9 @@ def _format(fmt: str | None, out: str | None) -> str:
 @cli.command()
 @click.argument("name", required=False, metavar="NAME")
 @click.argument("talk", required=False, metavar="[T-…]")
-@click.option("--all", "everything", is_flag=True, help="Every report in every format.")
+@click.option(
+    "--all", "everything", is_flag=True, help="Every report, in every format (or in --format's)."
+)
 @click.option(
     "--format",
     "fmt",
@@ -73,7 +75,7 @@ def report(
              talkbook report form T-k3x9p2 --format html
              talkbook report --all --redact
     """
-    from talkbook.reports import FORM, Options, Reports, check_name
+    from talkbook.reports import FORM, FORMATS, Options, Reports, check_name
 
     if everything == bool(name):
         raise TalkbookError(_("name one report, or --all"))
@@ -85,7 +87,7 @@ def report(
     options = Options(parse_date(as_of), parse_date(since), parse_date(until), within, redact)
     reports = Reports(app, options)
     if everything:
-        _write_all(app, reports, out)
+        _write_all(app, reports, out, (fmt,) if fmt else FORMATS)
     else:
         assert name is not None
         _write_one(app, reports, name, chosen, talk, out)
@@ -109,13 +111,13 @@ def _write_one(app: App, reports, name: str, fmt: str, talk: str | None, out: st
     click.echo(_shown(root, path))
 
 
-def _write_all(app: App, reports, out: str | None) -> None:
+def _write_all(app: App, reports, out: str | None, formats: tuple[str, ...]) -> None:
     from talkbook.reports import output
 
     root = app.workspace.root
     if out:
         raise TalkbookError(_("--all writes to build/reports/; --out is for one report"))
-    for path in reports.write_all(output.reports_folder(root)):
+    for path in reports.write_all(output.reports_folder(root), formats):
         click.echo(_shown(root, path))
 
 

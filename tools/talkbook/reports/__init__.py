@@ -129,15 +129,15 @@ class Reports:
         check_name(name, fmt)
         return render(self.ws, name, fmt, self.data(name, talk), self.page, self.redactor)
 
-    def write_all(self, folder: Path) -> list[Path]:
-        """Every report (the form is per talk: not among them) in every format."""
+    def write_all(self, folder: Path, formats: tuple[str, ...] = FORMATS) -> list[Path]:
+        """Every report (the form is per talk: not among them) in every format asked for."""
         from talkbook.reports.output import write
         from talkbook.reports.render import render
 
         written = []
         for name in NAMES:
             values = self.data(name)
-            for fmt in FORMATS:
+            for fmt in formats:
                 text = render(self.ws, name, fmt, values, self.page, self.redactor)
                 written.append(write(folder, f"{name}.{fmt}", text, self.ws.root))
         return written
