@@ -24,8 +24,8 @@ from talkbook.catalog import Catalog, Item, load
 from talkbook.errors import TalkbookError
 from talkbook.i18n import _
 from talkbook.rules import as_list
-from talkbook.views import STATUSES, skipped_note, status_label, talk_status
-from talkbook.workspace import Workspace
+from talkbook.views import STATUSES, skipped_note, staff_names, status_label, talk_status
+from talkbook.workspace import id_of_rel
 
 UNSEARCHED = frozenset({"private"})  # kept out of briefs, listings and searches alike
 
@@ -143,9 +143,11 @@ def talk_row(app: App, catalog: Catalog, talk_id: str, plan: Item) -> dict[str, 
     }
 
 
-def _talk_matches(ws: Workspace, catalog: Catalog, row: dict[str, Any], wanted: Filters) -> bool:
+def _talk_matches(
+    staff: dict[str, str], catalog: Catalog, row: dict[str, Any], wanted: Filters
+) -> bool:
+    """Whether a talk's row passes every filter; `staff` names the people (talkbook.toml)."""
     record = catalog.records.get(row["id"])
-    people = [ws.people[p].name for p in (row["speaker"], row["recorder"]) if p in ws.people]
     plain = {
         "status": row["status"],
         "occasion": row["occasion"],
@@ -161,6 +163,9 @@ def _talk_matches(ws: Workspace, catalog: Catalog, row: dict[str, Any], wanted: 
         return False
     if not _in_range(str(row["held_at"] or row["at"] or ""), wanted):
         return False
+    if wanted.text is None:
+        return True
+    people = [staff[p] for p in (row["speaker"], row["recorder"]) if p in staff]
     texts = [
         *strings(catalog.plans[row["id"]].meta),
         *(strings(record.meta) if record else []),
@@ -176,11 +181,11 @@ def talk_rows(app: App, **typed: Any) -> tuple[list[dict[str, Any]], list[str], 
     app.ensure_trust()  # the settings read here are verified ones
     catalog = load(app)
     wanted = parse_filters(app, catalog, **typed)
-    ws = app.workspace
+    staff = staff_names(app.workspace)
     rows = []
     for talk_id, plan in sorted(catalog.plans.items(), key=lambda kv: str(kv[1].meta.get("at"))):
         row = talk_row(app, catalog, talk_id, plan)
-        if _talk_matches(ws, catalog, row, wanted):
+        if _talk_matches(staff, catalog, row, wanted):
             rows.append(row)
     return rows, skipped_note(catalog), wanted.given()
 
@@ -189,7 +194,7 @@ def talk_rows(app: App, **typed: Any) -> tuple[list[dict[str, Any]], list[str], 
 def _last_talk(catalog: Catalog, app: App, plans: list[Item]) -> str | None:
     days = []
     for plan in plans:
-        talk_id = str(plan.meta.get("id"))
+        talk_id = id_of_rel(plan.rel)
         record = catalog.records.get(talk_id)
         if record is not None:
             days.append(str(record.meta.get("held_at", ""))[:10])
@@ -230,9 +235,8 @@ def _cadre_matches(
         return False
     if wanted.status or wanted.talk_type or wanted.speaker:  # a talk of theirs that matches
         talk_wanted = Filters(wanted.status, None, wanted.talk_type, wanted.speaker)
-        ws = app.workspace
-        talks = [talk_row(app, catalog, str(p.meta.get("id")), p) for p in plans]
-        if not any(_talk_matches(ws, catalog, talk, talk_wanted) for talk in talks):
+        talks = [talk_row(app, catalog, id_of_rel(p.rel), p) for p in plans]
+        if not any(_talk_matches({}, catalog, talk, talk_wanted) for talk in talks):
             return False
     return _mentions(wanted.text, strings(meta, UNSEARCHED))
 

@@ -75,12 +75,19 @@ def when_text(value: Any) -> str:
 
 def person_name(ws: Workspace, pid: Any) -> str:
     """A person of the workspace by name (talkbook.toml is plaintext); the id otherwise."""
-    person = ws.people.get(str(pid)) if pid else None
-    return person.name if person else ("" if pid is None else str(pid))
+    return staff_names(ws).get(str(pid), "" if pid is None else str(pid))
 
 
-def display_row(ws: Workspace, row: dict[str, Any]) -> dict[str, Any]:
+def staff_names(ws: Workspace) -> dict[str, str]:
+    """Every person's name by id, read once for a whole listing."""
+    return {pid: person.name for pid, person in ws.people.items()}
+
+
+def display_row(
+    ws: Workspace, row: dict[str, Any], staff: dict[str, str] | None = None
+) -> dict[str, Any]:
     """A row of codes as a table shows it: labels in the reader's language, names of staff."""
+    staff = staff_names(ws) if staff is None else staff
     shown = dict(row)
     if "status" in row:
         shown["status"] = status_label(row["status"])
@@ -91,8 +98,8 @@ def display_row(ws: Workspace, row: dict[str, Any]) -> dict[str, Any]:
     if "talk_type" in row:
         shown["talk_type"] = ws.label("talk_types", row["talk_type"])
     for key in ("speaker", "recorder"):
-        if key in row:
-            shown[key] = person_name(ws, row[key])
+        if row.get(key) is not None:
+            shown[key] = staff.get(str(row[key]), str(row[key]))
     for key in ("at", "held_at"):
         if key in row:
             shown[key] = when_text(row[key])

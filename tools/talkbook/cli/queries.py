@@ -52,9 +52,10 @@ def _print(app: App, rows: list[dict[str, Any]], columns: list[str], table: list
         writer.writerows(rows)
         click.echo(buffer.getvalue(), nl=False)
     else:
-        from talkbook.views import display_row, table_text
+        from talkbook.views import display_row, staff_names, table_text
 
-        shown = [display_row(app.workspace, row) for row in rows]
+        staff = staff_names(app.workspace)
+        shown = [display_row(app.workspace, row, staff) for row in rows]
         click.echo(table_text(shown, table, _headers(table), empty=None))
 
 
