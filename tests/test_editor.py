@@ -190,7 +190,7 @@ def test_failed_check_then_reopen_keeps_edits(
 
 def test_failed_check_then_abort(shm: Path, make_editor: Callable[..., list[str]]) -> None:
     editor = make_editor(_write_edited())
-    with pytest.raises(EditAborted, match=r"^aborted: schema violation$"):
+    with pytest.raises(EditAborted, match=r"^aborted: schema violation; the edit was discarded"):
         edit_privately(
             INITIAL,
             lambda text: "schema violation",

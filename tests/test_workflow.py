@@ -426,7 +426,8 @@ def test_history_followups_lists_and_show(
         ("王芳", f"plan {talk}: drafted"),
         ("李明", f"plan {talk}: submitted"),
         ("陈建国", f"plan {talk}: approved"),
-        ("李明", f"record {talk}: written"),
+        ("李明", f"record {talk}: written"),  # the plan, now held
+        ("李明", f"record {talk}: written"),  # the record
     ]
     assert [(line.split()[1], " ".join(line.split()[2:5])) for line in story] == expected
     assert "status" in story[2] and "decisions" in story[2]
