@@ -64,6 +64,7 @@ class Stage:
             XDG_CONFIG_HOME=str(self.home / ".config"),
             XDG_RUNTIME_DIR=str(self.runtime),
             TALKBOOK_NOW=now,
+            TALKBOOK_LANG="en",  # the messages asserted are English ones
             GIT_AUTHOR_NAME="tester",
             GIT_AUTHOR_EMAIL="tester@example.invalid",
             GIT_COMMITTER_NAME="tester",
