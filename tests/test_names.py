@@ -135,6 +135,9 @@ def test_edit_and_retire_take_a_name(workspace: Setup, people: dict[str, str], t
     assert meta(ws, cadre)["post"] == "局长"
     ok(ws.as_("P-01", "cadre", "retire", "司马建国", "--date", "2026-03-01"))
     assert str(meta(ws, cadre)["retired"]) == "2026-03-01"
+    assert ok(ws.as_("P-01", "cat", "司马建国")).stdout == ok(ws.as_("P-01", "cat", cadre)).stdout
+    story = ok(ws.as_("P-01", "history", "司马建国")).stdout
+    assert f"cadre {cadre}: retired" in story and "司马建国" not in story
     no_names_in_history(ws.root)
 
     # the queries helper resolves from a catalog already loaded; the same rules apply

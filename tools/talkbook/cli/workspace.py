@@ -307,7 +307,9 @@ def cat_command(app: App, ref: str) -> None:
     \b
     Example: talkbook cat T-k3x9p2/record
     """
-    data = app.cat(ref)
+    from talkbook.names import resolve_document
+
+    data = app.cat(ref if Path(ref).is_file() else resolve_document(app, ref))
     out = sys.stdout.buffer
     out.write(data)
     out.flush()
@@ -349,8 +351,9 @@ def history(app: App, ref: str, fmt: str) -> None:
     Example: talkbook history T-k3x9p2
     """
     from talkbook.history import story
+    from talkbook.names import resolve_document
 
-    steps = story(app, ref)
+    steps = story(app, resolve_document(app, ref))
     if fmt == "json":
         click.echo(json.dumps([s.as_dict() for s in steps], ensure_ascii=False, indent=2))
         return
