@@ -202,6 +202,14 @@ def test_all_writes_every_report_owner_only(world: World) -> None:
             assert data.decode("utf-8").startswith("# ")
 
 
+def test_a_reports_folder_opened_to_others_is_closed_again(world: World) -> None:
+    folder = world.ws.root / "build" / "reports"
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o755)
+    ok(world.report("approvals"))
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+
+
 def test_all_in_one_format(world: World) -> None:
     written = ok(world.report("--all", "--format", "csv")).stdout.split()
     assert written == [f"build/reports/{name}.csv" for name in NAMES]

@@ -1,11 +1,11 @@
 """Where reports go: `build/reports/` under the workspace root, or a file the user names.
 
 Contract: `reports_folder(root)` makes (or checks) `build/` and `build/reports/` as real
-folders, owner-only (0700), and returns the latter; `write(folder, name, data, root)` writes one
-report atomically (fsutil.atomic_write), created 0600 so it is never readable by others, not
-even while it is written. `write_out(root, path, data)` writes where `--out` says, refusing a
-path inside the workspace anywhere but under `build/`: a report is plaintext, and the rest of
-the tree is committed.
+folders of this user, each made owner-only (0700), `build/reports/` kept so, and returns it;
+`write(folder, name, data, root)` writes one report atomically (fsutil.atomic_write), created
+0600 so it is never readable by others, not even while it is written. `write_out(root, path,
+data)` writes where `--out` says, refusing a path inside the workspace anywhere but under
+`build/`: a report is plaintext, and the rest of the tree is committed.
 
 Security invariant: no report is written through a symlink inside the workspace (someone with
 push access could commit `build -> /tmp`), nor into a folder others can read.
@@ -44,8 +44,8 @@ def reports_folder(root: Path) -> Path:
             info = os.fstat(fd)
             if info.st_uid != os.getuid():
                 raise UnsafePath("/".join(FOLDER), "a folder owned by someone else")
-            if stat.S_IMODE(info.st_mode) != FOLDER_MODE:
-                os.fchmod(fd, FOLDER_MODE)
+            if part == FOLDER[-1] and stat.S_IMODE(info.st_mode) != FOLDER_MODE:
+                os.fchmod(fd, FOLDER_MODE)  # build/ may hold other things: made 0700, not changed
     finally:
         os.close(fd)
     return root.joinpath(*FOLDER)
