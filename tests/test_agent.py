@@ -397,3 +397,17 @@ def test_headers_are_json(header: dict) -> None:
     assert agentwire.unpack(framed) == (header, "正文".encode())
     head = framed[4 : 4 + int.from_bytes(framed[:4], "big")]
     assert json.loads(head) == header
+
+
+def test_a_connected_command_keeps_the_key(
+    runtime: Path, asked: Asked, protected: Protected, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A command waiting for its editor longer than the timeout can still sign afterwards."""
+    monkeypatch.setenv("TALKBOOK_AGENT_TIMEOUT", "0.3")
+    assert protected.run("unlock").exit_code == 0
+    client = agent.AgentClient.reach(protected.key, protected.public)
+    assert client is not None
+    time.sleep(1.5)  # five timeouts, connected all along
+    assert client.decrypt(protected.sealed.read_bytes()) == PROFILE_ZH.encode()
+    client.close()
+    assert wait_for(lambda: not (runtime / agentwire.SOCKET_NAME).exists())

@@ -13,11 +13,11 @@ exits when the agent does (it watches its parent), the key is added with a lifet
 (git's `key::` signing key). git's signing program speaks to ssh-agent already, so talkbook
 needs no signing protocol of its own.
 
-Lifetime: the agent exits after TALKBOOK_AGENT_TIMEOUT seconds without a request (default 900),
-on `talkbook lock` (op "stop"), on SIGTERM/SIGINT/SIGHUP, or when its socket is gone (nobody
-could reach it); it removes its socket and stops its ssh-agent on the way out.
-TALKBOOK_AGENT=0 turns the agent off (every command asks again).
-The wire protocol is documented in talkbook.agentwire.
+Lifetime: the agent exits after TALKBOOK_AGENT_TIMEOUT seconds without use (default 900; a
+command still connected, say one waiting for its editor, is use), on `talkbook lock` (op
+"stop"), on SIGTERM/SIGINT/SIGHUP, or when its socket is gone (nobody could reach it); it
+removes its socket and stops its ssh-agent on the way out. TALKBOOK_AGENT=0 turns the agent
+off (every command asks again). The wire protocol is documented in talkbook.agentwire.
 
 Security invariant: the opened key lives only in the agent's memory (and its ssh-agent's); it
 never reaches a file, an argument or an environment variable, and no client receives it. The
@@ -209,7 +209,7 @@ def unlock(path: Path, passphrase_prompt) -> str:
     if AgentClient.reach(path, public) is not None:
         return "already"
     idle_timeout()
-    start(path, Keyring.from_file(path, passphrase_prompt))
+    start(path, Keyring.from_file(path, passphrase_prompt)).close()
     return "started"
 
 
@@ -308,6 +308,13 @@ class Agent:
         self.last = time.monotonic()
         self.done = threading.Event()
         self._ssh_lock = threading.Lock()
+        self._open = 0  # connections of running commands: an editor may stay open for long
+        self._open_lock = threading.Lock()
+
+    def connected(self, change: int) -> None:
+        with self._open_lock:
+            self._open += change
+            self.last = time.monotonic()
 
     def answer(self, header: dict, body: bytes) -> tuple[dict, bytes]:
         self.last = time.monotonic()
@@ -356,12 +363,21 @@ class Agent:
         return done.returncode == 0
 
     def idle(self) -> bool:
-        return time.monotonic() - self.last > self.timeout
+        """Nobody connected, and no request nor connection for `timeout` seconds."""
+        with self._open_lock:
+            return self._open == 0 and time.monotonic() - self.last > self.timeout
 
 
 class _Handler(socketserver.BaseRequestHandler):
     def handle(self) -> None:
         agent: Agent = self.server.agent  # type: ignore[attr-defined]
+        agent.connected(+1)
+        try:
+            self._serve(agent)
+        finally:
+            agent.connected(-1)
+
+    def _serve(self, agent: Agent) -> None:
         while not agent.done.is_set():
             try:
                 header, body = agentwire.receive(self.request)

@@ -48,9 +48,8 @@ class Signer:
 
     def _agent_socket(self) -> str:
         """The talkbook agent's ssh-agent when it holds the key, else one for this command."""
-        if self.key.signing_socket is not None:
-            self._socket = self.key.signing_socket()
-            return self._socket
+        if self.key.signing_socket is not None:  # asked per commit: renews the key's lifetime
+            return self.key.signing_socket()
         return self._start_agent()
 
     def _start_agent(self) -> str:
