@@ -108,13 +108,20 @@ def cadence_rules(ws: Workspace) -> list[dict[str, Any]]:
     ]
 
 
-def _last_talk(catalog: Catalog, cadre_id: str, as_of: dt.date) -> str:
-    days = [d for d in map(_held, catalog.held_talks(cadre_id)) if d and d <= as_of]
-    return max(days).isoformat() if days else ""
+def _last_talks(catalog: Catalog, as_of: dt.date) -> dict[str, str]:
+    """Each cadre's last talk held on or before the day, in one pass over the records."""
+    last: dict[str, str] = {}
+    for record in catalog.records.values():
+        day = _held(record)
+        cadre = str(record.meta.get("cadre"))
+        if day is not None and day <= as_of and day.isoformat() > last.get(cadre, ""):
+            last[cadre] = day.isoformat()
+    return last
 
 
 def coverage(ctx: Context) -> dict[str, Any]:
     missed = _not_reached(ctx)
+    last = _last_talks(ctx.catalog, ctx.as_of)
     units: dict[str, list[str]] = defaultdict(list)
     retired = 0
     for cadre_id, profile in sorted(ctx.catalog.profiles.items()):
@@ -138,7 +145,7 @@ def coverage(ctx: Context) -> dict[str, Any]:
                     {
                         "id": c,
                         "name": ctx.catalog.cadre_name(c),
-                        "last_talk": _last_talk(ctx.catalog, c, ctx.as_of),
+                        "last_talk": last.get(c, ""),
                     }
                     for c in absent
                 ],
