@@ -10,6 +10,7 @@ Only for the person at the terminal, who holds the key: names appear here and no
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import unicodedata
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ from talkbook.workspace import Workspace
 
 def _width(text: str) -> int:
     """Terminal columns: CJK characters take two."""
+    if text.isascii():
+        return len(text)
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
@@ -55,9 +58,15 @@ def table_text(
     return "\n".join([line(titles), line(["-" * w for w in widths]), *map(line, cells)])
 
 
+@functools.lru_cache(maxsize=256)
+def _label(kind: str, code: str, language: str) -> str:
+    """i18n.label, asked once per code and language: a listing has thousands of rows."""
+    return i18n.label(kind, code)
+
+
 def status_label(code: Any) -> str:
     """A plan's status in the reader's language (i18n.label; an unknown code as itself)."""
-    return "" if code is None else i18n.label("status", str(code))
+    return "" if code is None else _label("status", str(code), i18n.language())
 
 
 STATUSES = ("draft", "submitted", "approved", "rejected", "postponed", "cancelled", "held")
@@ -65,7 +74,7 @@ STATUSES = ("draft", "submitted", "approved", "rejected", "postponed", "cancelle
 
 def method_label(code: Any) -> str:
     """A talk method in the reader's language (i18n.label; an unknown code as itself)."""
-    return "" if code is None else i18n.label("method", str(code))
+    return "" if code is None else _label("method", str(code), i18n.language())
 
 
 def when_text(value: Any) -> str:
