@@ -18,6 +18,7 @@ from conftest import Setup, age_cli, ok
 from talkbook import catalog, index
 from talkbook.app import App
 from talkbook.crypto import encrypt
+from talkbook.errors import UnsafePath
 from talkbook.models import parse
 
 
@@ -301,3 +302,18 @@ def test_copying_the_workspace_keeps_nothing_stale(
     moved = App(copy, workspace.keys["P-01"])
     summary = index.refresh(moved)  # inodes differ: hashed again, not decrypted
     assert (summary.rebuilt, summary.decrypted, summary.cached) == ("", 0, 1)
+
+
+def test_the_listing_is_the_workspace_s_own(workspace: Setup, cadre: str, tmp_path: Path) -> None:
+    """index.Listing lists what Workspace.encrypted_files globs, and refuses a symlinked talk
+    folder as reading through it does."""
+    ok(workspace.as_("P-01", "plan", cadre, "--speaker", "P-03", "--at", "2026-03-10T09:30"))
+    (workspace.root / "talks" / "2026" / ".hidden.age").mkdir()
+    ws = app_of(workspace).workspace
+    assert index.listing(ws.root) == sorted(ws.relative(p) for p in ws.encrypted_files())
+    outside = tmp_path / "outside" / "T-zzzzzz"
+    outside.mkdir(parents=True)
+    (outside / "plan.md.age").write_bytes(b"age-encryption.org/v1\n")
+    (workspace.root / "talks" / "2026" / "T-zzzzzz").symlink_to(outside)
+    with pytest.raises(UnsafePath, match="T-zzzzzz is a symlink"):
+        catalog.load(app_of(workspace))

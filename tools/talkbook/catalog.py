@@ -93,8 +93,11 @@ class Catalog:
     malformed: list[tuple[str, InvalidDocument]] = field(default_factory=list)
 
     def add(self, item: Item) -> None:
-        bucket = {"profile": self.profiles, "plan": self.plans, "record": self.records}
-        bucket[item.kind][id_of_rel(item.rel)] = item
+        kind = item.kind
+        bucket = self.profiles if kind == "profile" else self.plans if kind == "plan" else None
+        if bucket is None and kind != "record":
+            raise KeyError(kind)
+        (bucket if bucket is not None else self.records)[id_of_rel(item.rel)] = item
 
     def items(self) -> list[Item]:
         return [*self.profiles.values(), *self.plans.values(), *self.records.values()]

@@ -27,13 +27,16 @@ decrypted, as before.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import hashlib
 import hmac
 import json
 import os
 import stat
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -95,11 +98,29 @@ class Summary:
 # -- the run ------------------------------------------------------------------------------------
 def catalog(app, paths: list[Path] | None = None) -> loader.Catalog:
     """The catalog of `paths` (every encrypted file when None), refreshed through the index."""
+    with _no_gc():
+        return _catalog(app, paths)
+
+
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """Without the cyclic collector while a large index is decoded: it would walk the
+    objects being built over and over (they hold no cycles), a third of a warm load."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _catalog(app, paths: list[Path] | None) -> loader.Catalog:
     ws = app.workspace
     summary = refresh(app)
     wanted = None if paths is None else {ws.relative(p) for p in paths}
     result = loader.Catalog()
-    for rel, entry in sorted(summary.entries.items()):
+    for rel, entry in summary.entries.items():
         if wanted is not None and rel not in wanted:
             continue
         fetch = functools.partial(_text, app, rel)
@@ -125,35 +146,37 @@ def refresh(app) -> Summary:
     keyring = app.keyring
     store = Store.open(ws.root, keyring)
     known, rebuilt = store.load() if store else ({}, "no key material for an index")
-    summary = Summary(rebuilt=rebuilt)
     fresh: dict[str, Entry] = {}
     todo: list[tuple[str, bytes, list[int] | None, str]] = []
-    folders = _SafeFolders(ws.root)
+    changed = bool(rebuilt)
     now = time.time_ns()
-    for rel in listing(ws.root):
-        path = f"{folders.base}/{rel}"
-        info = folders.lstat(path)
-        if info is None:
-            continue  # gone since the folder was listed
-        fingerprint = _fingerprint(info, now)
+    for rel, path in Listing(ws.root).files():
+        try:
+            info = os.lstat(path)
+        except FileNotFoundError:
+            continue  # gone since its folder was listed
+        if not stat.S_ISREG(info.st_mode):
+            _refuse(ws.root, path)
         old = known.get(rel)
-        if old is not None and fingerprint is not None and old.fingerprint == fingerprint:
+        fingerprint = _fingerprint(info, now)
+        if old is not None and old.fingerprint == fingerprint and fingerprint is not None:
             fresh[rel] = old
             continue
-        data = folders.read(path)
+        data = _read(ws.root, path)
         digest = hashlib.sha256(data).hexdigest()
+        changed = changed or old is None or (old.fingerprint, old.digest) != (fingerprint, digest)
         if old is not None and old.digest == digest:
             fresh[rel] = Entry(fingerprint, digest, old.raw)
         else:
             todo.append((rel, data, fingerprint, digest))
+            fresh[rel] = old or Entry(None, "", [])  # its place in the order, filled below
     done = loader.readings(keyring, [(rel, data) for rel, data, _, _ in todo], keep_text=False)
     for (rel, _, fingerprint, digest), reading in zip(todo, done, strict=True):
         fresh[rel] = Entry.of(fingerprint, digest, reading)
-    summary.files, summary.decrypted = len(fresh), len(todo)
-    summary.cached = summary.files - summary.decrypted
+    summary = Summary(len(fresh), len(todo), len(fresh) - len(todo), rebuilt=rebuilt)
     summary.unreadable = sum(e.state == loader.UNREADABLE for e in fresh.values())
     summary.entries = fresh
-    if store is not None and (rebuilt or _changed(known, fresh)):
+    if store is not None and (changed or len(fresh) != len(known)):
         store.save(fresh)
     return summary
 
@@ -164,79 +187,64 @@ def _fingerprint(info: os.stat_result, now: int) -> list[int] | None:
     return [info.st_size, info.st_mtime_ns, info.st_ino, info.st_ctime_ns]
 
 
-def _changed(before: dict[str, Entry], after: dict[str, Entry]) -> bool:
-    if before.keys() != after.keys():
-        return True
-    return any(
-        before[rel].digest != entry.digest or before[rel].fingerprint != entry.fingerprint
-        for rel, entry in after.items()
-    )
+class Listing:
+    """The files of Workspace.encrypted_files, by relative path, in its order, listed with
+    os.scandir (pathlib costs more per file than all else a warm load does): the same rules
+    as its globs `cadres/*.md.age` and `talks/*/*/*.age`, dot names included, folders that
+    are symlinks listed too — and refused (UnsafePath) when a file below one is read, as
+    fsutil.read_regular refuses it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root, self.base = root, str(root)
+
+    def files(self) -> list[tuple[str, str]]:
+        found = [
+            (f"cadres/{name}", link)
+            for name, link in self._names("cadres", top=True)
+            if name.endswith(".md.age")
+        ]
+        for year, year_link in self._names("talks", top=True, folders=True):
+            for talk, talk_link in self._names(f"talks/{year}", folders=True):
+                prefix = f"talks/{year}/{talk}"
+                found += [
+                    (f"{prefix}/{name}", year_link or talk_link)
+                    for name, _ in self._names(prefix)
+                    if name.endswith(".age")
+                ]
+        found.sort()
+        for rel, link in found:
+            if link:
+                _refuse(self.root, f"{self.base}/{rel}")
+        return [(rel, f"{self.base}/{rel}") for rel, _ in found]
+
+    def _names(self, rel: str, top: bool = False, folders: bool = False) -> list[tuple[str, bool]]:
+        """(name, whether the path to it passed a symlinked folder) of each entry."""
+        folder = f"{self.base}/{rel}"
+        try:
+            linked = top and stat.S_ISLNK(os.lstat(folder).st_mode)
+            with os.scandir(folder) as entries:
+                return [
+                    (e.name, linked or (folders and e.is_symlink()))
+                    for e in entries
+                    if not folders or e.is_dir()
+                ]
+        except (FileNotFoundError, NotADirectoryError):
+            return []
 
 
 def listing(root: Path) -> list[str]:
-    """The paths of Workspace.encrypted_files, relative and sorted, listed with os.scandir
-    (pathlib costs more per file than everything else a warm load does): the same rules as
-    its globs, `cadres/*.md.age` and `talks/*/*/*.age`; names starting with a dot included,
-    folders that are symlinks descended into (reading below them refuses them)."""
-    base = str(root)
-    rels = [f"cadres/{name}" for name in _names(f"{base}/cadres") if name.endswith(".md.age")]
-    for year in _names(f"{base}/talks", folders=True):
-        for talk in _names(f"{base}/talks/{year}", folders=True):
-            rels += [
-                f"talks/{year}/{talk}/{name}"
-                for name in _names(f"{base}/talks/{year}/{talk}")
-                if name.endswith(".age")
-            ]
-    return sorted(rels)
+    return [rel for rel, _ in Listing(root).files()]
 
 
-def _names(folder: str, folders: bool = False) -> list[str]:
-    try:
-        with os.scandir(folder) as entries:
-            return [e.name for e in entries if not folders or e.is_dir()]
-    except (FileNotFoundError, NotADirectoryError):
-        return []
+def _refuse(root: Path, path: str) -> None:
+    """UnsafePath, as fsutil.read_regular words it, for what is no regular file of its own."""
+    _read(root, path)
 
 
-class _SafeFolders:
-    """lstat and read files below the root without following a symlink: each folder on the
-    way is looked at once (not once per file), the file itself with lstat, and read with
-    fsutil.read_regular (O_NOFOLLOW folder by folder)."""
+def _read(root: Path, path: str) -> bytes:
+    from talkbook.fsutil import read_regular
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.base = str(root)
-        self.checked: set[str] = {self.base}
-
-    def lstat(self, path: str) -> os.stat_result | None:
-        folder = path.rpartition("/")[0]
-        if folder not in self.checked:
-            self._folders(path)
-        try:
-            info = os.lstat(path)
-        except FileNotFoundError:
-            return None
-        if not stat.S_ISREG(info.st_mode):
-            self.read(path)  # read_regular names what it is (UnsafePath)
-        return info
-
-    def _folders(self, path: str) -> None:
-        from talkbook.fsutil import regular_file
-
-        parts = path[len(self.base) + 1 :].split("/")[:-1]
-        for depth in range(1, len(parts) + 1):
-            folder = "/".join([self.base, *parts[:depth]])
-            if folder in self.checked:
-                continue
-            info = os.lstat(folder)
-            if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
-                regular_file(self.root, Path(path))  # UnsafePath, naming the linked folder
-            self.checked.add(folder)
-
-    def read(self, path: str) -> bytes:
-        from talkbook.fsutil import read_regular
-
-        return read_regular(self.root, Path(path))
+    return read_regular(root, Path(path))
 
 
 # -- the file -----------------------------------------------------------------------------------
@@ -412,24 +420,19 @@ def _raw(entry: Entry) -> list[Any]:
 
 def _entry(raw: Any) -> Entry:
     """An entry back from JSON; ValueError/TypeError for anything not of the shape written
-    (the HMAC says who wrote it; this says it is of a shape logic can use)."""
+    (the HMAC says who wrote it; this says it is of a shape logic can use). Fingerprint and
+    digest are only ever compared: a wrong one means "changed", so they need no check."""
     fingerprint, digest, state, kind, meta, findings, message, reason = raw
-    if fingerprint is not None and not (
-        type(fingerprint) is list and len(fingerprint) == 4
-        and all(type(n) is int for n in fingerprint)
-    ):  # fmt: skip
-        raise ValueError("fingerprint")
-    if type(digest) is not str or state not in loader.STATES or type(kind) is not str:
+    if state not in loader.STATES or type(kind) is not str:
         raise ValueError("entry")
-    if (
-        (type(meta) is dict) != (state in (loader.OK, loader.UNFIT))
-        or meta is not None
-        and type(meta) is not dict
+    if (type(meta) is dict) != (state in (loader.OK, loader.UNFIT)) or (
+        meta is not None and type(meta) is not dict
     ):
         raise ValueError("meta")
-    if type(message) is not str or type(reason) is not str or type(findings) is not list:
-        raise ValueError("message")
-    for line, name, text in findings:
-        if type(line) is not int or type(name) is not str or type(text) is not str:
-            raise ValueError("finding")
+    if state != loader.OK:  # what a reading of it needs (an OK entry has no findings)
+        if type(message) is not str or type(reason) is not str:
+            raise ValueError("message")
+        for line, name, text in findings:
+            if type(line) is not int or type(name) is not str or type(text) is not str:
+                raise ValueError("finding")
     return Entry(fingerprint, digest, raw[2:])
