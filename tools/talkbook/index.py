@@ -16,13 +16,14 @@ their indexes (the last writer's), a kill leaves the old one or none.
 Security invariant: the index is encrypted to the identity's own public keys and authenticated
 with an HMAC whose key is derived from the identity's private key material; the pinned root
 commit of the workspace and the format version are inside what it authenticates. Anyone can
-encrypt a file to a public key, so
-decrypting is not enough: an index that fails the HMAC, names another root, an older format or
-other schemas is damaged, foreign or out of date, and is rebuilt, never trusted. It is JSON
+encrypt a file to a public key, so decrypting is not enough: an index that fails the HMAC,
+names another root, an older format or other schemas is damaged, foreign or out of date, and
+is rebuilt, never trusted. It is JSON
 (never pickle); the front matter is JSON-typed by models.to_plain (dates are ISO strings), so
-what comes back is what `models.parse` and the schema check give. Without private key material
-in this process (an agent's key, a passphrase-only keyring) there is no index: every file is
-decrypted, as before.
+what comes back is what `models.parse` and the schema check give. With no secret to key the
+HMAC (a passphrase-only keyring) or no public key to encrypt to (post-quantum keys only) there
+is no index: every file is decrypted, as before. A key the talkbook agent holds answers the
+HMAC key itself (AgentClient.derive), without giving the key out.
 """
 
 from __future__ import annotations
