@@ -453,6 +453,7 @@ def test_an_approver_sees_the_plan_not_the_record_nor_the_name(world: World) -> 
     text = ok(world.as_("P-02", "show", held)).stdout
     assert text.splitlines()[0] == f"{held}  {zhang}"
     assert "record: held (not readable with your identity)" in text
+    assert "  status: held" in text.splitlines()  # the record's existence says so
     for secret in ("会诊", "服从组织安排", PRIVATE):  # the plan's own brief names the cadre
         assert secret not in text
 

@@ -71,7 +71,7 @@ def _field(lines: list[str], label: str, value: Any, indent: str = "  ") -> None
     """`label: value`, one line per item of a list; nothing for an empty value."""
     for item in as_list(value):
         if item not in (None, ""):
-            lines.append(f"{indent}{label}: {item}")
+            lines.append(indent + _("{label}: {value}").format(label=label, value=item))
 
 
 def _section(lines: list[str], title: str) -> None:
@@ -104,9 +104,10 @@ def talk_text(app: App, talk_id: str) -> str:
     profile = _profile_if_readable(app, cadre)
     name = f"{profile.meta.get('name')} ({cadre})" if profile else cadre
     lines = [f"{talk_id}  {name}"]
-    lines += _plan_lines(app, plan)
     record_path = folder / "record.md.age"
-    if record_path.exists():
+    held = record_path.exists()  # held, whoever reads it: views.talk_status's rule
+    lines += _plan_lines(app, plan, "held" if held else plan.meta.get("status"))
+    if held:
         record = _read(app, record_path)
         if record is None:
             _section(lines, _("record: held (not readable with your identity)"))
@@ -124,10 +125,10 @@ def _profile_if_readable(app: App, cadre_id: str) -> Document | None:
     return _read(app, path) if path.is_file() else None
 
 
-def _plan_lines(app: App, plan: Document) -> list[str]:
+def _plan_lines(app: App, plan: Document, status: Any) -> list[str]:
     ws, meta = app.workspace, plan.meta
     lines = [_("plan:")]
-    _field(lines, _("status"), status_label(meta.get("status")))
+    _field(lines, _("status"), status_label(status))
     _field(lines, _("speaker"), _who(ws, meta.get("speaker")))
     _field(lines, _("recorder"), _who(ws, meta.get("recorder")))
     _field(lines, _("at"), when_text(meta.get("at")))
