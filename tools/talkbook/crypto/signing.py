@@ -1,10 +1,12 @@
 """How git signs the acting person's commits: `gpg.format=ssh` with their OpenSSH key.
 
 An unprotected key file is given to git as it is (`user.signingkey=PATH`). A passphrase-protected
-key, opened once in memory for this command, goes into a private ssh-agent that lives as long as
-the command (its socket in a 0700 folder, the key added with a lifetime so a killed command
-leaves nothing usable behind); git then signs through the agent (`key::` plus SSH_AUTH_SOCK).
-The key never touches the disk unprotected.
+key held by the talkbook agent signs through the ssh-agent that agent keeps (crypto/agent.py;
+asked per commit, which renews the key's lifetime there). One opened in memory for this command
+only (TALKBOOK_AGENT=0) goes into a private ssh-agent that lives as long as the command (its
+socket in a 0700 folder, the key added with a lifetime so a killed command leaves nothing
+usable behind). Either way git signs through an agent (`key::` plus SSH_AUTH_SOCK), and the key
+never touches the disk unprotected.
 """
 
 from __future__ import annotations
