@@ -8,7 +8,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from talkbook import rules, workflow
+from talkbook import builders, rules, workflow
 from talkbook.app import App, Origin, Pending
 from talkbook.catalog import Catalog, load
 from talkbook.errors import (
@@ -21,7 +21,7 @@ from talkbook.errors import (
 from talkbook.i18n import _
 from talkbook.models import Document, new_id, parse, parse_datetime
 from talkbook.names import resolve_method, resolve_occasion, resolve_person, resolve_talk_type
-from talkbook.profiles import read_profile, refuse_if_retired, render_body
+from talkbook.profiles import read_profile, refuse_if_retired
 from talkbook.workspace import Person
 
 
@@ -107,39 +107,12 @@ def draft_plan(
     catalog = _talks(app)
     deferred = _deferred_from(app, cadre_id, continues, catalog)
     event = rules.latest_event(profile, occasion) if occasion else None
-    suggested_type = "continuation" if continues else ("occasion" if occasion else "routine")
     talk_id = str(meta_in.get("id") or new_id("T", set(ws.talk_ids())))
-    meta: dict[str, Any] = {
-        "id": talk_id,
-        "cadre": cadre_id,
-        "speaker": speaker,
-        "recorder": recorder or meta_in.get("recorder"),
-        "at": when.isoformat(timespec="minutes"),
-        "place": place or meta_in.get("place"),
-        "talk_type": talk_type or suggested_type,
-        "occasion": occasion,
-        "event_date": event["date"] if event else None,
-        "method": method or rules.suggest_method(profile, ws.config, today),
-        "focus": rules.suggest_focus(profile, occasion, deferred, ws.label, today),
-        "preparations": None,
-        "status": "draft",
-        "decisions": [],
-        "continues": continues,
-        "created_by": actor.id,
-    }
-    meta.update({k: v for k, v in meta_in.items() if v is not None})
-    meta.update(cadre=cadre_id, speaker=speaker, status="draft", decisions=[], occasion=occasion)
-    meta.update({k: v for k, v in (("method", method), ("talk_type", talk_type)) if v})
-    context = {
-        "plan": meta,
-        "brief": rules.brief(profile, occasion, deferred, ws.label, today),
-        "occasion_label": ws.label("occasions", occasion) or None,
-        "talk_type_label": ws.label("talk_types", meta["talk_type"]),
-        "method": meta["method"],
-        "continues": continues,
-    }
-    body = given.body if given.body.strip() else render_body(app, "plan", context)
-    document = Document(meta, body)
+    document = builders.plan_document(
+        app, profile, cadre_id=cadre_id, talk_id=talk_id, speaker=speaker, when=when,
+        today=today, created_by=actor.id, recorder=recorder, occasion=occasion, place=place,
+        continues=continues, deferred=deferred, given=given, method=method, talk_type=talk_type,
+    )  # fmt: skip
     path = ws.talk_dir(talk_id, when.year) / "plan.md.age"
     if path.exists():
         raise TalkbookError(f"{talk_id} exists already; use `talkbook edit {talk_id}`")
@@ -217,22 +190,13 @@ def decide(
     if decision == "rejected" and not (comment or "").strip():
         raise TalkbookError("a rejection needs --comment saying why")
     actor = _authorize(app, decision, doc.meta)
-    entry = {
-        "by": actor.id,
-        "at": app.now().isoformat(timespec="minutes"),
-        "decision": decision,
-        "comment": comment,
-    }
-    changes: dict[str, Any] = {
-        "status": target,
-        "decisions": [*doc.meta.get("decisions", []), entry],
-    }
+    entry = builders.decision_entry(actor.id, decision, comment, app.now())
     if at:
         try:
-            changes["at"] = parse_datetime(at).isoformat(timespec="minutes")
+            at = parse_datetime(at).isoformat(timespec="minutes")
         except ValueError:
             raise TalkbookError(f"--to {at!r} is not a date and time (YYYY-MM-DDTHH:MM)") from None
-    updated = doc.with_meta(**changes)
+    updated = builders.with_decision(doc, entry, at)
     app.save("plan", plan_path(app, talk_id), updated.text(), f"plan {talk_id}: {decision}", actor)
     if status == "approved" and decision == "postponed":
         app.prompts.notice(
@@ -267,29 +231,8 @@ def write_record(
     if text is not None and not text.strip():
         raise TalkbookError(f"{source}: empty; nothing was recorded")
     given = parse(text, source) if text else Document({})
-    meta: dict[str, Any] = {
-        "id": talk_id,
-        "cadre": plan["cadre"],
-        "speaker": plan["speaker"],
-        "recorder": actor.id,
-        "held_at": plan["at"],
-        "place": plan.get("place"),
-        "present": sorted({plan["speaker"], actor.id}),
-        "method": plan.get("method"),
-        "occasion": plan.get("occasion"),
-        "topics": list(plan.get("focus") or []),
-        "follow_ups": [],
-        "deferred": [],
-        "confirmed_on": None,
-        "addenda": [],
-    }
-    meta.update({k: v for k, v in given.meta.items() if v is not None})
-    meta.update(id=talk_id, cadre=plan["cadre"], speaker=plan["speaker"])
-    body = (
-        given.body
-        if given.body.strip()
-        else render_body(app, "record", {"record": meta, "plan": plan})
-    )
+    document = builders.record_document(app, plan, actor.id, given)
+    meta, body = document.meta, document.body
     held = parse_datetime(str(meta["held_at"]))
     if held > app.now() + dt.timedelta(minutes=5):
         raise WorkflowError(
@@ -349,14 +292,8 @@ def confirm_record(app: App, talk_id: str, on: dt.date | None = None) -> None:
     if doc.meta.get("confirmed_on"):
         raise WorkflowError(f"{talk_id}: the record was confirmed on {doc.meta['confirmed_on']}")
     actor = app.actor()
-    day = (on or app.today()).isoformat()
-    app.save(
-        "record",
-        path,
-        doc.with_meta(confirmed_on=day).text(),
-        f"record {talk_id}: confirmed",
-        actor,
-    )
+    updated = builders.with_confirmation(doc, on or app.today())
+    app.save("record", path, updated.text(), f"record {talk_id}: confirmed", actor)
 
 
 def add_addendum(app: App, talk_id: str, text: str) -> None:
@@ -368,8 +305,7 @@ def add_addendum(app: App, talk_id: str, text: str) -> None:
         raise TalkbookError("an addendum needs text")
     doc = app.read(path)
     actor = app.actor()
-    entry = {"by": actor.id, "at": app.now().isoformat(timespec="minutes"), "text": text}
-    updated = doc.with_meta(addenda=[*(doc.meta.get("addenda") or []), entry])
+    updated = builders.with_addendum(doc, actor.id, app.now(), text)
     app.save("record", path, updated.text(), f"record {talk_id}: addendum", actor)
 
 
@@ -385,8 +321,7 @@ def close_followup(app: App, talk_id: str, number: int, on: dt.date | None = Non
     if items[number - 1].get("done"):
         raise WorkflowError(f"{talk_id}: follow-up {number} is done already")
     actor = app.actor()
-    items[number - 1].update(done=True, done_on=(on or app.today()).isoformat())
-    updated = doc.with_meta(follow_ups=items)
+    updated = builders.with_followup_done(doc, number, on or app.today())
     message = f"record {talk_id}: follow-up {number} done"
     app.save("record", path, updated.text(), message, actor)
-    return items[number - 1]
+    return dict(updated.meta["follow_ups"][number - 1])
