@@ -165,8 +165,9 @@ def test_usage_errors_are_translated_too(workspace, speak):
     assert "No such command" not in result.stderr
 
 
-def test_data_is_never_a_format_string(workspace, speak):
-    for hostile in ("x{0}%s{name}", "{}%(x)s", "{__class__}", "T-{0}"):
+def test_data_is_never_a_format_string(workspace, speak, monkeypatch):
+    monkeypatch.chdir(workspace.root)  # a path that is not there: named in the error
+    for hostile in ("x{0}%s{name}.md", "{}%(x)s/y", "{__class__}.age", "T-{0}"):
         for lang in ("zh-CN", "en"):
             speak(TALKBOOK_LANG=lang)
             result = workspace.as_("P-01", "cat", hostile)
