@@ -13,6 +13,7 @@ import csv
 import io
 import os
 import re
+import shutil
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -441,6 +442,22 @@ def test_hostile_report_templates_fail_in_one_line(world: World) -> None:
         assert "zh-CN/reports/coverage.md.j2" in line and "unsafe" in line, hostile
 
 
+def test_a_broken_template_writes_no_report(world: World, tmp_path: Path) -> None:
+    path = world.ws.root / "templates" / "zh-CN" / "reports" / "speakers.html.j2"
+    folder = world.ws.root / "build" / "reports"
+    moved = folder.with_name("reports.before")
+    if folder.exists():
+        folder.rename(moved)
+    try:
+        with replaced(path, "{% if %}\n"):
+            one_line_error(world.report("--all"))
+        assert not folder.exists() or list(folder.iterdir()) == []
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        if moved.exists():
+            moved.rename(folder)
+
+
 def test_workspace_templates_win_and_package_ones_serve_older_workspaces(world: World) -> None:
     path = world.ws.root / "templates" / "zh-CN" / "reports" / "coverage.md.j2"
     with replaced(path, "# 本单位的覆盖表\n\n{{ report.total.cadres }} 人\n"):
@@ -476,7 +493,6 @@ def test_english_and_chinese_headings(world: World) -> None:
     "target, command", [("report", "report --all"), ("due", "due"), ("validate", "validate")]
 )
 def test_make_targets_take_the_workspace(target: str, command: str) -> None:
-    import shutil
     import subprocess
 
     if shutil.which("make") is None:

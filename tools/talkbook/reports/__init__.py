@@ -130,17 +130,19 @@ class Reports:
         return render(self.ws, name, fmt, self.data(name, talk), self.page, self.redactor)
 
     def write_all(self, folder: Path, formats: tuple[str, ...] = FORMATS) -> list[Path]:
-        """Every report (the form is per talk: not among them) in every format asked for."""
+        """Every report (the form is per talk: not among them) in every format asked for.
+        All are rendered before the first is written: a broken template writes none."""
         from talkbook.reports.output import write
         from talkbook.reports.render import render
 
-        written = []
+        texts = {}
         for name in NAMES:
             values = self.data(name)
             for fmt in formats:
-                text = render(self.ws, name, fmt, values, self.page, self.redactor)
-                written.append(write(folder, f"{name}.{fmt}", text, self.ws.root))
-        return written
+                texts[f"{name}.{fmt}"] = render(
+                    self.ws, name, fmt, values, self.page, self.redactor
+                )
+        return [write(folder, file_name, text, self.ws.root) for file_name, text in texts.items()]
 
     def notes(self) -> list[str]:
         from talkbook.views import skipped_note
