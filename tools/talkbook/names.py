@@ -42,6 +42,12 @@ def _key(text: object) -> str:
     return " ".join(str(text).split()).casefold()
 
 
+def _one_line(value: object) -> str:
+    """A profile's unit or post as an error may show it: one line, control characters out."""
+    text = " ".join(str(value or "").split())
+    return "".join(c for c in text if c.isprintable())[:60] or "-"
+
+
 # -- cadres ------------------------------------------------------------------------------------
 def readable_profiles(app: App) -> dict[str, Item]:
     """The profiles the acting person can decrypt (custodians, by the default access rule)."""
@@ -71,8 +77,8 @@ def resolve_cadre(source: App | Catalog, ref: str) -> str:
     candidates = "; ".join(
         "{id} ({unit}, {post})".format(
             id=cid,
-            unit=profiles[cid].meta.get("unit") or "-",
-            post=profiles[cid].meta.get("post") or "-",
+            unit=_one_line(profiles[cid].meta.get("unit")),
+            post=_one_line(profiles[cid].meta.get("post")),
         )
         for cid in matches
     )
