@@ -347,7 +347,8 @@ class Agent:
     def _signing(self) -> tuple[dict, bytes]:
         socket_path = os.environ.get("SSH_AUTH_SOCK")
         if not socket_path or not self.add_to_ssh_agent():
-            return _refusal("no-signing", "no ssh-agent holds the key"), b""
+            reason = "signing needs ssh-agent and ssh-add (Debian: apt-get install openssh-client)"
+            return _refusal("no-signing", reason), b""
         return {"ok": True, "socket": socket_path}, b""
 
     def add_to_ssh_agent(self) -> bool:
