@@ -92,7 +92,7 @@ def test_event_remove_is_one_commit_with_ids_only(workspace: Setup, cadre: str) 
     before = commits(ws)
     # numbered as `show` lists them, by date: 1 is the post change of 2026-01-05
     result = ok(ws.as_("P-01", "event", cadre, "--remove", "1"))
-    assert result.stdout.strip() == f"{cadre}: event 1 removed"
+    assert result.stdout.strip() == f"{cadre}: event 1 removed (2026-01-05 岗位变动)"
     assert commits(ws) == before + 1 and subject(ws) == f"cadre {cadre}: event removed"
     assert events(ws, cadre) == [("2026-02-10", "reward"), ("2026-02-20", "hardship")]
     ok(ws.as_("P-01", "event", "remove", "张伟", "2"))  # the other spelling, by name

@@ -86,8 +86,13 @@ def event(
         if occasion or when or note:
             raise TalkbookError(_("--remove N takes no occasion, --date or --note"))
         cadre_id = resolve_cadre(app, cadre)
-        remove_event(app, cadre_id, remove)
-        click.echo(_("{cadre}: event {number} removed").format(cadre=cadre_id, number=remove))
+        gone = remove_event(app, cadre_id, remove)
+        label = app.workspace.label("occasions", gone.get("occasion"))
+        click.echo(
+            _("{cadre}: event {number} removed ({date} {occasion})").format(
+                cadre=cadre_id, number=remove, date=gone.get("date"), occasion=label
+            )
+        )
         return
     if not occasion:
         raise TalkbookError(_("event needs CADRE and OCCASION (or CADRE --remove N)"))
