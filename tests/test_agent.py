@@ -380,6 +380,13 @@ def test_driver_through_the_agent_stays_light(
     assert "talkbook.agentwire" in loaded
     assert not loaded & {"json", "socket", "re", "click", "yaml", "git", "talkbook.crypto"}
 
+    other = crypto.generate_key_file(protected.key.with_name("other.txt"))
+    foreign = protected.sealed.with_name("foreign.md.age")
+    foreign.write_bytes(crypto.encrypt("别人的谈话".encode(), [other]))
+    refused = subprocess.run([*textconv.driver_argv(), str(foreign)], capture_output=True, env=env)
+    assert refused.returncode == 0
+    assert refused.stdout == b"[talkbook: encrypted; not readable with your identity]\n"
+
 
 @pytest.mark.parametrize(
     "header",
