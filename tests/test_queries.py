@@ -517,3 +517,19 @@ def test_a_table_in_chinese(world: World, monkeypatch: pytest.MonkeyPatch) -> No
     assert row.split()[2:6] == ["张伟", "李明", "2026-03-10", "09:30"]
     assert held in row.split() and "岗位变动" in row.split()
     assert len(rule.split()) == len(headers)
+
+
+def test_a_status_by_its_label_in_the_readers_language(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from talkbook import i18n
+
+    try:
+        i18n.use("zh-CN")
+        held = i18n.label("status", "held")
+    finally:
+        i18n.use("en")
+    monkeypatch.setenv("TALKBOOK_LANG", "zh-CN")
+    assert talk_names(world, listed(world, "P-01", "talks", "--status", held)) == ["held"]
+    monkeypatch.setenv("TALKBOOK_LANG", "en")
+    one_error(world.as_("P-01", "list", "talks", "--speaker", "不存在的人"))
