@@ -219,7 +219,9 @@ def start(path: Path, keyring: Keyring) -> AgentClient:
     if key is None or not key.unprotected:
         raise IdentityError(_("only an opened OpenSSH key can be held by the agent"))
     timeout = idle_timeout()
-    stop()
+    if (running := AgentClient.reach(path, key.public)) is not None:
+        return running  # another command of the same key started it meanwhile
+    stop()  # one holding another key
     try:
         folder = agentwire.private_folder(create=True)
     except (agentwire.WireError, OSError) as exc:
