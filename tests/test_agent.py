@@ -418,3 +418,14 @@ def test_a_connected_command_keeps_the_key(
     assert client.decrypt(protected.sealed.read_bytes()) == PROFILE_ZH.encode()
     client.close()
     assert wait_for(lambda: not (runtime / agentwire.SOCKET_NAME).exists())
+
+
+def test_another_key_replaces_the_agent(runtime: Path, asked: Asked, protected: Protected) -> None:
+    assert protected.run("unlock").exit_code == 0
+    second = protected.key.with_name("P-06.txt")
+    public = crypto.generate_key_file(second, passphrase=PASSPHRASE)
+    replaced = run("-i", second, "unlock")
+    assert replaced.exit_code == 0 and replaced.stdout.startswith("unlocked")
+    assert asked.count == 2
+    assert agent.AgentClient.reach(protected.key, protected.public) is None
+    assert agent.AgentClient.reach(second, public) is not None
