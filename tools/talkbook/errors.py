@@ -58,6 +58,10 @@ class InvalidDocument(TalkbookError):
         self.reason = reason or message
 
 
+class AmbiguousName(NotFound):
+    """A name several profiles (or people) carry: the message lists them by id; give the id."""
+
+
 class PermissionDenied(TalkbookError):
     """The acting person may not do this (e.g. approving one's own plan)."""
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from talkbook.errors import NotFound, TalkbookError
+from talkbook.errors import AmbiguousName, NotFound, TalkbookError
 from talkbook.i18n import _
 from talkbook.models import is_id
 
@@ -32,10 +32,6 @@ METHOD_LABELS: dict[str, dict[str, tuple[str, ...]]] = {
     "open_conversation": {"zh-CN": ("开放式交谈", "漫谈交流"), "en": ("Open conversation",)},
     "consultation": {"zh-CN": ("征询意见",), "en": ("Consultation",)},
 }
-
-
-class AmbiguousName(TalkbookError):
-    """A name several profiles (or people) carry: the user gives the id."""
 
 
 def _key(text: object) -> str:
