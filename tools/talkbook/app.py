@@ -438,8 +438,7 @@ class App:
         kind, doc_id = kind_of_rel(rel), id_of_rel(rel)
         actor = self.actor()
         original = self.vault.read_text(path)
-        held = parse(original, rel).meta.get("status") == workflow.HELD
-        if kind == "plan" and (held or (path.parent / "record.md.age").exists()):
+        if kind == "plan" and _held(path, original):
             raise WorkflowError(
                 _("{talk}: held; its plan no longer changes (add to the record with "
                   "`talkbook addendum`)").format(talk=doc_id)
@@ -590,6 +589,17 @@ class App:
             raise PermissionDenied(f"{pid} is the last custodian; add another one first")
         day = self.today().isoformat()
         self.commit_config(lambda: ws.mark_left(pid, day), f"person {pid}: removed", actor)
+
+
+def _held(plan_path: Path, text: str) -> bool:
+    """A talk is held once its record exists (plans from before `held` stay approved under it);
+    a plan that does not parse is not judged here: the edit that repairs it is allowed."""
+    if (plan_path.parent / "record.md.age").exists():
+        return True
+    try:
+        return parse(text).meta.get("status") == workflow.HELD
+    except InvalidDocument:
+        return False
 
 
 def _noun(kind: str) -> str:
