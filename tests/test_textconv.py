@@ -96,6 +96,13 @@ def test_symlink_is_not_followed(sealed: tuple[Path, Path], tmp_path: Path) -> N
     assert textconv.convert(str(fifo), str(key)) == PLACEHOLDER  # and no hang
 
 
+def test_identity_may_be_a_symlink(sealed: tuple[Path, Path], tmp_path: Path) -> None:
+    path, key = sealed
+    link = tmp_path / "identity.txt"
+    link.symlink_to(key)  # say, ~/.config/talkbook/identity.txt → ~/.ssh/id_ed25519
+    assert textconv.convert(str(path), str(link)) == PLAINTEXT
+
+
 def test_age_x25519_identity_and_armor(tmp_path: Path) -> None:
     identity = tmp_path / "age-identity.txt"
     public = crypto.generate_identity_file(identity)

@@ -70,11 +70,13 @@ def driver_command() -> str:
     return " ".join(shlex.quote(part) for part in driver_argv())
 
 
-def _read_regular(path: str, limit: int | None = None) -> bytes:
-    """A regular file's bytes; a symlink, FIFO or device is refused (OSError)."""
+def _read_regular(path: str, limit: int | None = None, follow: bool = False) -> bytes:
+    """A regular file's bytes; a FIFO or device is refused (OSError), and a symlink too unless
+    `follow` (the identity may be a link to ~/.ssh/…, as the CLI allows)."""
     import stat
 
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    flags = os.O_RDONLY | os.O_NONBLOCK | (0 if follow else os.O_NOFOLLOW)
+    fd = os.open(path, flags)
     with os.fdopen(fd, "rb") as handle:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise OSError(f"{path}: not a regular file")
@@ -152,7 +154,7 @@ def _full_way(data: bytes, keyfile: str) -> bytes:
 
 def decrypt_with(data: bytes, keyfile: str) -> bytes:
     """The plaintext of an age file for the identity in `keyfile`; raises on anything else."""
-    key = _read_regular(keyfile, MAX_KEY_FILE)
+    key = _read_regular(keyfile, MAX_KEY_FILE, follow=True)
     if SSH_BEGIN in key:
         public, protected = openssh_public(key)
         if protected:
