@@ -25,7 +25,7 @@ def ran(tmp_path_factory) -> tuple[str, str, object]:
     """One tiny bench run for the module: (printed, bench.md, base folder)."""
     base = tmp_path_factory.mktemp("bench")
     out = base / "bench.md"
-    argv = ["--cadres", "6", "--talks", "10", "--sample", "3"]
+    argv = ["--cadres", "6", "--talks", "10", "--sample", "3", "--quick"]
     argv += ["--base", str(base / "ws"), "--out", str(out)]
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HOME", str(base / "home"))
@@ -77,7 +77,7 @@ def test_the_workspace_is_reused_and_left_as_it_was(ran, capsys):
 
 def test_options_and_their_defaults():
     full = bench.parse_args([])
-    assert (full.cadres, full.talks, full.sample) == (2000, 10000, 200)
+    assert (full.cadres, full.talks, full.sample, full.quick) == (2000, 10000, 200, False)
     assert str(full.out) == "build/bench.md"
     with pytest.raises(SystemExit) as stopped:
         bench.parse_args(["--cadres", "0"])

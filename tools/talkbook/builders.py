@@ -33,7 +33,7 @@ def render_body(app: App, kind: str, context: dict[str, Any]) -> str:
 
 
 # -- profiles -----------------------------------------------------------------------------------
-def event_entry(occasion: str, date: dt.date, note: str | None) -> dict[str, Any]:
+def event_entry(occasion: str | None, date: dt.date, note: str | None) -> dict[str, Any]:
     """One logged event, as `talkbook event` appends it to the profile."""
     return {"date": date.isoformat(), "occasion": occasion, "note": note}
 

@@ -23,13 +23,15 @@ from __future__ import annotations
 import datetime as dt
 import os
 import random
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from talkbook import builders, demo_seal
+from talkbook import builders, demo_seal, workflow
 from talkbook.app import App
 from talkbook.models import Document
 from talkbook.workspace import Workspace
@@ -85,6 +87,15 @@ class Built:
     versions: int = 0
     commits: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time per part of the work
+
+    @contextmanager
+    def timing(self, part: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[part] = self.seconds.get(part, 0.0) + time.perf_counter() - started
 
 
 # -- the story ---------------------------------------------------------------------------------
@@ -224,6 +235,9 @@ class Story:
         pick = rng.randrange(1000)
         add(written, RECORDS, writer, "record", "written",
             lambda _doc: state.record(talk, writer, pick))  # fmt: skip
+        person = self.ws.person(writer)  # `talkbook record` marks the plan held, same commit
+        add(written, RECORDS, writer, "plan", "held",
+            lambda d: workflow.held(_sure(d), person, written))  # fmt: skip
         for number, item in enumerate(talk.follow_ups, start=1):
             done = dt.datetime.fromisoformat(item["due"]) - rng.randint(0, 5) * DAY
             if done.replace(hour=11) < self.today and rng.random() < 0.7:
@@ -291,6 +305,7 @@ class State:
         self.docs: dict[tuple[str, str], Document] = {}
         self.paths: dict[tuple[str, str], str] = {}  # where each document lives, set once
         self.drafts: dict[str, tuple[dict[str, Any], str]] = {}  # plans built beforehand
+        self.built = Built()
 
     def plan(self, talk: BulkTalk) -> Document:
         """The plan as drafted: built beforehand on every core (drafts), or here."""
@@ -387,16 +402,19 @@ def run(
     for cadre in people:  # as `cadre new --from` takes it: the front matter given, a note
         state.docs["profile", cadre.id] = Document(cadre.meta, data["profile_note"][locale])
     built = Built(outcomes=Counter(t.outcome for t in talks))
+    state.built = built
     pool = demo_seal.Pool(custodian)
     demo_seal.quiet_git(root, "config", "gc.auto", "0")  # no repacking between the commits
     try:
-        state.drafts = _drafts(pool, state, talks, steps)
+        with built.timing("plans built"):
+            state.drafts = _drafts(pool, state, talks, steps)
         _commits(root, apps, pool, state, steps, story, built)
     finally:
         pool.close()
         demo_seal.quiet_git(root, "config", "--unset", "gc.auto")
-    demo_seal.quiet_git(root, "repack", "-d", "-q", "--window=0")  # sealed blobs never delta
-    os.sync()  # the files written without a per-file fsync reach the disk, once
+    with built.timing("index refreshed and synced"):
+        demo_seal.quiet_git(root, "update-index", "-q", "--refresh")  # stat data: status clean
+        os.sync()  # the files written without a per-file fsync reach the disk, once
     built.files = len(state.docs)
     return talks, built
 
@@ -432,6 +450,16 @@ def _drafts(
     return {t.id: built for t, built in zip(talks, pool.map(demo_seal.draft, jobs), strict=True)}
 
 
+@dataclass
+class Pending:
+    """One commit to make: who signs it, when, what it says, which (path, blob) it brings."""
+
+    who: str
+    when: dt.datetime
+    message: str
+    entries: list[tuple[str, str]]
+
+
 def _commits(
     root: Path,
     apps: dict[str, App],
@@ -441,21 +469,48 @@ def _commits(
     story: Story,
     built: Built,
 ) -> None:
-    """The profiles, then each group of steps: sealed on every core, one signed commit each."""
+    """Seal every group of steps (on every core, each version into the pack), then make the
+    commits: the profiles first, then one per group, each signed by the person who acts."""
     from talkbook.demo import fixed_clock
 
-    with fixed_clock() as clock, apps[CUSTODIAN].writing("talkbook demo"):
-        clock(story.start)
-        created = [("profile", cadre_id) for cadre_id in state.cadres]
-        text = f"cadres: {len(created)} created (demo, in bulk)"
-        _commit(root, apps[CUSTODIAN], CUSTODIAN, pool, state, created, text, built)
+    created = [("profile", cadre_id) for cadre_id in state.cadres]
+    text = f"cadres: {len(created)} created (demo, in bulk)"
+    packer = demo_seal.Packer(root)
+    try:
+        pending = [Pending(CUSTODIAN, story.start, text, _seal(packer, pool, state, created))]
         last = story.start
         for (period, _stage, who), group in groups(steps):
             start = story.start + period * PERIOD_DAYS * DAY
             last = min(max(last, start, group[-1].when), story.today)
-            clock(last)
             changed = _apply(state, group)
-            _commit(root, apps[who], who, pool, state, changed, message(group), built)
+            pending.append(Pending(who, last, message(group), _seal(packer, pool, state, changed)))
+    finally:
+        with built.timing("packed"):
+            packer.close()
+    writing = apps[CUSTODIAN].writing("talkbook demo")
+    with built.timing("committed"), fixed_clock() as clock, writing:
+        for commit in pending:
+            clock(commit.when)
+            demo_seal.commit(root, commit.entries, commit.message, apps[commit.who], commit.who)
+            built.versions += len(commit.entries)
+            built.commits += 1
+
+
+def _seal(
+    packer: demo_seal.Packer, pool: demo_seal.Pool, state: State, changed: list[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """The changed documents encrypted and written; their ciphertext into the pack."""
+    jobs: list[demo_seal.Job] = []
+    for kind, doc_id in changed:
+        doc = state.docs[kind, doc_id]
+        if (kind, doc_id) not in state.paths:
+            state.paths[kind, doc_id] = _rel(state, kind, doc_id)
+        jobs.append((state.paths[kind, doc_id], kind, doc.meta, doc.body))
+    with state.built.timing("sealed"):
+        sealed = pool.map(demo_seal.seal, jobs)
+    for _blob, data in sealed:
+        packer.add(data)
+    return [(job[0], blob) for job, (blob, _data) in zip(jobs, sealed, strict=True)]
 
 
 def _apply(state: State, group: list[Step]) -> list[tuple[str, str]]:
@@ -475,28 +530,6 @@ def _rel(state: State, kind: str, doc_id: str) -> str:
     if kind == "record":
         return state.paths["plan", doc_id].replace("/plan.md.age", "/record.md.age")
     return f"talks/{str(state.docs[kind, doc_id].meta['at'])[:4]}/{doc_id}/plan.md.age"
-
-
-def _commit(
-    root: Path,
-    app: App,
-    who: str,
-    pool: demo_seal.Pool,
-    state: State,
-    changed: list[tuple[str, str]],
-    text: str,
-    built: Built,
-) -> None:
-    jobs: list[demo_seal.Job] = []
-    for kind, doc_id in changed:
-        doc = state.docs[kind, doc_id]
-        if (kind, doc_id) not in state.paths:
-            state.paths[kind, doc_id] = _rel(state, kind, doc_id)
-        jobs.append((state.paths[kind, doc_id], kind, doc.meta, doc.body))
-    pool.map(demo_seal.seal, jobs)
-    demo_seal.commit(root, [rel for rel, *_ in jobs], text, app, who)
-    built.versions += len(jobs)
-    built.commits += 1
 
 
 def _overdue_events(

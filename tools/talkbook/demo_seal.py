@@ -5,9 +5,10 @@ template) and documents serialized and encrypted in forked processes, one per co
 the template engine hold the GIL, so threads would not help. Each file is written to a temp file
 in its own folder and renamed over the target, so no reader ever sees half a file; the per-file
 fsync of fsutil.atomic_write is left out (a demo that fails is built again, not repaired) and
-the build ends with one `os.sync()`. A group of files becomes one commit: `git add` reads the
-paths from stdin, `git commit -S` signs it with the acting person's key, without the hook (the
-documents come from the builders, and `validate` checks the result), as gittrail.commit does.
+the build ends with one `os.sync()`. Every version's ciphertext goes into one pack through
+`git fast-import`; then each group of versions becomes one commit: the index takes their blob
+ids, `git commit -S` signs it with the acting person's key, without the hook (the documents come
+from the builders, and `validate` checks the result), as gittrail.commit does.
 
 Security invariant: plaintext exists only in memory and in the pipe to the forked processes;
 files are written only encrypted; commit messages carry counts, never a name or content.
@@ -18,7 +19,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import subprocess
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ import yaml
 
 from talkbook import builders, gittrail
 from talkbook.errors import TalkbookError
+from talkbook.i18n import _
 from talkbook.models import DELIMITER, Document, _to_yaml
 
 # Set before the pool forks, read in the forked processes: the workspace and the App whose
@@ -50,8 +52,11 @@ def document_text(doc: Document) -> str:
     return f"{DELIMITER}\n{front}{DELIMITER}\n" + (f"\n{body}\n" if body else "")
 
 
-def seal(job: Job) -> None:
-    """Serialize, encrypt to the access rule's readers, write atomically (temp + rename)."""
+def seal(job: Job) -> tuple[str, bytes]:
+    """Serialize, encrypt to the access rule's readers, write atomically (temp + rename).
+    Returns the git blob id and the ciphertext, for the pack."""
+    import hashlib
+
     import pyrage
 
     from talkbook.crypto import parse_recipient
@@ -73,6 +78,8 @@ def seal(job: Job) -> None:
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
+    blob = hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+    return blob, data
 
 
 def draft(job: tuple[dict[str, Any], dict[str, Any]]) -> tuple[dict[str, Any], str]:
@@ -105,20 +112,41 @@ class Pool:
             self.pool.join()
 
 
-def commit(root: Path, rels: Iterable[str], message: str, app: Any, who: str) -> None:
-    """Stage these paths and commit the index, signed by `who` (whose App this is)."""
+class Packer:
+    """Every version's ciphertext into one pack with `git fast-import` (one process, no loose
+    object per version: writing tens of thousands of those is what would take the time)."""
+
+    def __init__(self, root: Path) -> None:
+        command = ["git", "fast-import", "--quiet", "--done"]
+        self.process = subprocess.Popen(command, cwd=root, stdin=subprocess.PIPE)
+
+    def add(self, data: bytes) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(b"blob\ndata %d\n" % len(data) + data + b"\n")
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(b"done\n")
+        self.process.stdin.close()
+        if self.process.wait() != 0:
+            raise TalkbookError(_("git fast-import failed; the demo is incomplete"))
+
+
+def commit(root: Path, entries: list[tuple[str, str]], message: str, app: Any, who: str) -> None:
+    """Put these (path, blob) in the index and commit it, signed by `who` (whose App this is):
+    as `git add` then `git commit -S`, the hook left out as gittrail.commit leaves it out."""
     author = app.author(app.workspace.person(who))
     options, env = app.signer().git_options()
     env = {**os.environ, **env, **gittrail._identity_env(author)}
-    listed = "".join(f"{rel}\n" for rel in rels).encode("utf-8")
+    listed = "".join(f"100644 {blob}\t{rel}\n" for rel, blob in entries).encode("utf-8")
     for args, given in (
-        (["add", "--pathspec-from-file=-", "--"], listed),
+        (["update-index", "--add", "--index-info"], listed),
         ([*options, "commit", "-S", "--no-verify", "--quiet", "-m", message], b""),
     ):
         done = subprocess.run(["git", *args], cwd=root, input=given, env=env, capture_output=True)
         if done.returncode != 0:
             last = (done.stderr.decode("utf-8", "replace").strip().splitlines() or ["?"])[-1]
-            raise TalkbookError(f"git {args[0]} failed: {last}")
+            raise TalkbookError(_("git {command} failed: {why}").format(command=args[0], why=last))
 
 
 def quiet_git(root: Path, *args: str) -> None:

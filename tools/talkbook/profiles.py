@@ -9,13 +9,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from talkbook import builders
 from talkbook.app import App, Origin
 from talkbook.catalog import load
 from talkbook.errors import EditAborted, InvalidDocument, NotFound, TalkbookError, WorkflowError
 from talkbook.i18n import _
 from talkbook.models import ID_PATTERNS, Document, new_id, parse
 from talkbook.names import resolve_occasion
-from talkbook.templating import render
 
 # The order fields appear in a new profile: the design's minimum, then what cadence rules use.
 PROFILE_FIELDS: dict[str, Any] = {
@@ -46,9 +46,8 @@ PROFILE_FIELDS: dict[str, Any] = {
 
 
 def render_body(app: App, kind: str, context: dict[str, Any]) -> str:
-    app.ensure_trust()  # templates render only from a verified revision (or the user's own edit)
-    ws = app.workspace
-    return render(f"{kind}.md.j2", ws.locale, context, ws.templates_dir)
+    """The locale's template for a new document (builders.render_body: verified only)."""
+    return builders.render_body(app, kind, context)
 
 
 def with_field(text: str, key: str, value: str) -> str:
@@ -153,9 +152,8 @@ def add_event(
     actor = app.require_role("custodian")
     doc = read_profile(app, cadre_id)
     refuse_if_retired(cadre_id, doc.meta, app.today(), _("no new events"))
-    event = {"date": (date or app.today()).isoformat(), "occasion": code, "note": note}
-    events = [*(doc.meta.get("events") or []), event]
-    updated = doc.with_meta(events=events)
+    event = builders.event_entry(code, date or app.today(), note)
+    updated = builders.with_event(doc, event)
     app.save("profile", ws.cadre_path(cadre_id), updated.text(), f"cadre {cadre_id}: event", actor)
     return event
 
