@@ -187,6 +187,11 @@ def test_unlock_then_commands_ask_nothing(
     assert protected.run("unlock").stdout.startswith("already")
     assert reads(protected)
     assert asked.count == 1
+    held = agent.keyring_for(protected.key, None)  # what a command holds: no secret at all
+    assert held.agent is not None and held.identities == [] and held.hybrid_identities == []
+    assert held.signing_key is not None and held.signing_key.unprotected == b""
+    assert crypto.decrypt(protected.sealed.read_bytes(), held) == PROFILE_ZH.encode()
+    held.agent.close()
 
 
 def test_idle_timeout(
