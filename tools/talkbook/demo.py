@@ -1,9 +1,13 @@
 """`talkbook demo DIR`: a fictional workspace walked through the whole main job.
 
-Every step goes through the library API with the acting staff member's own identity, one commit
-each; the clock (TALKBOOK_NOW) moves step by step so the history spans months up to the demo's
-fixed "today". The data is invented (demo_data.yaml) and generated with random.Random(seed), so
-the same arguments give the same story. Nothing here prints: the command line shows the result.
+The story (up to BULK_ABOVE talks): every step goes through the library API with the acting
+staff member's own identity, one commit each; the clock (TALKBOOK_NOW) moves step by step so the
+history spans months up to the demo's fixed "today". Above it (or with --bulk), demo_bulk.py
+makes the same kinds of documents with the same builders and commits them a period, a stage and
+a person at a time, each commit signed by that person. The data is invented (demo_data.yaml) and
+generated with random.Random(seed), so the same arguments give the same workspace. Nothing here
+prints: the command line shows the result. Security invariant: keys live in DIR.keys/ (0700,
+files 0600), outside the workspace; names and content reach disk only encrypted.
 """
 
 from __future__ import annotations
