@@ -315,3 +315,32 @@ def test_the_listing_is_the_workspace_s_own(workspace: Setup, cadre: str, tmp_pa
     (workspace.root / "talks" / "2026" / "T-zzzzzz").symlink_to(outside)
     with pytest.raises(UnsafePath, match="T-zzzzzz is a symlink"):
         catalog.load(app_of(workspace))
+
+
+def test_settled_folders_and_files_are_trusted_by_their_stat_until_they_change(
+    workspace: Setup, cadre: str, monkeypatch: pytest.MonkeyPatch, counted: list[str]
+) -> None:
+    """With nothing racy, a talk folder's listing and a file's fingerprint answer for them; a
+    file added to the folder, removed, or rewritten in place is seen all the same."""
+    monkeypatch.setattr(index, "RACY_NS", 0)
+    talk = ok(workspace.as_("P-01", "plan", cadre, "--speaker", "P-03", "--at", "2026-03-10T09:30"))
+    talk_id = talk.stdout.strip().splitlines()[-1]
+    folder = next(workspace.root.glob(f"talks/*/{talk_id}"))
+    catalog.load(app_of(workspace))
+    counted.clear()
+    assert catalog.load(app_of(workspace)).plans and counted == []
+    added = folder / "record.md.age"
+    added.write_bytes((folder / "plan.md.age").read_bytes())  # a plan where a record goes
+    found = catalog.load(app_of(workspace))
+    assert [rel for rel, _ in found.malformed] == [added.relative_to(workspace.root).as_posix()]
+    added.unlink()
+    assert catalog.load(app_of(workspace)).malformed == []
+    profile = workspace.path(f"cadres/{cadre}.md.age")
+    with profile.open("r+b") as handle:  # in place: same inode, same size
+        data = bytearray(handle.read())
+        data[-5] ^= 1
+        handle.seek(0)
+        handle.write(data)
+    counted.clear()
+    broken = catalog.load(app_of(workspace))
+    assert counted == [f"cadres/{cadre}.md.age"] and broken.unreadable == [f"cadres/{cadre}.md.age"]

@@ -151,7 +151,8 @@ def refresh(app) -> Summary:
     todo: list[tuple[str, bytes, list[int] | None, str]] = []
     changed = bool(rebuilt)
     now = time.time_ns()
-    for rel, path in Listing(ws.root).files():
+    listed = Listing(ws.root, store.folders if store else None)
+    for rel, path in listed.files():
         try:
             info = os.lstat(path)
         except FileNotFoundError:
@@ -177,8 +178,10 @@ def refresh(app) -> Summary:
     summary = Summary(len(fresh), len(todo), len(fresh) - len(todo), rebuilt=rebuilt)
     summary.unreadable = sum(e.state == loader.UNREADABLE for e in fresh.values())
     summary.entries = fresh
-    if store is not None and (changed or len(fresh) != len(known)):
-        store.save(fresh)
+    if store is not None and (
+        changed or len(fresh) != len(known) or listed.folders != store.folders
+    ):
+        store.save(fresh, listed.folders)
     return summary
 
 
@@ -195,8 +198,11 @@ class Listing:
     are symlinks listed too — and refused (UnsafePath) when a file below one is read, as
     fsutil.read_regular refuses it."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, known: dict[str, Any] | None = None) -> None:
         self.root, self.base = root, str(root)
+        self.known = known or {}  # talk folder → [mtime_ns, ctime_ns, inode, its .age names]
+        self.folders: dict[str, list[Any]] = {}  # the same, as found now: saved with the index
+        self.now = time.time_ns()
 
     def files(self) -> list[tuple[str, str]]:
         found = [
@@ -207,16 +213,34 @@ class Listing:
         for year, year_link in self._names("talks", top=True, folders=True):
             for talk, talk_link in self._names(f"talks/{year}", folders=True):
                 prefix = f"talks/{year}/{talk}"
-                found += [
-                    (f"{prefix}/{name}", year_link or talk_link)
-                    for name, _ in self._names(prefix)
-                    if name.endswith(".age")
-                ]
+                linked, names = self._talk(prefix, year_link or talk_link)
+                found += [(f"{prefix}/{name}", linked) for name in names]
         found.sort()
         for rel, link in found:
             if link:
                 _refuse(self.root, f"{self.base}/{rel}")
         return [(rel, f"{self.base}/{rel}") for rel, _ in found]
+
+    def _talk(self, rel: str, linked: bool) -> tuple[bool, list[str]]:
+        """(whether it is reached through a symlink, the .age names in a talk's folder): as
+        the index last listed them while the folder is unchanged (same mtime, ctime, inode;
+        a name added, removed or renamed changes its mtime), listed again otherwise."""
+        folder = f"{self.base}/{rel}"
+        try:
+            info = os.lstat(folder)
+        except FileNotFoundError:
+            return linked, []
+        linked = linked or stat.S_ISLNK(info.st_mode)
+        key = [info.st_mtime_ns, info.st_ctime_ns, info.st_ino]
+        cached = self.known.get(rel)
+        if not linked and type(cached) is list and cached[:3] == key and type(cached[3]) is list:
+            names = cached[3]
+        else:
+            names = [name for name, _ in self._names(rel) if name.endswith(".age")]
+        settled = min(self.now - info.st_mtime_ns, self.now - info.st_ctime_ns) >= RACY_NS
+        if not linked and settled:
+            self.folders[rel] = [*key, names]
+        return linked, names
 
     def _names(self, rel: str, top: bool = False, folders: bool = False) -> list[tuple[str, bool]]:
         """(name, whether the path to it passed a symlinked folder) of each entry."""
@@ -300,6 +324,7 @@ class Store:
         key_id = hashlib.sha256("\n".join(sorted(recipients)).encode()).hexdigest()[:16]
         self.path = self.folder / f"index-{key_id}.age"
         self.anchor = _pinned_root(root)
+        self.folders: dict[str, Any] = {}  # talk folders as the index last listed them
         self.key = secret
 
     @classmethod
@@ -335,7 +360,10 @@ class Store:
                 return {}, "outdated"
             if content.get("root") != self.anchor:
                 return {}, "foreign"
-            return {rel: _entry(raw) for rel, raw in content["entries"].items()}, ""
+            entries = {rel: _entry(raw) for rel, raw in content["entries"].items()}
+            folders = content.get("folders", {})
+            self.folders = folders if type(folders) is dict else {}
+            return entries, ""
         except (ValueError, TypeError, KeyError, AttributeError):
             return {}, "damaged"
 
@@ -362,7 +390,7 @@ class Store:
         if stat.S_IMODE(info.st_mode) != 0o700:
             os.chmod(self.folder, 0o700)
 
-    def save(self, entries: dict[str, Entry]) -> None:
+    def save(self, entries: dict[str, Entry], folders: dict[str, Any] | None = None) -> None:
         """Encrypt, authenticate and replace atomically; an index that cannot be written is
         only a cache: the command goes on without it."""
         from talkbook.crypto import encrypt
@@ -373,6 +401,7 @@ class Store:
             "root": self.anchor,
             "rules": _rules(),
             "entries": {rel: _raw(entry) for rel, entry in sorted(entries.items())},
+            "folders": folders or {},
         }
         body = json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         mac = hmac.new(self.key, body, "sha256").hexdigest().encode()
