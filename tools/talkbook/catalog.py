@@ -91,12 +91,15 @@ class Catalog:
     records: dict[str, Item] = field(default_factory=dict)
     unreadable: list[str] = field(default_factory=list)
     malformed: list[tuple[str, InvalidDocument]] = field(default_factory=list)
+    _records_by_cadre: dict[str, list[Item]] | None = field(default=None, repr=False)
+    _grouped_count: int = field(default=-1, repr=False)
 
     def add(self, item: Item) -> None:
         kind = item.kind
         bucket = self.profiles if kind == "profile" else self.plans if kind == "plan" else None
         if bucket is None and kind != "record":
             raise KeyError(kind)
+        self._records_by_cadre = None
         (bucket if bucket is not None else self.records)[id_of_rel(item.rel)] = item
 
     def items(self) -> list[Item]:
@@ -107,7 +110,15 @@ class Catalog:
         return str(item.meta.get("name", "")) if item else ""
 
     def held_talks(self, cadre_id: str) -> list[Item]:
-        return [r for r in self.records.values() if r.meta.get("cadre") == cadre_id]
+        """The cadre's records, grouped once per catalog (again after a change): `due` and
+        coverage ask for every cadre, and a scan each time would be cadres × records."""
+        grouped = self._records_by_cadre
+        if grouped is None or self._grouped_count != len(self.records):  # added to directly
+            grouped = {}
+            for record in self.records.values():
+                grouped.setdefault(str(record.meta.get("cadre")), []).append(record)
+            self._records_by_cadre, self._grouped_count = grouped, len(self.records)
+        return list(grouped.get(cadre_id, ()))
 
 
 @dataclass(frozen=True)
