@@ -65,6 +65,8 @@ def demo(directory: Path, cadres: int, talks_count: int, locale: str, bulk: bool
                 files=built.bulk.files, versions=built.bulk.versions, outcomes=outcomes
             )
         )
+        parts = ", ".join(f"{part} {spent:.1f} s" for part, spent in built.bulk.seconds.items())
+        click.echo(_("where the time went: {parts}").format(parts=parts))
         _heading(_("keys and how to use them"))
         click.echo(usage_text(built))
         return
