@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run
+from conftest import ok, run
 from talkbook import i18n
 
 REPO = Path(__file__).resolve().parent.parent
@@ -184,3 +184,36 @@ def test_the_workspace_is_found_as_commands_find_it(workspace, speak, monkeypatc
     assert "Usage:" in run("--help").stdout
     monkeypatch.setenv("TALKBOOK_WORKSPACE", str(workspace.root))
     assert "用法" in run("--help").stdout
+
+
+def test_due_listing_and_plan_errors_read_in_chinese(workspace, cadre, speak):
+    speak(TALKBOOK_LANG="zh-CN")
+    ok(workspace.as_("P-01", "event", cadre, "post_change", "--date", "2026-02-01"))
+    due = workspace.as_("P-01", "due", "--as-of", "2026-04-01")
+    assert due.exit_code == 1, due.stderr
+    header = due.stdout.splitlines()[0].split()
+    assert header == ["干部", "姓名", "应谈原因", "谈话", "期限", "剩余天数", "逾期", "说明"]
+    assert "岗位变动" in due.stdout and "是" in due.stdout
+    assert "post_change" not in due.stdout and "yes" not in due.stdout
+    assert "项逾期" in due.stderr and "overdue" not in due.stderr
+    as_json = workspace.as_("P-01", "due", "--as-of", "2026-04-01", "--format", "json")
+    assert '"reason": "post_change"' in as_json.stdout  # JSON keeps the codes
+
+    ok(workspace.as_("P-01", "plan", cadre, "--speaker", "P-03", "--at", "2026-04-02T09:30"))
+    listed = ok(workspace.as_("P-01", "list", "talks"))
+    assert listed.stdout.splitlines()[0].split()[:6] == [
+        "编号",
+        "干部",
+        "姓名",
+        "谈话人",
+        "时间",
+        "状态",
+    ]
+    assert "草稿" in listed.stdout and "draft" not in listed.stdout
+
+    unknown = workspace.as_(
+        "P-01", "plan", cadre, "--speaker", "无此人", "--at", "2026-04-02T09:30"
+    )
+    assert unknown.exit_code == 2 and "未知" in unknown.stderr and "unknown" not in unknown.stderr
+    missing = workspace.as_("P-01", "plan", cadre, "--speaker", "P-03")
+    assert missing.exit_code != 0 and "谈话计划需要" in missing.stderr, missing.stderr

@@ -36,7 +36,7 @@ from talkbook.errors import (
     WorkspaceNotFound,
 )
 from talkbook.fsutil import checkpoint, read_regular, restore, snapshot
-from talkbook.i18n import _
+from talkbook.i18n import _, label
 from talkbook.models import Document, field_lines, line_of, parse
 from talkbook.validation import Finding, Subject, check_document, summary
 from talkbook.vault import Vault
@@ -141,7 +141,9 @@ class App:
             try:
                 return dt.datetime.fromisoformat(fixed).replace(tzinfo=None)
             except ValueError:
-                raise TalkbookError(f"TALKBOOK_NOW={fixed!r} is not an ISO datetime") from None
+                raise TalkbookError(
+                    _("TALKBOOK_NOW={value} is not an ISO datetime").format(value=repr(fixed))
+                ) from None
         return dt.datetime.now().replace(second=0, microsecond=0)
 
     def today(self) -> dt.date:
@@ -171,8 +173,10 @@ class App:
         """Writes wait until a merge (or rebase) is finished: the index and tree are git's."""
         if what := gittrail.unfinished(self.workspace.root):
             raise UnfinishedMerge(
-                f"a {what} is unfinished: run `talkbook resolve ID` for each conflicted file and "
-                f"`talkbook sync` (or finish the {what} with git); nothing was written"
+                _(
+                    "a {what} is unfinished: run `talkbook resolve ID` for each conflicted file "
+                    "and `talkbook sync` (or finish the {what} with git); nothing was written"
+                ).format(what=what)
             )
 
     def actor(self) -> Person:
@@ -184,15 +188,19 @@ class App:
             key = self.keyring.public_keys[0] if self.keyring.public_keys else "?"
             key = key if len(key) <= 72 else f"{key[:40]}…{key[-12:]}"  # age1pq1 keys are long
             raise IdentityError(
-                f"your identity ({key}) is not a person of this workspace; ask a custodian to "
-                "run `talkbook person add`"
+                _(
+                    "your identity ({key}) is not a person of this workspace; ask a custodian "
+                    "to run `talkbook person add`"
+                ).format(key=key)
             )
         return person
 
     def require_role(self, role: str) -> Person:
         person = self.actor()
         if not person.has_role(role):
-            raise PermissionDenied(f"{person.id} is not a {role}")
+            raise PermissionDenied(
+                _("{person} is not a {role}").format(person=person.id, role=label("role", role))
+            )
         return person
 
     def author(self, person: Person | None) -> gittrail.Author:
@@ -467,11 +475,15 @@ class App:
     def guard_edit(self, kind: str, path: Path, before: Document, after: Document) -> None:
         """Rules that compare an edit with what it replaces."""
         if before.meta.get("id") != after.meta.get("id"):
-            raise InvalidDocument(f"{self.rel(path)}: id: an id cannot be changed")
+            raise InvalidDocument(
+                _("{path}: id: an id cannot be changed").format(path=self.rel(path))
+            )
         for field_name, commands in workflow.WORKFLOW_FIELDS.get(kind, {}).items():
             if before.meta.get(field_name) != after.meta.get(field_name):
                 raise InvalidDocument(
-                    f"{self.rel(path)}: {field_name}: changes only through {commands}"
+                    _("{path}: {field}: changes only through {commands}").format(
+                        path=self.rel(path), field=field_name, commands=commands
+                    )
                 )
         if kind == "record" and (problem := workflow.confirmed_rewrite(before, after)):
             raise InvalidDocument(f"{self.rel(path)}: {problem}")
@@ -500,7 +512,11 @@ class App:
         ws = self.workspace
         for role in roles:
             if role not in ROLES:
-                raise TalkbookError(f"unknown role {role!r}: choose from {', '.join(ROLES)}")
+                raise TalkbookError(
+                    _("unknown role {role}: choose from {roles}").format(
+                        role=repr(role), roles=", ".join(ROLES)
+                    )
+                )
         for key in keys:
             parse_recipient(key)
         if ws.people:
@@ -511,7 +527,9 @@ class App:
         existing = ws.people.get(pid)
         owner = ws.person_by_key(list(keys))
         if owner is not None and owner.id != pid:
-            raise TalkbookError(f"that key is {owner.id}'s; a key belongs to one person")
+            raise TalkbookError(
+                _("that key is {person}'s; a key belongs to one person").format(person=owner.id)
+            )
         person = Person(pid, name, tuple(roles), tuple(keys), email, cadre)
         action = "updated" if existing else "added"
         self.commit_config(
@@ -527,8 +545,10 @@ class App:
         mine = {key_core(k) for k in self.keyring.public_keys}
         if "custodian" not in roles or not mine & {key_core(k) for k in keys}:
             raise PermissionDenied(
-                "the first person must be you, as a custodian, with your own key "
-                "(--role custodian --key <your public line>)"
+                _(
+                    "the first person must be you, as a custodian, with your own key "
+                    "(--role custodian --key <your public line>)"
+                )
             )
         self.signer()  # the founding commit must be signed: say so before writing anything
 
@@ -542,7 +562,7 @@ class App:
             ws = self.workspace
             if trust.pinned(ws.root).get("root") or trust.find_root(ws.root):
                 raise TalkbookError(
-                    "this workspace has a root of trust already; nothing to migrate"
+                    _("this workspace has a root of trust already; nothing to migrate")
                 )
             signer = self.signer()
             person = ws.person_by_key(self.keyring.public_keys)
@@ -557,8 +577,10 @@ class App:
                     )
             if person is None or not person.has_role("custodian"):
                 raise PermissionDenied(
-                    "migrate is run by a custodian: use a key talkbook.toml lists for you, or "
-                    "prove who you are with --from-identity OLD_KEY"
+                    _(
+                        "migrate is run by a custodian: use a key talkbook.toml lists for you, "
+                        "or prove who you are with --from-identity OLD_KEY"
+                    )
                 )
             with self.changing([ws.config_path]):
                 if joined is not None:
@@ -583,10 +605,14 @@ class App:
         actor = self.require_role("custodian")
         person = ws.person(pid)
         if person.left:
-            raise TalkbookError(f"{pid} left on {person.left} already")
+            raise TalkbookError(
+                _("{person} left on {day} already").format(person=pid, day=person.left)
+            )
         custodians = [p for p in ws.with_role("custodian") if p.id != pid]
         if person.has_role("custodian") and not custodians:
-            raise PermissionDenied(f"{pid} is the last custodian; add another one first")
+            raise PermissionDenied(
+                _("{person} is the last custodian; add another one first").format(person=pid)
+            )
         day = self.today().isoformat()
         self.commit_config(lambda: ws.mark_left(pid, day), f"person {pid}: removed", actor)
 

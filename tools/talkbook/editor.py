@@ -112,7 +112,9 @@ def editor_command(env: Mapping[str, str] | None = None) -> list[str]:
         try:
             words = shlex.split(value)
         except ValueError as exc:
-            raise EditAborted(f"${name} is not a valid command line ({exc})") from None
+            raise EditAborted(
+                _("${name} is not a valid command line ({problem})").format(name=name, problem=exc)
+            ) from None
         if words:
             return with_privacy_flags(words)
     return with_privacy_flags(["vi"])
@@ -145,10 +147,13 @@ _PRIVATE_FLAGS = {
     "nano": ["--restricted", "--ignorercfiles"],
     "emacs": ["-Q", "-nw", "--eval", _EMACS_OFF],
 }
-_EMACSCLIENT_REFUSED = (
-    "emacsclient edits in a running Emacs that keeps its own backups, auto-saves and history; "
-    "set $VISUAL to emacs (talkbook starts it keeping none), vim, nvim or nano"
-)
+
+
+def _emacsclient_refused() -> str:
+    return _(
+        "emacsclient edits in a running Emacs that keeps its own backups, auto-saves and "
+        "history; set $VISUAL to emacs (talkbook starts it keeping none), vim, nvim or nano"
+    )
 
 
 def _kind_of_name(name: str) -> str | None:
@@ -186,7 +191,7 @@ def editor_kind(program: str) -> str | None:
 def with_privacy_flags(words: list[str]) -> list[str]:
     kind = editor_kind(words[0])
     if kind == "emacsclient":
-        raise EditAborted(_EMACSCLIENT_REFUSED)
+        raise EditAborted(_emacsclient_refused())
     if kind is None:
         return words
     return [words[0], *_PRIVATE_FLAGS[kind], *words[1:]]
@@ -198,7 +203,7 @@ def private_env(command: list[str], folder: Path) -> dict[str, str] | None:
     if kind is None:
         return None
     if kind == "emacsclient":
-        raise EditAborted(_EMACSCLIENT_REFUSED)
+        raise EditAborted(_emacsclient_refused())
     home = folder / "home"
     home.mkdir(mode=0o700, exist_ok=True)
     env = dict(os.environ)
@@ -220,7 +225,7 @@ def _signal_name(signum: int) -> str:
     try:
         return signal.Signals(signum).name
     except ValueError:
-        return f"signal {signum}"
+        return _("signal {number}").format(number=signum)
 
 
 def _zero_file(path: Path, size: int) -> None:
@@ -280,7 +285,9 @@ def wipe_tree(folder: Path) -> None:
         failed = True
     if failed or os.path.lexists(folder):
         raise TalkbookError(
-            f"could not wipe the private editing folder {folder}; remove it by hand"
+            _("could not wipe the private editing folder {folder}; remove it by hand").format(
+                folder=folder
+            )
         )
 
 
@@ -303,7 +310,7 @@ def _make_private_dir(candidates: list[Path], allow_disk: Callable[[Path], bool]
         return folder
     fallback = Path(tempfile.gettempdir())
     if not allow_disk(fallback):
-        raise EditAborted("no private in-memory folder (tmpfs) to edit in; aborted")
+        raise EditAborted(_("no private in-memory folder (tmpfs) to edit in; aborted"))
     folder = Path(tempfile.mkdtemp(prefix=private_prefix(), dir=fallback))
     os.chmod(folder, 0o700)
     return folder
@@ -361,9 +368,11 @@ def _run_editor(editor: list[str], path: Path, env: dict[str, str] | None = None
         try:
             process = subprocess.Popen([*editor, str(path)], env=env)
         except FileNotFoundError:
-            raise EditAborted(f"editor not found: {editor[0]}") from None
+            raise EditAborted(_("editor not found: {editor}").format(editor=editor[0])) from None
         except PermissionError:
-            raise EditAborted(f"editor cannot be run: {editor[0]}") from None
+            raise EditAborted(
+                _("editor cannot be run: {editor}").format(editor=editor[0])
+            ) from None
         try:
             status = process.wait()
         except BaseException:
@@ -375,10 +384,14 @@ def _run_editor(editor: list[str], path: Path, env: dict[str, str] | None = None
         if signal.SIGINT in interrupts and -status == signal.SIGINT:
             raise KeyboardInterrupt
         raise EditAborted(
-            f"editor was killed by signal {_signal_name(-status)}; nothing was changed"
+            _("editor was killed by signal {signal}; nothing was changed").format(
+                signal=_signal_name(-status)
+            )
         )
     if status > 0:
-        raise EditAborted(f"editor exited with status {status}; nothing was changed")
+        raise EditAborted(
+            _("editor exited with status {status}; nothing was changed").format(status=status)
+        )
 
 
 def _same_text(edited: str, initial: str) -> bool:
@@ -420,11 +433,11 @@ def edit_privately(
             try:
                 raw = path.read_bytes()
             except FileNotFoundError:
-                raise EditAborted("the edited file was deleted; nothing was changed") from None
+                raise EditAborted(_("the edited file was deleted; nothing was changed")) from None
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:
-                problem = "the file is not valid UTF-8"
+                problem = _("the file is not valid UTF-8")
             else:
                 if _same_text(text, initial):
                     return None

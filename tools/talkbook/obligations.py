@@ -13,6 +13,7 @@ from typing import Any
 
 from talkbook import rules
 from talkbook.catalog import Catalog, Item
+from talkbook.i18n import _
 from talkbook.models import parse_date
 from talkbook.workspace import Workspace
 
@@ -200,7 +201,7 @@ def approval_obligations(ws: Workspace, catalog: Catalog, as_of: dt.date) -> lis
                 True,
                 since,
                 talk=talk_id,
-                detail=f"submitted {since.isoformat()}",
+                detail=_("submitted {day}").format(day=since.isoformat()),
             )
         )
     return found

@@ -69,10 +69,10 @@ def new_cadre(app: App, text: str | None, source: str | None = None) -> str:
         path = ws.cadre_path(meta["id"])
         edited = app.edit_text(initial, "profile", path)
         if edited is None:
-            raise EditAborted("the profile was left as the template; nothing was added")
+            raise EditAborted(_("the profile was left as the template; nothing was added"))
         doc = parse(edited, "profile")
         if doc.meta.get("id") != meta["id"]:
-            raise TalkbookError("id: keep the id the template gave")
+            raise TalkbookError(_("id: keep the id the template gave"))
         text = edited
         origin = None
     else:
@@ -85,16 +85,21 @@ def new_cadre(app: App, text: str | None, source: str | None = None) -> str:
         doc = parse(text, origin.name)
     cadre_id = str(doc.meta["id"])
     if not ID_PATTERNS["profile"].match(cadre_id):  # it becomes a path: never a name or "../"
-        raise InvalidDocument("id: must look like C-k3x9p2 (C- and 6 lowercase letters or digits)")
+        raise InvalidDocument(
+            _("id: must look like C-k3x9p2 (C- and 6 lowercase letters or digits)")
+        )
     path = ws.cadre_path(cadre_id)
     if path.exists():
-        raise TalkbookError(f"{cadre_id} exists already; use `talkbook edit {cadre_id}`")
+        raise TalkbookError(
+            _("{cadre} exists already; use `talkbook edit {cadre}`").format(cadre=cadre_id)
+        )
     twins = _same_person(app, cadre_id, doc.meta)
     app.save("profile", path, text, f"cadre {cadre_id}: created", actor, origin)
     if twins:
         app.prompts.notice(
-            f"{cadre_id} has the same name and birth date as {', '.join(twins)}"
-            " (a duplicate profile?)"
+            _("{cadre} has the same name and birth date as {others} (a duplicate profile?)").format(
+                cadre=cadre_id, others=", ".join(twins)
+            )
         )
     return cadre_id
 
@@ -117,7 +122,7 @@ def _same_person(app: App, cadre_id: str, meta: dict[str, Any]) -> list[str]:
 def read_profile(app: App, cadre_id: str) -> Document:
     path = app.workspace.cadre_path(cadre_id)
     if not path.is_file():
-        raise NotFound(f"unknown cadre: {cadre_id}")
+        raise NotFound(_("unknown cadre: {cadre}").format(cadre=cadre_id))
     return app.read(path)
 
 

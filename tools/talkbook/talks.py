@@ -18,7 +18,7 @@ from talkbook.errors import (
     TalkbookError,
     WorkflowError,
 )
-from talkbook.i18n import _
+from talkbook.i18n import _, label, ngettext
 from talkbook.models import Document, new_id, parse, parse_datetime
 from talkbook.names import resolve_method, resolve_occasion, resolve_person, resolve_talk_type
 from talkbook.profiles import read_profile, refuse_if_retired
@@ -36,7 +36,7 @@ def record_path(app: App, talk_id: str) -> Path:
 def read_plan(app: App, talk_id: str) -> Document:
     path = plan_path(app, talk_id)
     if not path.is_file():
-        raise NotFound(f"unknown talk: {talk_id}")
+        raise NotFound(_("unknown talk: {talk}").format(talk=talk_id))
     return app.read(path)
 
 
@@ -51,7 +51,11 @@ def _deferred_from(app: App, cadre_id: str, talk_id: str | None, catalog: Catalo
     if talk_id:
         path = record_path(app, talk_id)
         if not path.is_file():
-            raise WorkflowError(f"{talk_id} has no record yet; only a held talk can be continued")
+            raise WorkflowError(
+                _("{talk} has no record yet; only a held talk can be continued").format(
+                    talk=talk_id
+                )
+            )
         return [str(t) for t in rules.as_list(app.read(path).meta.get("deferred"))]
     continued = {plan.meta.get("continues") for plan in catalog.plans.values()}
     open_topics: list[str] = []
@@ -92,15 +96,21 @@ def draft_plan(
     method, talk_type = resolve_method(method), resolve_talk_type(ws, talk_type)
     continues = continues or meta_in.get("continues")
     if not speaker or not at:
-        raise TalkbookError("a plan needs --speaker and --at (or both in the --from file)")
+        raise TalkbookError(_("a plan needs --speaker and --at (or both in the --from file)"))
     for role, pid in (("speaker", speaker), ("recorder", recorder or meta_in.get("recorder"))):
         person = ws.people.get(str(pid)) if pid else None
         if person is not None and person.left:
-            raise PermissionDenied(f"--{role} {pid} left on {person.left}; name someone current")
+            raise PermissionDenied(
+                _("--{role} {person} left on {day}; name someone current").format(
+                    role=role, person=pid, day=person.left
+                )
+            )
     try:
         when = parse_datetime(str(at))
     except ValueError:
-        raise TalkbookError(f"--at {at!r} is not a date and time (YYYY-MM-DDTHH:MM)") from None
+        raise TalkbookError(
+            _("--at {value} is not a date and time (YYYY-MM-DDTHH:MM)").format(value=repr(at))
+        ) from None
     profile = read_profile(app, cadre_id).meta
     today = app.today()
     refuse_if_retired(cadre_id, profile, today, _("no new plans"))
@@ -115,7 +125,9 @@ def draft_plan(
     )  # fmt: skip
     path = ws.talk_dir(talk_id, when.year) / "plan.md.age"
     if path.exists():
-        raise TalkbookError(f"{talk_id} exists already; use `talkbook edit {talk_id}`")
+        raise TalkbookError(
+            _("{talk} exists already; use `talkbook edit {talk}`").format(talk=talk_id)
+        )
     final = document.text()
     origin = Origin(source, text) if text else None
     if use_editor:
@@ -143,7 +155,9 @@ def _plan_warnings(
     """What may be a slip, said after the plan is saved: ids only, never a name or a note."""
     warnings: list[str] = []
     if occasion and event is None:
-        warnings.append(f"cadre {cadre_id} has no logged event for this occasion")
+        warnings.append(
+            _("cadre {cadre} has no logged event for this occasion").format(cadre=cadre_id)
+        )
     elif event is not None:
         try:
             event_day = dt.date.fromisoformat(str(event.get("date"))[:10])
@@ -151,8 +165,10 @@ def _plan_warnings(
             event_day = None
         if event_day is not None and when.date() < event_day:
             warnings.append(
-                f"plan {talk_id}: --at is earlier than cadre {cadre_id}'s logged event"
-                " for this occasion"
+                _(
+                    "plan {talk}: --at is earlier than cadre {cadre}'s logged event"
+                    " for this occasion"
+                ).format(talk=talk_id, cadre=cadre_id)
             )
     others = sorted(
         tid
@@ -163,8 +179,12 @@ def _plan_warnings(
         and tid not in catalog.records
     )
     if others:
-        plans = "plan" if len(others) == 1 else "plans"
-        warnings.append(f"{cadre_id} already has an open {plans} {', '.join(others)}")
+        already = ngettext(
+            "{cadre} already has an open plan {talks}",
+            "{cadre} already has an open plans {talks}",
+            len(others),
+        )
+        warnings.append(already.format(cadre=cadre_id, talks=", ".join(others)))
     return warnings
 
 
@@ -184,18 +204,28 @@ def decide(
     doc = read_plan(app, talk_id)
     status = doc.meta.get("status")
     if record_path(app, talk_id).exists():
-        raise WorkflowError(f"{talk_id} has been held; its plan no longer changes")
+        raise WorkflowError(
+            _("{talk} has been held; its plan no longer changes").format(talk=talk_id)
+        )
     if status not in sources:
-        raise WorkflowError(f"{talk_id} is {status}; it cannot be {decision}")
+        raise WorkflowError(
+            _("{talk} is {status}; it cannot be {decision}").format(
+                talk=talk_id,
+                status=label("status", str(status)),
+                decision=label("status", decision),
+            )
+        )
     if decision == "rejected" and not (comment or "").strip():
-        raise TalkbookError("a rejection needs --comment saying why")
+        raise TalkbookError(_("a rejection needs --comment saying why"))
     actor = _authorize(app, decision, doc.meta)
     entry = builders.decision_entry(actor.id, decision, comment, app.now())
     if at:
         try:
             at = parse_datetime(at).isoformat(timespec="minutes")
         except ValueError:
-            raise TalkbookError(f"--to {at!r} is not a date and time (YYYY-MM-DDTHH:MM)") from None
+            raise TalkbookError(
+                _("--to {value} is not a date and time (YYYY-MM-DDTHH:MM)").format(value=repr(at))
+            ) from None
     updated = builders.with_decision(doc, entry, at)
     app.save("plan", plan_path(app, talk_id), updated.text(), f"plan {talk_id}: {decision}", actor)
     if status == "approved" and decision == "postponed":
@@ -219,31 +249,39 @@ def write_record(
     plan = plan_doc.meta
     path = record_path(app, talk_id)
     if path.exists():
-        raise WorkflowError(f"{talk_id} has a record already; use `talkbook edit {talk_id}/record`")
+        raise WorkflowError(
+            _("{talk} has a record already; use `talkbook edit {talk}/record`").format(talk=talk_id)
+        )
     if plan.get("status") != "approved":
-        raise WorkflowError(f"{talk_id} is {plan.get('status')}; a record needs an approved plan")
+        raise WorkflowError(
+            _("{talk} is {status}; a record needs an approved plan").format(
+                talk=talk_id, status=label("status", str(plan.get("status")))
+            )
+        )
     _verified_approval(app, talk_id, plan_doc)
     actor = app.actor()
     if problem := workflow.may_record(actor, plan):
         raise PermissionDenied(problem)
     if text is None and not use_editor:  # what was said comes from the user, never the template
-        raise TalkbookError("no terminal for the editor: pass --from FILE or --from -")
+        raise TalkbookError(_("no terminal for the editor: pass --from FILE or --from -"))
     if text is not None and not text.strip():
-        raise TalkbookError(f"{source}: empty; nothing was recorded")
+        raise TalkbookError(_("{source}: empty; nothing was recorded").format(source=source))
     given = parse(text, source) if text else Document({})
     document = builders.record_document(app, plan, actor.id, given)
     meta, body = document.meta, document.body
     held = parse_datetime(str(meta["held_at"]))
     if held > app.now() + dt.timedelta(minutes=5):
         raise WorkflowError(
-            f"{talk_id}: held_at {meta['held_at']} is in the future; record a talk once held"
+            _("{talk}: held_at {held_at} is in the future; record a talk once held").format(
+                talk=talk_id, held_at=meta["held_at"]
+            )
         )
     final = Document(meta, body).text()
     origin = Origin(source, text) if text else None
     if use_editor:
         edited = app.edit_text(final, "record", path)
         if edited is None:
-            raise EditAborted("the record was left as the template; nothing was recorded")
+            raise EditAborted(_("the record was left as the template; nothing was recorded"))
         final, origin = edited, None
     plan_now_held = workflow.held(plan_doc, actor, app.now()).text()
     app.save_together(
@@ -279,18 +317,24 @@ def _verified_approval(app: App, talk_id: str, plan: Document) -> None:
         or workflow.without_decisions(approved) != workflow.without_decisions(plan)
     ):
         raise WorkflowError(
-            f"{talk_id}: its approval is not verified (no commit signed by its approver "
-            "brought it, or the plan changed since); nothing was recorded"
+            _(
+                "{talk}: its approval is not verified (no commit signed by its approver "
+                "brought it, or the plan changed since); nothing was recorded"
+            ).format(talk=talk_id)
         )
 
 
 def confirm_record(app: App, talk_id: str, on: dt.date | None = None) -> None:
     path = record_path(app, talk_id)
     if not path.is_file():
-        raise NotFound(f"{talk_id} has no record")
+        raise NotFound(_("{talk} has no record").format(talk=talk_id))
     doc = app.read(path)
     if doc.meta.get("confirmed_on"):
-        raise WorkflowError(f"{talk_id}: the record was confirmed on {doc.meta['confirmed_on']}")
+        raise WorkflowError(
+            _("{talk}: the record was confirmed on {day}").format(
+                talk=talk_id, day=doc.meta["confirmed_on"]
+            )
+        )
     actor = app.actor()
     updated = builders.with_confirmation(doc, on or app.today())
     app.save("record", path, updated.text(), f"record {talk_id}: confirmed", actor)
@@ -300,9 +344,9 @@ def add_addendum(app: App, talk_id: str, text: str) -> None:
     """After confirmation the record changes only by dated, attributed addenda."""
     path = record_path(app, talk_id)
     if not path.is_file():
-        raise NotFound(f"{talk_id} has no record")
+        raise NotFound(_("{talk} has no record").format(talk=talk_id))
     if not text.strip():
-        raise TalkbookError("an addendum needs text")
+        raise TalkbookError(_("an addendum needs text"))
     doc = app.read(path)
     actor = app.actor()
     updated = builders.with_addendum(doc, actor.id, app.now(), text)
@@ -313,13 +357,19 @@ def close_followup(app: App, talk_id: str, number: int, on: dt.date | None = Non
     """Mark follow-up `number` (1-based) done: progress, allowed even on a confirmed record."""
     path = record_path(app, talk_id)
     if not path.is_file():
-        raise NotFound(f"{talk_id} has no record")
+        raise NotFound(_("{talk} has no record").format(talk=talk_id))
     doc = app.read(path)
     items = [dict(item) for item in doc.meta.get("follow_ups") or []]
     if not 1 <= number <= len(items):
-        raise NotFound(f"{talk_id} has no follow-up {number} (it has {len(items)})")
+        raise NotFound(
+            _("{talk} has no follow-up {number} (it has {count})").format(
+                talk=talk_id, number=number, count=len(items)
+            )
+        )
     if items[number - 1].get("done"):
-        raise WorkflowError(f"{talk_id}: follow-up {number} is done already")
+        raise WorkflowError(
+            _("{talk}: follow-up {number} is done already").format(talk=talk_id, number=number)
+        )
     actor = app.actor()
     updated = builders.with_followup_done(doc, number, on or app.today())
     message = f"record {talk_id}: follow-up {number} done"

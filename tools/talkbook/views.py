@@ -18,8 +18,64 @@ from typing import Any
 from talkbook import gittrail, i18n, obligations
 from talkbook.app import App
 from talkbook.catalog import Catalog, load
-from talkbook.i18n import _
+from talkbook.i18n import N_, _
 from talkbook.workspace import Workspace
+
+NOTHING = N_("(nothing)")
+
+
+def column_titles(columns: list[str]) -> list[str]:
+    """A table's column keys as headers in the reader's language (English: the keys, but
+    `last_talk`)."""
+    titles = {
+        "id": _("id"),
+        "cadre": _("cadre"),
+        "name": _("name"),
+        "speaker": _("speaker"),
+        "at": _("at"),
+        "status": _("status"),
+        "occasion": _("occasion"),
+        "method": _("method"),
+        "unit": _("unit"),
+        "post": _("post"),
+        "last_talk": _("last talk"),
+        "talks": _("talks"),
+        "events": _("events"),
+        "retired": _("retired"),
+        "reason": _("reason"),
+        "talk": _("talk"),
+        "deadline": _("deadline"),
+        "days_left": _("days_left"),
+        "overdue": _("overdue"),
+        "detail": _("detail"),
+        "n": _("n"),
+        "what": _("what"),
+        "owner": _("owner"),
+        "due": _("due"),
+    }
+    return [titles.get(c, c) for c in columns]
+
+
+REASONS = ("cadence", "follow_up", "approval")  # any other reason is an occasion
+
+
+def reason_label(ws: Workspace, code: Any) -> str:
+    """Why something is due, as the reader reads it: an occasion by its workspace label, the
+    other reasons by i18n.label."""
+    if code in REASONS:
+        return _label("reason", str(code), i18n.language())
+    return ws.label("occasions", None if code is None else str(code))
+
+
+def due_display(ws: Workspace, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`due` rows (codes) as its table shows them: reasons as labels; an occasion's detail,
+    which is its label, is not said twice."""
+    shown = []
+    for row in rows:
+        reason = reason_label(ws, row.get("reason"))
+        detail = "" if row.get("detail") == reason else row.get("detail")
+        shown.append({**row, "reason": reason, "detail": detail})
+    return shown
 
 
 def _width(text: str) -> int:
@@ -33,7 +89,7 @@ def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
-        return "yes" if value else ""
+        return _("yes") if value else ""
     return str(value)
 
 
@@ -41,13 +97,14 @@ def table_text(
     rows: list[dict[str, Any]],
     columns: list[str],
     headers: list[str] | None = None,
-    empty: str | None = "(nothing)",
+    empty: str | None = NOTHING,
 ) -> str:
-    """Columns padded to the widest cell; `headers` name them (the column keys otherwise).
-    No rows: `empty`, or the header and its rule alone when `empty` is None."""
+    """Columns padded to the widest cell; `headers` name them (`column_titles` otherwise).
+    No rows: `empty` ("(nothing)" in the reader's language), or the header and its rule alone
+    when `empty` is None."""
     if not rows and empty is not None:
-        return empty
-    titles = headers or columns
+        return _("(nothing)") if empty == NOTHING else empty
+    titles = headers or column_titles(columns)
     cells = [[_cell(row.get(c)) for c in columns] for row in rows]
     widths = [max([_width(t), *(_width(r[i]) for r in cells)]) for i, t in enumerate(titles)]
 

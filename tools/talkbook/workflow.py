@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from talkbook.i18n import _
+from talkbook.i18n import _, label
 from talkbook.models import Document
 from talkbook.workspace import Person
 
@@ -56,13 +56,17 @@ def may_decide(actor: Person, decision: str, plan: dict[str, Any]) -> str | None
     allowed = DECIDERS[decision]
     is_speaker = actor.id == plan.get("speaker")
     if actor.left:
-        return f"{actor.id} left on {actor.left}"
+        return _("{person} left on {day}").format(person=actor.id, day=actor.left)
     # "speaker" is this plan's own speaker, never anyone who speaks in other talks
     by_role = any(actor.has_role(r) for r in allowed if r != "speaker")
     if not (by_role or ("speaker" in allowed and is_speaker)):
-        return f"{actor.id} may not mark this plan {decision}"
+        return _("{person} may not mark this plan {decision}").format(
+            person=actor.id, decision=label("status", decision)
+        )
     if decision in ("approved", "rejected") and is_speaker:
-        return f"{actor.id} is this plan's speaker and cannot approve or reject it"
+        return _("{person} is this plan's speaker and cannot approve or reject it").format(
+            person=actor.id
+        )
     return None
 
 
@@ -70,12 +74,14 @@ def may_record(actor: Person, plan: dict[str, Any]) -> str | None:
     """None when `actor` may write the record of this plan's talk: its speaker, or the recorder
     the plan names (`plan --recorder`); else why not."""
     if actor.left:
-        return f"{actor.id} left on {actor.left}"
+        return _("{person} left on {day}").format(person=actor.id, day=actor.left)
     if actor.id == plan.get("speaker"):
         return None
     if actor.id == plan.get("recorder") and actor.has_role("recorder"):
         return None
-    return f"{actor.id} is neither this talk's speaker nor the recorder its plan names"
+    return _("{person} is neither this talk's speaker nor the recorder its plan names").format(
+        person=actor.id
+    )
 
 
 def reopen_after_edit(
@@ -140,7 +146,7 @@ def confirmed_rewrite(before: Document, after: Document) -> str | None:
         return None
     old_addenda = _entries(before.meta.get("addenda"))
     if _entries(after.meta.get("addenda"))[: len(old_addenda)] != old_addenda:
-        return "addenda: earlier addenda were changed"
+        return _("addenda: earlier addenda were changed")
     keys = dict.fromkeys([*before.meta, *after.meta])
     changed = [
         k
@@ -152,5 +158,7 @@ def confirmed_rewrite(before: Document, after: Document) -> str | None:
     if before.body.strip() != after.body.strip():
         changed.append("body")
     if changed:
-        return f"{changed[0]}: the record was confirmed; change it only by an addendum"
+        return _("{field}: the record was confirmed; change it only by an addendum").format(
+            field=changed[0]
+        )
     return None

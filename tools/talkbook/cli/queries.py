@@ -21,26 +21,6 @@ TALK_TABLE = ["id", "cadre", "name", "speaker", "at", "status", "occasion", "met
 CADRE_TABLE = ["id", "name", "unit", "post", "last_talk", "talks", "events"]
 
 
-def _headers(columns: list[str]) -> list[str]:
-    titles = {
-        "id": _("id"),
-        "cadre": _("cadre"),
-        "name": _("name"),
-        "speaker": _("speaker"),
-        "at": _("at"),
-        "status": _("status"),
-        "occasion": _("occasion"),
-        "method": _("method"),
-        "unit": _("unit"),
-        "post": _("post"),
-        "last_talk": _("last talk"),
-        "talks": _("talks"),
-        "events": _("events"),
-        "retired": _("retired"),
-    }
-    return [titles.get(c, c) for c in columns]
-
-
 def _print(app: App, rows: list[dict[str, Any]], columns: list[str], table: list[str], fmt: str):
     """JSON: every field, as codes. CSV: the same fields, header first. Table: labels."""
     if fmt == "json":
@@ -52,11 +32,11 @@ def _print(app: App, rows: list[dict[str, Any]], columns: list[str], table: list
         writer.writerows(rows)
         click.echo(buffer.getvalue(), nl=False)
     else:
-        from talkbook.views import display_row, staff_names, table_text
+        from talkbook.views import column_titles, display_row, staff_names, table_text
 
         staff = staff_names(app.workspace)
         shown = [display_row(app.workspace, row, staff) for row in rows]
-        click.echo(table_text(shown, table, _headers(table), empty=None))
+        click.echo(table_text(shown, table, column_titles(table), empty=None))
 
 
 def _say(lines: list[str]) -> None:

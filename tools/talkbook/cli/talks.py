@@ -22,7 +22,7 @@ from talkbook.cli._shared import (
     writes,
 )
 from talkbook.errors import Findings, TalkbookError
-from talkbook.i18n import _
+from talkbook.i18n import N_, _, label
 
 
 def editor_can_run() -> bool:
@@ -33,16 +33,13 @@ def editor_can_run() -> bool:
     return sys.stdin.isatty() or named
 
 
-NO_TERMINAL = "no terminal for the editor: pass --from FILE or --from -"
-
-
 def text_or_editor(source: str | None) -> str | None:
     """For a command whose document comes from --from or the editor alone (edit, cadre new):
     the text, or None for the editor; with neither, a one-line refusal."""
     if source:
         return read_source(source)
     if not editor_can_run():
-        raise TalkbookError(NO_TERMINAL)
+        raise TalkbookError(_("no terminal for the editor: pass --from FILE or --from -"))
     return None
 
 
@@ -186,9 +183,9 @@ def _decision_command(name: str, decision: str, doc: str, comment_required: bool
         from talkbook.talks import decide
 
         status = decide(app, talk, decision, comment, extra.get("to"))
-        click.echo(f"{talk}: {status}")
+        click.echo(_("{talk}: {status}").format(talk=talk, status=label("status", status)))
 
-    command.__doc__ = doc.replace("\n\nExample:", "\n\n\b\nExample:")  # \b: click keeps the line
+    command.__doc__ = doc  # English; cli._shared translates it when help is formatted
     command.__name__ = name
     if decision == "postponed":
         command = click.option("--to", default=None, metavar="DATETIME", help="The new time.")(
@@ -197,30 +194,41 @@ def _decision_command(name: str, decision: str, doc: str, comment_required: bool
     return cli.command(name)(command)
 
 
+# Each help is one literal (\b: click keeps the example's line as it is), marked for the catalog.
 _decision_command(
-    "submit", "submitted", "Submit a plan for approval.\n\n\b\nExample: talkbook submit T-k3x9p2"
+    "submit",
+    "submitted",
+    N_("Submit a plan for approval.\n\n\b\nExample: talkbook submit T-k3x9p2"),
 )
 _decision_command(
     "approve",
     "approved",
-    "Approve a submitted plan (approvers only, never one's own).\n\n"
-    "Example: talkbook approve T-k3x9p2 --comment 同意",
+    N_(
+        "Approve a submitted plan (approvers only, never one's own).\n\n"
+        "\b\nExample: talkbook approve T-k3x9p2 --comment 同意"
+    ),
 )
 _decision_command(
     "reject",
     "rejected",
-    "Reject a submitted plan, saying why.\n\n"
-    'Example: talkbook reject T-k3x9p2 --comment "谈话重点不够明确"',
+    N_(
+        "Reject a submitted plan, saying why.\n\n"
+        '\b\nExample: talkbook reject T-k3x9p2 --comment "谈话重点不够明确"'
+    ),
     comment_required=True,
 )
 _decision_command(
     "postpone",
     "postponed",
-    "Postpone a plan (optionally to a new time); submit it again later.\n\n"
-    "Example: talkbook postpone T-k3x9p2 --to 2026-12-08T15:00",
+    N_(
+        "Postpone a plan (optionally to a new time); submit it again later.\n\n"
+        "\b\nExample: talkbook postpone T-k3x9p2 --to 2026-12-08T15:00"
+    ),
 )
 _decision_command(
-    "cancel", "cancelled", "Cancel a plan.\n\nExample: talkbook cancel T-k3x9p2 --comment 已调离"
+    "cancel",
+    "cancelled",
+    N_("Cancel a plan.\n\n\b\nExample: talkbook cancel T-k3x9p2 --comment 已调离"),
 )
 
 
@@ -256,7 +264,7 @@ def confirm(app: App, talk: str, on: str | None) -> None:
     from talkbook.talks import confirm_record
 
     confirm_record(app, talk, parse_date(on))
-    click.echo(f"{talk}: record confirmed")
+    click.echo(_("{talk}: record confirmed").format(talk=talk))
 
 
 @cli.command()
@@ -273,7 +281,7 @@ def addendum(app: App, talk: str, text: str) -> None:
     from talkbook.talks import add_addendum
 
     add_addendum(app, talk, text)
-    click.echo(f"{talk}: addendum added")
+    click.echo(_("{talk}: addendum added").format(talk=talk))
 
 
 FORMATS = click.Choice(["table", "json", "csv"])
@@ -285,7 +293,9 @@ def _notes(notes: list[str]) -> None:
         click.echo(note, err=True)
 
 
-def _table(rows: list[dict], columns: list[str], fmt: str) -> None:
+def _table(rows: list[dict], columns: list[str], fmt: str, shown: list[dict] | None = None) -> None:
+    """JSON and CSV: `rows`, codes. The table: `shown` (labels) if given, under headers in the
+    reader's language."""
     if fmt == "json":
         echo_json(rows)
         return
@@ -298,7 +308,7 @@ def _table(rows: list[dict], columns: list[str], fmt: str) -> None:
         return
     from talkbook.views import table_text
 
-    click.echo(table_text(rows, columns))
+    click.echo(table_text(rows if shown is None else shown, columns))
 
 
 @cli.command()
@@ -317,15 +327,15 @@ def due(app: App, as_of: str | None, within: int, fmt: str) -> None:
     \b
     Example: talkbook due --as-of 2026-12-01 --format json
     """
-    from talkbook.views import due_rows
+    from talkbook.views import due_display, due_rows
 
     rows, notes = due_rows(app, parse_date(as_of), within)
-    _table(
-        rows, ["cadre", "name", "reason", "talk", "deadline", "days_left", "overdue", "detail"], fmt
-    )
+    columns = ["cadre", "name", "reason", "talk", "deadline", "days_left", "overdue", "detail"]
+    shown = due_display(app.workspace, rows) if fmt == "table" else None
+    _table(rows, columns, fmt, shown)
     _notes(notes)
-    if any(r["overdue"] for r in rows):
-        raise Findings(f"{sum(r['overdue'] for r in rows)} overdue")
+    if overdue := sum(bool(r["overdue"]) for r in rows):
+        raise Findings(_("{n} overdue").format(n=overdue))
 
 
 @cli.command()
@@ -362,7 +372,7 @@ def done(app: App, talk: str, number: int, on: str | None) -> None:
     from talkbook.talks import close_followup
 
     close_followup(app, talk, number, parse_date(on))
-    click.echo(f"{talk}: follow-up {number} done")
+    click.echo(_("{talk}: follow-up {number} done").format(talk=talk, number=number))
 
 
 @cli.command()
@@ -382,10 +392,13 @@ def validate(app: App, paths: tuple[str, ...], staged: bool, fmt: str) -> None:
     from talkbook.crosscheck import validate as run
 
     report = run(app, list(paths) or None, staged)
-    summary = f"{report.checked} file(s) checked, {len(report.findings)} finding(s)"
+    summary = _("{checked} file(s) checked, {findings} finding(s)").format(
+        checked=report.checked, findings=len(report.findings)
+    )
     if report.unreadable:
-        summary += f", {len(report.unreadable)} not readable with your identity: "
-        summary += " ".join(report.unreadable)
+        summary += _(", {n} not readable with your identity: {files}").format(
+            n=len(report.unreadable), files=" ".join(report.unreadable)
+        )
     as_json = {
         "findings": [f.as_dict() for f in report.findings],
         "checked": report.checked,
@@ -403,7 +416,7 @@ def _findings(findings: list, as_json: object, summary: str, fmt: str) -> None:
             click.echo(str(finding))
     click.echo(summary, err=True)
     if findings:
-        raise Findings(f"{len(findings)} finding(s)")
+        raise Findings(_("{n} finding(s)").format(n=len(findings)))
 
 
 @cli.command()
@@ -425,7 +438,11 @@ def audit(app: App, fmt: str) -> None:
     from talkbook.audit import audit as run
 
     report = run(app)
-    summary = f"{report.commits} commit(s) audited, {len(report.findings)} finding(s)"
+    summary = _("{commits} commit(s) audited, {findings} finding(s)").format(
+        commits=report.commits, findings=len(report.findings)
+    )
     if report.unreadable:
-        summary += f", {report.unreadable} revision(s) not readable with your identity"
+        summary += _(", {n} revision(s) not readable with your identity").format(
+            n=report.unreadable
+        )
     _findings(report.findings, [f.as_dict() for f in report.findings], summary, fmt)

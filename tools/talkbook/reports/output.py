@@ -37,13 +37,13 @@ def reports_folder(root: Path) -> Path:
                 step = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
             except OSError:  # ELOOP: a symlink; ENOTDIR: a file
                 raise UnsafePath(
-                    "/".join(FOLDER[: FOLDER.index(part) + 1]), "not a folder"
+                    "/".join(FOLDER[: FOLDER.index(part) + 1]), _("not a folder")
                 ) from None
             os.close(fd)
             fd = step
             info = os.fstat(fd)
             if info.st_uid != os.getuid():
-                raise UnsafePath("/".join(FOLDER), "a folder owned by someone else")
+                raise UnsafePath("/".join(FOLDER), _("a folder owned by someone else"))
             if part == FOLDER[-1] and stat.S_IMODE(info.st_mode) != FOLDER_MODE:
                 os.fchmod(fd, FOLDER_MODE)  # build/ may hold other things: made 0700, not changed
     finally:
