@@ -475,15 +475,19 @@ def _commits(
 
     created = [("profile", cadre_id) for cadre_id in state.cadres]
     text = f"cadres: {len(created)} created (demo, in bulk)"
+    ordered = list(groups(steps))
+    final = {(s.kind, s.doc_id): n for n, (_key, group) in enumerate(ordered) for s in group}
     packer = demo_seal.Packer(root)
     try:
-        pending = [Pending(CUSTODIAN, story.start, text, _seal(packer, pool, state, created))]
+        sealed = _seal(packer, pool, state, created, [final.get(c, -1) == -1 for c in created])
+        pending = [Pending(CUSTODIAN, story.start, text, sealed)]
         last = story.start
-        for (period, _stage, who), group in groups(steps):
+        for n, ((period, _stage, who), group) in enumerate(ordered):
             start = story.start + period * PERIOD_DAYS * DAY
             last = min(max(last, start, group[-1].when), story.today)
             changed = _apply(state, group)
-            pending.append(Pending(who, last, message(group), _seal(packer, pool, state, changed)))
+            sealed = _seal(packer, pool, state, changed, [final[c] == n for c in changed])
+            pending.append(Pending(who, last, message(group), sealed))
     finally:
         with built.timing("packed"):
             packer.close()
@@ -497,15 +501,20 @@ def _commits(
 
 
 def _seal(
-    packer: demo_seal.Packer, pool: demo_seal.Pool, state: State, changed: list[tuple[str, str]]
+    packer: demo_seal.Packer,
+    pool: demo_seal.Pool,
+    state: State,
+    changed: list[tuple[str, str]],
+    final: list[bool],
 ) -> list[tuple[str, str]]:
-    """The changed documents encrypted and written; their ciphertext into the pack."""
+    """The changed documents encrypted, their ciphertext into the pack; a document's last
+    version is also written to the working tree (the earlier ones live in history only)."""
     jobs: list[demo_seal.Job] = []
-    for kind, doc_id in changed:
+    for (kind, doc_id), last in zip(changed, final, strict=True):
         doc = state.docs[kind, doc_id]
         if (kind, doc_id) not in state.paths:
             state.paths[kind, doc_id] = _rel(state, kind, doc_id)
-        jobs.append((state.paths[kind, doc_id], kind, doc.meta, doc.body))
+        jobs.append((state.paths[kind, doc_id], kind, doc.meta, doc.body, last))
     with state.built.timing("sealed"):
         sealed = pool.map(demo_seal.seal, jobs)
     for _blob, data in sealed:

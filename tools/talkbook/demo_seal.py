@@ -2,8 +2,9 @@
 
 Plans are built (builders.plan_document: suggestions, the brief rendered from the locale's
 template) and documents serialized and encrypted in forked processes, one per core: pyrage and
-the template engine hold the GIL, so threads would not help. Each file is written to a temp file
-in its own folder and renamed over the target, so no reader ever sees half a file; the per-file
+the template engine hold the GIL, so threads would not help. A file's last version is written to
+a temp file in its own folder and renamed over the target, so no reader ever sees half a file
+(earlier versions go to git history only); the per-file
 fsync of fsutil.atomic_write is left out (a demo that fails is built again, not repaired) and
 the build ends with one `os.sync()`. Every version's ciphertext goes into one pack through
 `git fast-import`; then each group of versions becomes one commit: the index takes their blob
@@ -38,7 +39,8 @@ _PARSED: dict[tuple[str, ...], list[Any]] = {}  # each process's parsed recipien
 # compares them), four times faster; without libyaml, Document.text() itself.
 _DUMPER = getattr(yaml, "CSafeDumper", None)
 
-Job = tuple[str, str, dict[str, Any], str]  # (path in the workspace, kind, front matter, body)
+# (path in the workspace, kind, front matter, body, whether it is the file's last version)
+Job = tuple[str, str, dict[str, Any], str, bool]
 
 
 def document_text(doc: Document) -> str:
@@ -53,21 +55,28 @@ def document_text(doc: Document) -> str:
 
 
 def seal(job: Job) -> tuple[str, bytes]:
-    """Serialize, encrypt to the access rule's readers, write atomically (temp + rename).
-    Returns the git blob id and the ciphertext, for the pack."""
+    """Serialize and encrypt to the access rule's readers; the file's last version is also
+    written (atomically). Returns the git blob id and the ciphertext, for the pack."""
     import hashlib
 
     import pyrage
 
     from talkbook.crypto import parse_recipient
 
-    rel, kind, meta, body = job
+    rel, kind, meta, body, final = job
     ws = _SHARED["ws"]
     keys = tuple(ws.recipients(kind, meta))
     if keys not in _PARSED:
         _PARSED[keys] = [parse_recipient(k) for k in keys]
     data = pyrage.encrypt(document_text(Document(meta, body)).encode("utf-8"), _PARSED[keys])
-    path = ws.root / rel
+    blob = hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+    if final:
+        _write(ws.root / rel, data)
+    return blob, data
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Atomically: a temp file in the same folder, renamed over the target."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
@@ -78,8 +87,6 @@ def seal(job: Job) -> tuple[str, bytes]:
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
-    blob = hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
-    return blob, data
 
 
 def draft(job: tuple[dict[str, Any], dict[str, Any]]) -> tuple[dict[str, Any], str]:
