@@ -43,7 +43,9 @@ class EditInterrupted(EditAborted):
     """
 
     def __init__(self, signum: int):
-        super().__init__(f"interrupted by {_signal_name(signum)}; nothing was changed")
+        super().__init__(
+            _("interrupted by {signal}; nothing was changed").format(signal=_signal_name(signum))
+        )
         self.signum = signum
         self.exit_code = 128 + signum
 

@@ -139,7 +139,8 @@ class AgentClient:
             raise NotRecipient(message[:200])
         if code == "undecryptable":
             raise DecryptionError(message[:200])
-        raise IdentityError(_("the talkbook agent refused: {reason}").format(reason=message[:200]))
+        reason = _refusal_reason(code) or message[:200]
+        raise IdentityError(_("the talkbook agent refused: {reason}").format(reason=reason))
 
     def decrypt(self, data: bytes) -> bytes:
         return self.ask("decrypt", data)[1]
@@ -225,7 +226,12 @@ def start(path: Path, keyring: Keyring) -> AgentClient:
     try:
         folder = agentwire.private_folder(create=True)
     except (agentwire.WireError, OSError) as exc:
-        reason = str(exc)
+        # agentwire stays light (no gettext): its one refusal here is said in our words
+        reason = (
+            _("{path} is not a private folder of this user").format(path=agentwire.folder())
+            if isinstance(exc, agentwire.WireError)
+            else str(exc)
+        )
         message = _("the talkbook agent cannot start: {reason}").format(reason=reason)
         raise IdentityError(message) from None
     command = [sys.executable, "-m", "talkbook.crypto.agent"]
@@ -486,6 +492,18 @@ def main() -> int:
         os.dup2(devnull, fd)
     _serve(server, agent)
     return 0
+
+
+def _refusal_reason(code: object) -> str | None:
+    """A refusal the client knows, in the reader's language (the agent answers in English)."""
+    reasons = {
+        "other-key": _("the agent holds another key"),
+        "bad-request": _("unknown request"),
+        "no-signing": _(
+            "signing needs ssh-agent and ssh-add (Debian: apt-get install openssh-client)"
+        ),
+    }
+    return reasons.get(code) if isinstance(code, str) else None
 
 
 def _refusal(code: str, message: str) -> dict:
