@@ -67,6 +67,7 @@ from talkbook.app import App
 from talkbook.crosscheck import plaintext_findings
 from talkbook.crypto.agefile import HYBRID_TYPE, PASSPHRASE_TYPE, RECIPIENT_TYPES, Header
 from talkbook.errors import TalkbookError
+from talkbook.i18n import _, label
 from talkbook.models import Document
 from talkbook.workflow import TRANSITIONS, confirmed_rewrite
 from talkbook.workspace import CONFIG_NAME, Person, Workspace, id_of_rel, kind_of_rel
@@ -174,7 +175,9 @@ class Law:
             except TalkbookError as exc:
                 self._readers[key] = exc
             except (AttributeError, TypeError):  # a hand-typed [access] of the wrong shape
-                self._readers[key] = TalkbookError(f"{CONFIG_NAME}: [access] is malformed")
+                self._readers[key] = TalkbookError(
+                    _("{config}: [access] is malformed").format(config=CONFIG_NAME)
+                )
         found = self._readers[key]
         if isinstance(found, TalkbookError):
             raise found
@@ -271,7 +274,7 @@ class Auditor:
             author = people.get(signer) if signer else None
             step = Step(commit, law, author, initializing, files)
             if not law.parsed and config != before:
-                problem = "not readable settings (malformed TOML?): nobody counts as a person"
+                problem = _("not readable settings (malformed TOML?): nobody counts as a person")
                 self.report.findings.append(AuditFinding(commit.sha, CONFIG_NAME, problem))
             for check in COMMIT_CHECKS:
                 self.report.findings += [self.redacted(f) for f in check(self, step)]
@@ -301,7 +304,7 @@ class Auditor:
     def version(self, change: gittrail.Change) -> Version:
         path, blob = change.path, change.blob
         named = self.names.find(path)
-        shown = f"(path withheld, blob {blob[:12]})" if named else path
+        shown = _("(path withheld, blob {blob})").format(blob=blob[:12]) if named else path
         if change.mode in (DELETED, SUBMODULE):
             return Version(change, shown, b"", None)
         data = gittrail.read_blob(self.root, blob)
@@ -371,7 +374,10 @@ def check_authors(audit: Auditor, step: Step) -> Iterator[AuditFinding]:
     for version in step.files:
         if version.path.startswith(PEOPLES_PATHS):
             yield step.finding(
-                version, f"changed by {step.commit.email}, not signed by a person of the workspace"
+                version,
+                _("changed by {email}, not signed by a person of the workspace").format(
+                    email=step.commit.email
+                ),
             )
 
 
@@ -383,21 +389,32 @@ def check_signatures(audit: Auditor, step: Step) -> Iterator[AuditFinding]:
     if signer is None:
         if not any(v.path.startswith(PEOPLES_PATHS) for v in step.files):
             yield step.finding(
-                None, f"not signed by a person of the workspace ({step.commit.email})"
+                None,
+                _("not signed by a person of the workspace ({email})").format(
+                    email=step.commit.email
+                ),
             )
         return
     if signer.address != step.commit.email:
-        yield step.finding(None, f"signed by {signer.id} but authored as {step.commit.email}")
+        yield step.finding(
+            None,
+            _("signed by {person} but authored as {email}").format(
+                person=signer.id, email=step.commit.email
+            ),
+        )
     for version in step.files:
         if (needs := _role_needed(version, signer)) is not None:
-            yield step.finding(version, f"signed by {signer.id}, who is not {needs}")
+            yield step.finding(
+                version,
+                _("signed by {person}, who is not {needs}").format(person=signer.id, needs=needs),
+            )
 
 
 def _role_needed(version: Version, signer: Person) -> str | None:
     """The role a signer lacks for this change, or None when they may make it."""
     path = version.path
     if path == CONFIG_NAME or path.startswith(("templates/", "cadres/")):
-        return None if signer.has_role("custodian") else "a custodian"
+        return None if signer.has_role("custodian") else _("a custodian")
     doc = version.doc
     if not path.endswith("/record.md.age") or doc is None or doc is BROKEN or version.deleted:
         return None
@@ -406,30 +423,38 @@ def _role_needed(version: Version, signer: Person) -> str | None:
     meta = doc.meta
     if signer.has_role("custodian") or signer.id in (meta.get("speaker"), meta.get("recorder")):
         return None
-    return "this record's speaker, its recorder or a custodian"
+    return _("this record's speaker, its recorder or a custodian")
 
 
 def check_regular_files(audit: Auditor, step: Step) -> Iterator[AuditFinding]:
     for version in step.files:
         if version.change.mode == SYMLINK and version.fresh:
-            yield step.finding(version, "a symlink (git mode 120000): only regular files belong")
+            yield step.finding(version, _("a symlink (git mode 120000): only regular files belong"))
         elif version.change.mode == SUBMODULE and version.fresh:
-            yield step.finding(version, "a submodule (git mode 160000): only regular files belong")
+            yield step.finding(
+                version, _("a submodule (git mode 160000): only regular files belong")
+            )
 
 
 def check_names(audit: Auditor, step: Step) -> Iterator[AuditFinding]:
     for cadre_id in audit.names.find(step.commit.message):
-        yield step.finding(None, f"a cadre's name ({cadre_id}) in the commit message")
+        yield step.finding(
+            None, _("a cadre's name ({cadre}) in the commit message").format(cadre=cadre_id)
+        )
     for version in step.files:
         if version.deleted or not version.fresh:
             continue
         for cadre_id in audit.names.find(version.path):
-            yield step.finding(version, f"a cadre's name ({cadre_id}) in the path")
+            yield step.finding(
+                version, _("a cadre's name ({cadre}) in the path").format(cadre=cadre_id)
+            )
         if version.header is None and version.change.mode != SUBMODULE:
             public = step.law.public_names if version.path == CONFIG_NAME else frozenset()
             text = version.data.decode("utf-8", "replace")
             for cadre_id in audit.names.find(text, public):
-                yield step.finding(version, f"a cadre's name ({cadre_id}) in the content")
+                yield step.finding(
+                    version, _("a cadre's name ({cadre}) in the content").format(cadre=cadre_id)
+                )
 
 
 def check_plaintext(audit: Auditor, step: Step) -> Iterator[AuditFinding]:
@@ -442,12 +467,14 @@ def check_plaintext(audit: Auditor, step: Step) -> Iterator[AuditFinding]:
             problems = [] if sealed else plaintext_findings(path, version.data)
             yield from (step.finding(version, p.message) for p in problems)
             if not problems and path not in ALLOWED_PLAIN and not DOCUMENT_PATH.fullmatch(path):
-                yield step.finding(version, "not a profile, plan or record: no access rule applies")
+                yield step.finding(
+                    version, _("not a profile, plan or record: no access rule applies")
+                )
         elif path.endswith(".age"):
-            yield step.finding(version, "an age file outside cadres/ and talks/: no access rule")
+            yield step.finding(version, _("an age file outside cadres/ and talks/: no access rule"))
         elif path.endswith(".md") and not _known_plaintext(path):
             yield step.finding(
-                version, "a Markdown file outside cadres/ and talks/: records belong encrypted"
+                version, _("a Markdown file outside cadres/ and talks/: records belong encrypted")
             )
 
 
@@ -464,13 +491,13 @@ def check_recipients(audit: Auditor, step: Step) -> Iterator[AuditFinding]:
             # with field rules, who reads it depends on front matter this identity cannot see
             expected = None if meta is None and by_field else step.law.recipients(kind, meta or {})
         except TalkbookError as exc:
-            yield step.finding(version, f"(recipients) {exc}")
+            yield step.finding(version, _("(recipients) {problem}").format(problem=exc))
             continue
         for problem in _recipient_problems(version.header, expected):
-            yield step.finding(version, f"(recipients) {problem}")
+            yield step.finding(version, _("(recipients) {problem}").format(problem=problem))
         if not version.readable and own & by_roles:
             yield step.finding(
-                version, "(recipients) not encrypted to your key, which the access rule gives"
+                version, _("(recipients) not encrypted to your key, which the access rule gives")
             )
 
 
@@ -481,7 +508,7 @@ def check_trails(audit: Auditor, step: Step) -> Iterator[AuditFinding]:
             continue
         if version.deleted:
             if path in audit.confirmed:
-                yield step.finding(version, "a confirmed record was deleted")
+                yield step.finding(version, _("a confirmed record was deleted"))
             continue
         if not version.fresh or version.header is None:
             continue
@@ -523,7 +550,9 @@ def _trail_findings(
     old = list(before.meta.get(trail) or [])
     new = list(after.meta.get(trail) or [])
     if new[: len(old)] != old:
-        yield step.finding(version, f"{trail}: earlier entries were rewritten")
+        yield step.finding(
+            version, _("{trail}: earlier entries were rewritten").format(trail=trail)
+        )
         return
     for entry in new[len(old) :]:
         if entry in (inherited or []):
@@ -531,12 +560,22 @@ def _trail_findings(
         named = entry.get("by") if isinstance(entry, dict) else None
         if step.author is not None and named == step.author.id:
             continue
-        who = named if named in step.law.people else "someone who is not a person"
+        who = named if named in step.law.people else _("someone who is not a person")
         what = entry.get("decision", "addendum") if isinstance(entry, dict) else "entry"
         what = what if what in DECISIONS or what == "addendum" else "entry"
         yield step.finding(
-            version, f"{trail}: {what} by {who} was not signed by them ({step.commit.email})"
+            version,
+            _("{trail}: {what} by {who} was not signed by them ({email})").format(
+                trail=trail, what=_entry_label(what), who=who, email=step.commit.email
+            ),
         )
+
+
+def _entry_label(what: str) -> str:
+    """A trail entry as the reader reads it: a decision by its status label."""
+    if what == "addendum":
+        return _("addendum")
+    return _("entry") if what == "entry" else label("status", what)
 
 
 def _confirmed_findings(
@@ -550,8 +589,12 @@ def _confirmed_findings(
         return
     now, then = after.meta.get("confirmed_on"), before.meta.get("confirmed_on")
     if now != first and (then == first or before is BROKEN):
-        how = "removed" if not now else "changed"
-        yield step.finding(version, f"confirmed_on: {how} after the record was confirmed")
+        how = (
+            _("confirmed_on: removed after the record was confirmed")
+            if not now
+            else _("confirmed_on: changed after the record was confirmed")
+        )
+        yield step.finding(version, how)
     if before is BROKEN:
         return  # nothing to compare the rest with
     same = {"confirmed_on": first, "addenda": []}  # those two are checked on their own
@@ -563,7 +606,7 @@ def _recipient_problems(header: Header, keys: list[str] | None) -> Iterator[str]
     """What the header shows against the keys the rule gives (None: not known)."""
     stanzas = header.recipient_stanzas
     if header.is_passphrase:
-        yield "sealed with a passphrase, not to the access rule's keys"
+        yield _("sealed with a passphrase, not to the access rule's keys")
     unknown = [
         s
         for s in header.stanzas
@@ -572,20 +615,22 @@ def _recipient_problems(header: Header, keys: list[str] | None) -> Iterator[str]
         and not s.type.endswith("-grease")
     ]
     if unknown:
-        yield f"{len(unknown)} stanza(s) of an unknown type: readers no access rule gives"
+        yield _("{n} stanza(s) of an unknown type: readers no access rule gives").format(
+            n=len(unknown)
+        )
     if keys is None:
         return
     found = Counter(s.type for s in stanzas)
     wanted = Counter(_stanza_type(k) for k in keys)
     if found != wanted:
-        yield (
-            f"encrypted to {len(stanzas)} key(s) ({_counted(found)}) but the access rule at this "
-            f"commit gives {len(keys)} ({_counted(wanted)}); run `talkbook rekey`"
-        )
+        yield _(
+            "encrypted to {n} key(s) ({found}) but the access rule at this commit gives "
+            "{wanted_n} ({wanted}); run `talkbook rekey`"
+        ).format(n=len(stanzas), found=_counted(found), wanted_n=len(keys), wanted=_counted(wanted))
         return
     tags = Counter(s.args[0] if s.args else "" for s in stanzas if s.type.startswith("ssh-"))
     if tags != Counter(_ssh_tag(k) for k in keys if k.startswith("ssh-")):
-        yield "an ssh recipient is not a key the access rule gives"
+        yield _("an ssh recipient is not a key the access rule gives")
 
 
 def _stanza_type(key: str) -> str:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from talkbook.errors import DecryptionError, InvalidDocument, NotRecipient, TalkbookError
+from talkbook.i18n import _
 from talkbook.models import Document, is_id, parse
 from talkbook.validation import Finding, Subject, schema_findings, summary
 from talkbook.workspace import id_of_rel, kind_of_rel
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
 OK, UNFIT, MALFORMED, BROKEN, UNREADABLE = "ok", "unfit", "malformed", "broken", "unreadable"
 STATES = (OK, UNFIT, MALFORMED, BROKEN, UNREADABLE)
 PARALLEL_FROM = 64  # fewer files than this are decrypted in this process: forking costs more
-NOT_A_DOCUMENT = "not a profile, plan or record"
 
 
 class Item:
@@ -161,7 +161,7 @@ def unfit(subject: Subject) -> list[Finding]:
     findings = [] if valid else schema_findings(subject)
     id_kind = "profile" if subject.kind == "profile" else "talk"
     if not findings and not is_id(id_kind, id_of_rel(subject.rel)):
-        findings = [Finding(subject.rel, 1, "(file)", "the file's name is not an id")]
+        findings = [Finding(subject.rel, 1, "(file)", _("the file's name is not an id"))]
     return findings
 
 
@@ -191,7 +191,9 @@ def read(keyring: Keyring | None, rel: str, data: bytes, keep_text: bool = True)
     try:
         kind = kind_of_rel(rel)
     except TalkbookError:
-        return _refused(rel, "", MALFORMED, Finding(rel, 1, "(file)", NOT_A_DOCUMENT))
+        return _refused(
+            rel, "", MALFORMED, Finding(rel, 1, "(file)", _("not a profile, plan or record"))
+        )
     if keyring is None:
         return Reading(rel, kind, UNREADABLE)
     try:
@@ -201,7 +203,7 @@ def read(keyring: Keyring | None, rel: str, data: bytes, keep_text: bool = True)
     except (DecryptionError, TalkbookError) as exc:  # corrupt; a passphrase nobody can give
         return _refused(rel, kind, BROKEN, Finding(rel, 1, "(file)", str(exc)))
     except UnicodeDecodeError:
-        not_text = Finding(rel, 1, "(file)", "decrypted content is not UTF-8")
+        not_text = Finding(rel, 1, "(file)", _("decrypted content is not UTF-8"))
         return _refused(rel, kind, BROKEN, not_text)
     try:
         doc = parse(text, rel)
