@@ -412,8 +412,11 @@ def run(
     finally:
         pool.close()
         demo_seal.quiet_git(root, "config", "--unset", "gc.auto")
-    with built.timing("index refreshed and synced"):
+    with built.timing("index refreshed, trees packed, synced"):
         demo_seal.quiet_git(root, "update-index", "-q", "--refresh")  # stat data: status clean
+        # the commits' trees are loose objects, tens of thousands: packed now, or the user's
+        # next commit would set off `git gc --auto` in the background
+        demo_seal.quiet_git(root, "repack", "-d", "-q")
         os.sync()  # the files written without a per-file fsync reach the disk, once
     built.files = len(state.docs)
     return talks, built
