@@ -7,6 +7,7 @@ The diff driver shows decrypted text to key holders; it must never cache that te
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import functools
 import os
@@ -50,6 +51,17 @@ class Revision:
     path: str
 
 
+_OPENED: list = []
+
+
+def _close_repos() -> None:
+    """Stop each Repo's long-lived `git cat-file` while the interpreter still works: left to
+    garbage collection at exit, GitPython's cleanup prints a traceback on stderr."""
+    while _OPENED:
+        _OPENED.pop().close()
+    _open_repo.cache_clear()
+
+
 def _repo(root: Path):
     return _open_repo(root.resolve())
 
@@ -59,8 +71,12 @@ def _open_repo(root: Path):
     """One Repo per workspace and process: its object reader is a long-lived `git cat-file`."""
     import git
 
+    if not _OPENED:
+        atexit.register(_close_repos)
     try:
-        return git.Repo(root)
+        repo = git.Repo(root)
+        _OPENED.append(repo)
+        return repo
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
         raise TalkbookError(
             _("{root}: not a git repository (run `talkbook setup`)").format(root=root)
