@@ -243,10 +243,10 @@ def measure(bench: Bench, sample: int, say: Callable[[str], None]) -> list[Row]:
     spent, note = plan_seconds(bench)
     rows.append(target(Row("plan (warm; reads deferred topics)", spent, floor, note=note),
                        "≤ 0.05× floor", 0.05))  # fmt: skip
-    rows.append(Row("audit", *once(bench, "audit")[:1], floor))
-    say("plan and audit measured")
-    rows += textconv_rows(bench, floor, age)
-    return rows
+    textconv = textconv_rows(bench, floor, age)  # before audit: right after it, git log -p
+    rows.append(Row("audit", *once(bench, "audit")[:1], floor))  # runs several times slower
+    say("plan, git log, --help and audit measured")
+    return rows + textconv
 
 
 def textconv_rows(bench: Bench, floor: float, age: float | None) -> list[Row]:
