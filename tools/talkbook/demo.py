@@ -27,10 +27,11 @@ from typing import Any
 
 import yaml
 
-from talkbook import demo_bulk, profiles, talks
+from talkbook import demo_bulk, i18n, profiles, talks
 from talkbook.app import App, init_workspace
 from talkbook.crypto import generate_key_file
 from talkbook.errors import TalkbookError, WorkspaceExists
+from talkbook.i18n import _
 from talkbook.models import ID_ALPHABET, Document
 from talkbook.workspace import Workspace
 
@@ -420,11 +421,17 @@ def build(
     keys = keys_dir_for(root)
     for folder in (root, keys):
         if folder.exists():
-            raise WorkspaceExists(f"{folder} exists; the demo builds a new one, pick another DIR")
+            raise WorkspaceExists(
+                _("{folder} exists; the demo builds a new one, pick another DIR").format(
+                    folder=folder
+                )
+            )
     if cadres < 1 or talks_count < 1:
-        raise TalkbookError("--cadres and --talks must be at least 1")
+        raise TalkbookError(_("--cadres and --talks must be at least 1"))
     if locale not in ("zh-CN", "en"):
-        raise TalkbookError(f"unknown locale {locale!r}: choose zh-CN or en")
+        raise TalkbookError(
+            _("unknown locale {locale}: choose zh-CN or en").format(locale=repr(locale))
+        )
     bulk = talks_count > BULK_ABOVE if bulk is None else bulk
     data = load_data()
     today = dt.datetime.fromisoformat(data["today"])
@@ -501,14 +508,17 @@ def _git(root: Path, *args: str, env: dict[str, str] | None = None) -> str:
         ["git", "--no-pager", "-C", str(root), *args], capture_output=True, text=True, env=env
     )
     if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
-        raise TalkbookError(f"git {args[0]} failed: {last}")
+        last = (done.stderr.strip().splitlines() or [_("no message")])[-1]
+        raise TalkbookError(
+            _("git {command} failed: {message}").format(command=args[0], message=last)
+        )
     return done.stdout
 
 
 def _env(demo: Demo, identity: Path | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TALKBOOK_")}
     env["TALKBOOK_NOW"] = demo.today.isoformat(timespec="minutes")
+    env["TALKBOOK_LANG"] = i18n.language()  # the tour speaks the language of the command
     if identity is not None:
         env["TALKBOOK_IDENTITY"] = str(identity)
     return env
@@ -522,32 +532,35 @@ def talkbook(demo: Demo, identity: Path, *args: str) -> subprocess.CompletedProc
 
 def usage_text(demo: Demo) -> str:
     lines = [
-        f"workspace: {demo.root}",
-        f"keys:      {demo.keys}/  (folder 0700, files 0600; kept outside the workspace)",
+        _("workspace: {folder}").format(folder=demo.root),
+        _("keys:      {folder}/  (folder 0700, files 0600; kept outside the workspace)").format(
+            folder=demo.keys
+        ),
         "",
     ]
     for person in demo.staff:
         roles = ", ".join(person["roles"])
         lines.append(f"  {person['id']}.txt       {person['name']}  {person['title']}  [{roles}]")
     lines += [
-        f"  {OUTSIDER}.txt  a key that is nobody's recipient",
+        "  " + _("{key}.txt  a key that is nobody's recipient").format(key=OUTSIDER),
         "",
-        "use them:",
+        _("use them:"),
         f"  export TALKBOOK_WORKSPACE={demo.root}",
         f"  export TALKBOOK_IDENTITY={demo.key(CUSTODIAN)}",
         f"  talkbook list talks; talkbook show {demo.showcase.id}; talkbook history "
         f"{demo.showcase.id}",
-        f"  talkbook due --as-of {demo.today.date()}    # the demo's today",
-        f"  TALKBOOK_IDENTITY={demo.key(SPEAKER)} talkbook list talks   # the speaker's view",
+        f"  talkbook due --as-of {demo.today.date()}    # " + _("the demo's today"),
+        f"  TALKBOOK_IDENTITY={demo.key(SPEAKER)} talkbook list talks   # "
+        + _("the speaker's view"),
     ]
     return "\n".join(lines)
 
 
 def sections(demo: Demo) -> Iterator[tuple[str, str]]:
     """(heading, text) for each part of the tour; raises when a guarantee does not hold."""
-    yield "keys and how to use them", usage_text(demo)
+    yield _("keys and how to use them"), usage_text(demo)
     log = _git(demo.root, "log", "-n", "15", "--format=%h %G? %GS %an %ad %s", "--date=short")
-    yield "git log (the latest 15 commits; G = signed by the person named)", log.rstrip()
+    yield _("git log (the latest 15 commits; G = signed by the person named)"), log.rstrip()
     talk = demo.showcase
     plan = talks_rel(demo, talk.id, "plan")
     env = _env(demo, demo.key(CUSTODIAN))
@@ -555,28 +568,37 @@ def sections(demo: Demo) -> Iterator[tuple[str, str]]:
     decisions = ["--grep=: rejected", "--grep=: approved", "--format=commit %h %an %ad %s"]
     patch = _git(demo.root, "log", "-p", "-U1", *decisions, "--date=short", "--", plan, env=env)
     excerpt = "\n".join(patch.splitlines()[:40])
-    yield f"git log -p {plan}: the decisions, decrypted for the custodian's key", excerpt
+    heading = _("git log -p {path}: the decisions, decrypted for the custodian's key")
+    yield heading.format(path=plan), excerpt
     tried = talkbook(demo, demo.key(OUTSIDER), "cat", f"{talk.id}/record")
     if tried.returncode != 2 or tried.stdout:
-        raise TalkbookError("demo: the outsider's key read a record; the workspace is not safe")
+        raise TalkbookError(_("demo: the outsider's key read a record; the workspace is not safe"))
     yield (
-        "the outsider tries to read a record",
-        f"$ talkbook -i {demo.key(OUTSIDER)} cat {talk.id}/record\n"
-        f"{tried.stderr.strip()}\nexit code {tried.returncode}",
+        _("the outsider tries to read a record"),
+        f"$ talkbook -i {demo.key(OUTSIDER)} cat {talk.id}/record\n{tried.stderr.strip()}\n"
+        + _("exit code {code}").format(code=tried.returncode),
     )
     due = talkbook(demo, demo.key(CUSTODIAN), "due", "--as-of", demo.today.date().isoformat())
     if due.returncode not in (0, 1):
-        raise TalkbookError(f"demo: `talkbook due` failed: {due.stderr.strip()}")
-    note = "exit code 1: something is overdue, as the demo intends"
-    yield (
-        f"talkbook due --as-of {demo.today.date()}",
-        f"{due.stdout.rstrip()}\n{note if due.returncode else 'exit code 0'}",
+        raise TalkbookError(
+            _("demo: `talkbook due` failed: {message}").format(message=due.stderr.strip())
+        )
+    note = (
+        _("exit code 1: something is overdue, as the demo intends")
+        if due.returncode
+        else _("exit code {code}").format(code=0)
     )
+    yield f"talkbook due --as-of {demo.today.date()}", f"{due.stdout.rstrip()}\n{note}"
     for command in ("validate", "audit"):
         checked = talkbook(demo, demo.key(CUSTODIAN), command)
         if checked.returncode != 0:
-            raise TalkbookError(f"demo: {command} found problems: {checked.stdout.strip()[:300]}")
-        yield f"talkbook {command}", f"{checked.stderr.strip()}\nexit code 0: clean"
+            raise TalkbookError(
+                _("demo: {command} found problems: {findings}").format(
+                    command=command, findings=checked.stdout.strip()[:300]
+                )
+            )
+        clean = _("exit code 0: clean")
+        yield f"talkbook {command}", f"{checked.stderr.strip()}\n{clean}"
 
 
 def talks_rel(demo: Demo, talk_id: str, part: str) -> str:

@@ -33,6 +33,7 @@ from typing import Any
 
 from talkbook import builders, demo_seal, workflow
 from talkbook.app import App
+from talkbook.i18n import _
 from talkbook.models import Document
 from talkbook.workspace import Workspace
 
@@ -406,13 +407,13 @@ def run(
     pool = demo_seal.Pool(custodian)
     demo_seal.quiet_git(root, "config", "gc.auto", "0")  # no repacking between the commits
     try:
-        with built.timing("plans built"):
+        with built.timing(_("plans built")):
             state.drafts = _drafts(pool, state, talks, steps)
         _commits(root, apps, pool, state, steps, story, built)
     finally:
         pool.close()
         demo_seal.quiet_git(root, "config", "--unset", "gc.auto")
-    with built.timing("index refreshed, trees packed, synced"):
+    with built.timing(_("index refreshed, trees packed, synced")):
         demo_seal.quiet_git(root, "update-index", "-q", "--refresh")  # stat data: status clean
         # the commits' trees are loose objects, tens of thousands: packed now, or the user's
         # next commit would set off `git gc --auto` in the background
@@ -492,10 +493,10 @@ def _commits(
             sealed = _seal(packer, pool, state, changed, [final[c] == n for c in changed])
             pending.append(Pending(who, last, message(group), sealed))
     finally:
-        with built.timing("packed"):
+        with built.timing(_("packed")):
             packer.close()
     writing = apps[CUSTODIAN].writing("talkbook demo")
-    with built.timing("committed"), fixed_clock() as clock, writing:
+    with built.timing(_("committed")), fixed_clock() as clock, writing:
         for commit in pending:
             clock(commit.when)
             demo_seal.commit(root, commit.entries, commit.message, apps[commit.who], commit.who)
@@ -518,7 +519,7 @@ def _seal(
         if (kind, doc_id) not in state.paths:
             state.paths[kind, doc_id] = _rel(state, kind, doc_id)
         jobs.append((state.paths[kind, doc_id], kind, doc.meta, doc.body, last))
-    with state.built.timing("sealed"):
+    with state.built.timing(_("sealed")):
         sealed = pool.map(demo_seal.seal, jobs)
     for _blob, data in sealed:
         packer.add(data)
