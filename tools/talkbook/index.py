@@ -8,10 +8,11 @@ SHA-256 of the ciphertext decides whether to decrypt it. So the index is right a
 out. A fingerprint taken within RACY_NS of its file's last change is not kept (git's "racily
 clean" entries): the next run hashes that file again.
 
-Where: `.talkbook/index-<key id>.age` at the workspace root (folder 0700, file 0600, one file
-per identity), ignored by git (`.gitignore` from init, and `.git/info/exclude` for older
-workspaces). Written with fsutil.atomic_write: two commands refreshing at once leave one of
-their indexes (the last writer's), a kill leaves the old one or none.
+Where: `.talkbook/index-<key id>-<language>.age` at the workspace root (folder 0700, file 0600,
+one file per identity and language: findings are kept as text), ignored by git (`.gitignore`
+from init, and `.git/info/exclude` for older workspaces). Written with fsutil.atomic_write: two
+commands refreshing at once leave one of their indexes (the last writer's), a kill leaves the
+old one or none.
 
 Security invariant: the index is encrypted to the identity's own public keys and authenticated
 with an HMAC whose key is derived from the identity's private key material; the pinned root
@@ -44,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 from talkbook import catalog as loader
 from talkbook.errors import TalkbookError
+from talkbook.i18n import language
 from talkbook.models import Document
 from talkbook.validation import Finding
 
@@ -322,7 +324,8 @@ class Store:
         self.root, self.keyring, self.recipients = root, keyring, recipients
         self.folder = root / FOLDER
         key_id = hashlib.sha256("\n".join(sorted(recipients)).encode()).hexdigest()[:16]
-        self.path = self.folder / f"index-{key_id}.age"
+        # Findings are cached as text in the reader's language: one index per language.
+        self.path = self.folder / f"index-{key_id}-{language()}.age"
         self.anchor = _pinned_root(root)
         self.folders: dict[str, Any] = {}  # talk folders as the index last listed them
         self.key = secret
