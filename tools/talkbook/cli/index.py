@@ -19,6 +19,9 @@ def index_command(app: App) -> None:
 
     Only files whose bytes changed since the last run are decrypted again. The index lives in
     .talkbook/ (ignored by git), encrypted to your own key and readable by you only.
+
+    \b
+    Example: talkbook index
     """
     from talkbook.i18n import _
     from talkbook.index import refresh
