@@ -26,11 +26,20 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check tools tests
 	$(BIN)/mypy
 
-# The workspace (WORKSPACE=…, else this folder's) and the identity (IDENTITY=…, else
-# TALKBOOK_IDENTITY or ~/.config/talkbook/identity.txt) the workspace targets use.
+# The workspace the workspace targets use: WORKSPACE=…; else this folder when it is one (after
+# `talkbook init .`); else the demo's, build/demo, read with its custodian's key. The identity:
+# IDENTITY=…, else TALKBOOK_IDENTITY, else ~/.config/talkbook/identity.txt.
+ifeq ($(WORKSPACE)$(wildcard talkbook.toml),)
+  ifneq ($(wildcard build/demo/talkbook.toml),)
+    WORKSPACE := build/demo
+    ifeq ($(IDENTITY)$(TALKBOOK_IDENTITY),)
+      IDENTITY := build/demo.keys/P-01.txt
+    endif
+  endif
+endif
 TALKBOOK := $(BIN)/talkbook $(if $(WORKSPACE),--workspace $(WORKSPACE)) $(if $(IDENTITY),--identity $(IDENTITY))
 
-## validate: check every file of the workspace in this folder (or WORKSPACE=…)
+## validate: check every file of the workspace (this folder, else build/demo; or WORKSPACE=…)
 validate: $(STAMP)
 	$(TALKBOOK) validate
 

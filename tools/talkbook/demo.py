@@ -16,6 +16,7 @@ import datetime as dt
 import functools
 import os
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -530,6 +531,17 @@ def talkbook(demo: Demo, identity: Path, *args: str) -> subprocess.CompletedProc
     return subprocess.run(command, capture_output=True, text=True, env=_env(demo))
 
 
+def _path_line() -> list[str]:
+    """`export PATH=…` when the shell would not find this talkbook (say, in the venv `make`
+    made): the commands printed after it then run as printed."""
+    folder = Path(sys.executable).parent
+    here = folder / "talkbook"
+    found = shutil.which("talkbook")
+    if not here.exists() or (found and Path(found).resolve() == here.resolve()):
+        return []
+    return [f'  export PATH="{folder}:$PATH"    # ' + _("where talkbook is")]
+
+
 def usage_text(demo: Demo) -> str:
     lines = [
         _("workspace: {folder}").format(folder=demo.root),
@@ -545,6 +557,7 @@ def usage_text(demo: Demo) -> str:
         "  " + _("{key}.txt  a key that is nobody's recipient").format(key=OUTSIDER),
         "",
         _("use them:"),
+        *_path_line(),
         f"  export TALKBOOK_WORKSPACE={demo.root}",
         f"  export TALKBOOK_IDENTITY={demo.key(CUSTODIAN)}",
         f"  talkbook list talks; talkbook show {demo.showcase.id}; talkbook history "
