@@ -55,7 +55,11 @@ def write_out(root: Path, path: Path, data: bytes) -> Path:
     """Write a report where --out says; inside the workspace only under build/, and then
     without following a symlink on the way."""
     absolute = Path(os.path.abspath(path))
-    where = inside(root, absolute.parent.resolve() / absolute.name)
+    # By name first: `build/x.html` with a committed `build -> /tmp/…` is inside the workspace
+    # (and refused by atomic_write's symlink check), not "outside" once the link is resolved.
+    where = inside(root, absolute)
+    if where is None:  # a link outside that leads in (`/tmp/l -> ws/cadres`) counts as inside
+        where = inside(root, absolute.parent.resolve() / absolute.name)
     if where is None:
         atomic_write(absolute, data, mode=FILE_MODE)
         return absolute
