@@ -91,15 +91,14 @@ class Catalog:
     records: dict[str, Item] = field(default_factory=dict)
     unreadable: list[str] = field(default_factory=list)
     malformed: list[tuple[str, InvalidDocument]] = field(default_factory=list)
-    _records_by_cadre: dict[str, list[Item]] | None = field(default=None, repr=False)
-    _grouped_count: int = field(default=-1, repr=False)
+    _grouped: dict[str, tuple] = field(default_factory=dict, repr=False)
 
     def add(self, item: Item) -> None:
         kind = item.kind
         bucket = self.profiles if kind == "profile" else self.plans if kind == "plan" else None
         if bucket is None and kind != "record":
             raise KeyError(kind)
-        self._records_by_cadre = None
+        self._grouped.clear()
         (bucket if bucket is not None else self.records)[id_of_rel(item.rel)] = item
 
     def items(self) -> list[Item]:
@@ -110,15 +109,24 @@ class Catalog:
         return str(item.meta.get("name", "")) if item else ""
 
     def held_talks(self, cadre_id: str) -> list[Item]:
-        """The cadre's records, grouped once per catalog (again after a change): `due` and
-        coverage ask for every cadre, and a scan each time would be cadres × records."""
-        grouped = self._records_by_cadre
-        if grouped is None or self._grouped_count != len(self.records):  # added to directly
-            grouped = {}
-            for record in self.records.values():
-                grouped.setdefault(str(record.meta.get("cadre")), []).append(record)
-            self._records_by_cadre, self._grouped_count = grouped, len(self.records)
-        return list(grouped.get(cadre_id, ()))
+        """The cadre's records."""
+        return list(self._by_cadre("record").get(cadre_id, ()))
+
+    def plans_of(self, cadre_id: str) -> dict[str, Item]:
+        """The cadre's plans, by talk id."""
+        return {id_of_rel(p.rel): p for p in self._by_cadre("plan").get(cadre_id, ())}
+
+    def _by_cadre(self, kind: str) -> dict[str, list[Item]]:
+        """Plans or records grouped by cadre, once per catalog (again after a change): `due`
+        and coverage ask for every cadre, and a scan each time would be cadres × talks."""
+        bucket = self.records if kind == "record" else self.plans
+        key = (kind, len(bucket))
+        if self._grouped.get(kind, (None, None))[0] != key:
+            grouped: dict[str, list[Item]] = {}
+            for item in bucket.values():
+                grouped.setdefault(str(item.meta.get("cadre")), []).append(item)
+            self._grouped[kind] = (key, grouped)
+        return self._grouped[kind][1]
 
 
 @dataclass(frozen=True)

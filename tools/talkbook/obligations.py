@@ -78,9 +78,8 @@ def occasion_obligations(ws: Workspace, catalog: Catalog, as_of: dt.date) -> lis
                 continue
             planned = [
                 talk_id
-                for talk_id, plan in catalog.plans.items()
-                if plan.meta.get("cadre") == cadre_id
-                and plan.meta.get("occasion") == occasion
+                for talk_id, plan in catalog.plans_of(cadre_id).items()
+                if plan.meta.get("occasion") == occasion
                 and plan.meta.get("event_date") in (None, event["date"])
                 and plan.meta.get("status") != "cancelled"
                 and talk_id not in catalog.records
