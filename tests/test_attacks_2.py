@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import Setup
+from conftest import Setup, last_line, ok
 
 
 def test_report_out_through_a_committed_build_symlink_is_refused(
@@ -20,3 +20,34 @@ def test_report_out_through_a_committed_build_symlink_is_refused(
     )
     assert result.exit_code != 0
     assert list(elsewhere.iterdir()) == []
+
+
+def test_a_speaker_cannot_skip_approval_by_marking_a_plan_held_by_hand(
+    workspace: Setup, cadre: str, clock, tmp_path: Path
+) -> None:
+    """A speaker, with plain git: their submitted plan set `held` by a `held` decision of
+    their own, and a record beside it. No approver ever saw the plan; validate must say so."""
+    from talkbook.crypto import Keyring, decrypt
+    from talkbook.models import parse
+    from test_workflow import hold_talk, plant, record_path
+
+    done = hold_talk(workspace, cadre, clock, tmp_path)
+    talk = last_line(
+        workspace.as_("P-01", "plan", cadre, "--speaker", "P-03", "--at", "2026-03-12T09:30")
+    )
+    ok(workspace.as_("P-03", "submit", talk))
+    keyring = Keyring.from_file(workspace.keys["P-03"])
+    plan_rel = f"talks/2026/{talk}/plan.md.age"
+    plan = parse(decrypt(workspace.path(plan_rel).read_bytes(), keyring).decode())
+    held = {"by": "P-03", "at": "2026-03-12T10:00", "decision": "held", "comment": None}
+    plan = plan.with_meta(status="held", decisions=[*plan.meta["decisions"], held])
+    record = decrypt(record_path(workspace, done).read_bytes(), keyring).decode()
+    record = record.replace(done, talk)
+    plant(workspace, plan_rel, plan.text(), ["P-01", "P-02", "P-03"])  # as the rule gives
+    plant(workspace, f"talks/2026/{talk}/record.md.age", record, ["P-01", "P-03"])
+    result = workspace.as_("P-01", "validate")
+    assert result.exit_code != 0, result.stdout
+    assert "recipients" not in result.stdout  # nothing else to notice
+    assert (
+        f"{talk}/plan.md.age" in result.stdout and "held cannot follow submitted" in result.stdout
+    )

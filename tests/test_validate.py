@@ -102,7 +102,9 @@ def cases(cadre: str) -> dict[str, Case]:
         return (f"talks/2026/{talk}/record.md.age", record_text(talk, cadre, due), RECORD_READERS)
 
     submitted = "\n  - {by: P-03, at: 2026-03-02T09:00, decision: submitted}"
-    by_recorder = "\n  - {by: P-04, at: 2026-03-03T09:00, decision: approved, comment: 同意}"
+    by_recorder = (
+        submitted + "\n  - {by: P-04, at: 2026-03-03T09:00, decision: approved, comment: 同意}"
+    )
     table = {
         "references": ([plan("T-ref001", cadre="C-zzzzzz")], "cadre: C-zzzzzz", "cadre",
                        "C-zzzzzz has no profile"),

@@ -26,7 +26,7 @@ from talkbook.errors import (
     UnsafePath,
 )
 from talkbook.fsutil import inside, read_regular
-from talkbook.i18n import _
+from talkbook.i18n import _, label
 from talkbook.models import Document, parse_date, parse_datetime
 from talkbook.validation import Finding, Subject, rule_findings
 from talkbook.workspace import CONFIG_NAME, Workspace
@@ -203,6 +203,7 @@ def check_decisions(ctx: Context) -> Iterator[Finding]:
                     where,
                     _("{who} decided after leaving on {day}").format(who=who, day=left.isoformat()),
                 )
+        yield from _steps(s, decisions)
         last = decisions[-1]["decision"] if decisions else "draft"
         expected = {"reopened": "draft"}.get(last, last)
         if item.meta.get("status") != expected:
@@ -212,6 +213,33 @@ def check_decisions(ctx: Context) -> Iterator[Finding]:
                     status=item.meta.get("status"), last=last
                 ),
             )
+
+
+def _steps(s: Subject, decisions: list) -> Iterator[Finding]:
+    """The trail replayed from draft: each decision must leave a state it may leave from, so
+    no hand edit reaches `held` (or `approved`) past the approval it needs."""
+    from talkbook.workflow import HELD, TRANSITIONS
+
+    state = "draft"
+    for index, entry in enumerate(decisions):
+        decision = entry.get("decision") if isinstance(entry, dict) else None
+        if decision == HELD:
+            sources, after = {"approved"}, HELD
+        elif decision == "reopened":
+            sources, after = {"submitted", "approved"}, "draft"
+        elif decision in TRANSITIONS:
+            sources, after = TRANSITIONS[decision]
+        else:
+            return  # the schema says what is wrong with it
+        if state not in sources:
+            yield s.finding(
+                f"decisions.{index}.decision",
+                _("{decision} cannot follow {state}").format(
+                    decision=label("status", decision), state=label("status", state)
+                ),
+            )
+            return
+        state = after
 
 
 def check_workflow(ctx: Context) -> Iterator[Finding]:
