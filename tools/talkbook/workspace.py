@@ -95,6 +95,15 @@ def find_root(explicit: Path | None = None, start: Path | None = None) -> Path:
     )
 
 
+def _entries(folder: Path) -> list[os.DirEntry]:
+    """The entries of a folder; none when it is missing or not a folder."""
+    try:
+        with os.scandir(folder) as found:
+            return list(found)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
 class Workspace:
     def __init__(self, root: Path):
         self.root = root
@@ -234,9 +243,21 @@ class Workspace:
         return sorted(p.name for p in (self.root / "talks").glob("*/T-*") if p.is_dir())
 
     def encrypted_files(self) -> list[Path]:
-        """Listed by name, symlinks too: reading one refuses it, validate names it."""
-        files = [*(self.root / "cadres").glob("*.md.age"), *(self.root / "talks").glob("*/*/*.age")]
-        return sorted(files)
+        """Listed by name, symlinks too: reading one refuses it, validate names it.
+
+        `cadres/*.md.age` and `talks/*/*/*.age`, by os.scandir: pathlib's glob costs seconds
+        at tens of thousands of files."""
+        cadres = [e.path for e in _entries(self.root / "cadres") if e.name.endswith(".md.age")]
+        talks = [
+            e.path
+            for year in _entries(self.root / "talks")
+            if year.is_dir()
+            for talk in _entries(Path(year.path))
+            if talk.is_dir()
+            for e in _entries(Path(talk.path))
+            if e.name.endswith(".age")
+        ]
+        return [Path(p) for p in sorted([*cadres, *talks])]
 
     def resolve(self, ref: str) -> Path:
         """An id (`C-…`, `T-…` = its plan, `T-…/record`) or a path → the encrypted file."""
