@@ -505,3 +505,18 @@ def test_make_targets_take_the_workspace(target: str, command: str) -> None:
     ).stdout  # fmt: skip
     expected = f".venv/bin/talkbook --workspace /srv/谈话 --identity /keys/P-01.txt {command}"
     assert expected in dry.splitlines()
+
+
+def test_redact_by_a_reader_of_no_profile_leaves_no_cadre_name(world: World) -> None:
+    """The speaker reads the records (follow-ups naming 张伟) but no profile: the redactor
+    cannot learn 张伟 from a profile, and the name must not go out in a --redact copy."""
+    outputs = [
+        ok(world.report(n, "--redact", "--format", f, "--out", "-", pid="P-03")).stdout
+        for n in NAMES
+        for f in FORMATS
+    ]
+    for fmt in ("md", "html"):
+        args = ("form", world.talks["held"], "--redact", "--format", fmt, "--out", "-")
+        outputs.append(ok(world.report(*args, pid="P-03")).stdout)
+    for text in outputs:
+        assert "张伟" not in text

@@ -106,7 +106,8 @@ class Reports:
             (str(p.meta.get("name") or ""), cid) for cid, p in self.context.catalog.profiles.items()
         ]
         names += [(person.name, pid) for pid, person in self.ws.people.items()]
-        return Redactor(names)
+        known = [cid for cid, p in self.context.catalog.profiles.items() if p.meta.get("name")]
+        return Redactor(names, known)
 
     def data(self, name: str, talk: str | None = None) -> dict[str, Any]:
         """The report's values; their labels in the workspace's locale (errors stay in the

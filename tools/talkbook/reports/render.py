@@ -40,7 +40,11 @@ class Redactor:
     """Names → ids, longest name first, in one pass (an id put in is never matched again);
     letter case ignored, so `zhang wei` goes as surely as `Zhang Wei`."""
 
-    def __init__(self, names: Iterable[tuple[str, str]]) -> None:
+    def __init__(
+        self, names: Iterable[tuple[str, str]], cadres: Iterable[str] | None = None
+    ) -> None:
+        # the cadres whose name is known (a readable profile); None: every one counts as known
+        self.cadres = None if cadres is None else set(cadres)
         pairs = [(name.strip(), ident) for name, ident in names if name and name.strip()]
         self.ids = {name.casefold(): ident for name, ident in pairs if name != ident}
         ordered = sorted((n for n, ident in pairs if n != ident), key=len, reverse=True)
@@ -63,6 +67,38 @@ class Redactor:
         if isinstance(value, list | tuple):
             return [self.values(v) for v in value]
         return value
+
+    def blind(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Free text about a cadre whose profile this identity cannot read (a speaker's
+        follow-ups: "协调张伟爱人就医") is withheld whole: no name in it is known to redact."""
+        if self.cadres is None:
+            return data
+        withheld = _("(withheld)")
+        table = data.get("table")
+        if isinstance(table, dict):
+            rows = [
+                {**row, **{k: withheld for k in ("what", "detail") if row.get(k)}}
+                if self._unknown(row.get("cadre"))
+                else row
+                for row in table.get("rows", [])
+            ]
+            data = {**data, "table": {**table, "rows": rows}}
+        cadre = data.get("cadre")
+        if isinstance(cadre, dict) and "blocks" in data and self._unknown(cadre.get("id")):
+            data = {
+                **data,
+                "place": withheld if data.get("place") else "",
+                "topics": [withheld] if data.get("topics") else [],
+                "blocks": [{"kind": "para", "text": withheld}] if data.get("blocks") else [],
+                "body_md": withheld if data.get("body_md") else "",
+                "deferred": [withheld] if data.get("deferred") else [],
+                "follow_ups": [{**f, "what": withheld} for f in data.get("follow_ups", [])],
+                "addenda": [{**a, "text": withheld} for a in data.get("addenda", [])],
+            }
+        return data
+
+    def _unknown(self, cadre: Any) -> bool:
+        return bool(cadre) and self.cadres is not None and str(cadre) not in self.cadres
 
     def form(self, data: dict[str, Any]) -> dict[str, Any]:
         """Who else was present may be named nowhere else: a name the workspace does not know
@@ -131,7 +167,7 @@ def render(
 ) -> bytes:
     """The report `name` in `fmt`; `page` holds what every report shows (organization, dates)."""
     if redactor is not None:
-        data, page = redactor.values(data), redactor.values(page)
+        data, page = redactor.blind(redactor.values(data)), redactor.values(page)
     if fmt == "csv":
         return to_csv(data["table"])
     if fmt == "md":
