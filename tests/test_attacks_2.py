@@ -51,3 +51,25 @@ def test_a_speaker_cannot_skip_approval_by_marking_a_plan_held_by_hand(
     assert (
         f"{talk}/plan.md.age" in result.stdout and "held cannot follow submitted" in result.stdout
     )
+
+
+def test_show_and_list_never_send_a_terminal_escape(
+    workspace: Setup, cadre: str, tmp_path: Path
+) -> None:
+    """Anyone who can write a plan (or push one) may put ESC sequences in its fields and body:
+    OSC 52 writes the reader's clipboard, CSI 2J clears the screen. Shown, never sent."""
+    source = tmp_path / "plan.md"
+    source.write_text(
+        '---\nplace: "三楼\\e[2J谈话室"\nfocus: ["思想\\u202e状况"]\n---\n\n'
+        "正文\x1b]52;c;cm0gLXJmIH4=\x07结束\n",
+        encoding="utf-8",
+    )
+    talk = last_line(
+        workspace.as_("P-01", "plan", cadre, "--speaker", "P-03", "--at", "2026-03-12T09:30",
+                      "--from", source)
+    )  # fmt: skip
+    shown = ok(workspace.as_("P-01", "show", talk)).stdout
+    listed = ok(workspace.as_("P-01", "list", "talks")).stdout
+    for text in (shown, listed):
+        assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
+    assert "正文\ufffd]52;c;cm0gLXJmIH4=\ufffd结束" in shown and "三楼\ufffd[2J谈话室" in shown

@@ -85,12 +85,27 @@ def _width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def terminal_safe(text: str) -> str:
+    """Text for a terminal: control characters (an ESC starts a sequence that can retitle the
+    window, write the clipboard or hide lines) and bidi overrides, which anyone who can push
+    may put in a field, a body or a commit's author, shown as U+FFFD; newlines and tabs stay."""
+    return "".join(
+        "\ufffd"
+        if (unicodedata.category(c) == "Cc" and c not in "\n\t") or c in BIDI_CONTROLS
+        else c
+        for c in text
+    )
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
         return _("yes") if value else ""
-    return str(value)
+    return terminal_safe(str(value))
 
 
 def table_text(
@@ -249,4 +264,4 @@ def show_text(app: App, ref: str) -> str:
     """`talkbook show`: a talk (plan, record, addenda, follow-ups, history) or a cadre."""
     from talkbook.summary import show
 
-    return show(app, ref)
+    return terminal_safe(show(app, ref))
