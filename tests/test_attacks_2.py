@@ -73,3 +73,18 @@ def test_show_and_list_never_send_a_terminal_escape(
     for text in (shown, listed):
         assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
     assert "正文\ufffd]52;c;cm0gLXJmIH4=\ufffd结束" in shown and "三楼\ufffd[2J谈话室" in shown
+
+
+def test_history_never_sends_a_commit_authors_terminal_escape(workspace: Setup, cadre: str) -> None:
+    """A commit's author and message are whatever the pusher typed."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "GIT_AUTHOR_NAME": "x\x1b]52;c;cm0=\x07"}
+    subprocess.run(
+        ["git", "-C", str(workspace.root), "commit", "-q", "--amend", "--no-verify",
+         "-m", "cadre\x1b[2J"],
+        check=True, env=env, capture_output=True,
+    )  # fmt: skip
+    out = ok(workspace.as_("P-01", "history", cadre)).stdout
+    assert "\x1b" not in out and "\x07" not in out and "cadre\ufffd[2J" in out

@@ -352,6 +352,7 @@ def history(app: App, ref: str, fmt: str) -> None:
     """
     from talkbook.history import story
     from talkbook.names import resolve_document
+    from talkbook.views import terminal_safe
 
     steps = story(app, resolve_document(app, ref))
     if fmt == "json":
@@ -365,7 +366,7 @@ def history(app: App, ref: str, fmt: str) -> None:
         if not step.verified:
             by = f"signed by {step.signed_by}" if step.signed_by else "no signature of a person"
             line += f"  (UNVERIFIED: {by})"
-        click.echo(line + (f"  [{fields}]" if fields else ""))
+        click.echo(terminal_safe(line + (f"  [{fields}]" if fields else "")))
 
 
 @cli.command()
