@@ -88,3 +88,32 @@ def test_history_never_sends_a_commit_authors_terminal_escape(workspace: Setup, 
     )  # fmt: skip
     out = ok(workspace.as_("P-01", "history", cadre)).stdout
     assert "\x1b" not in out and "\x07" not in out and "cadre\ufffd[2J" in out
+
+
+IMAGE = "![看](http://evil.invalid/beacon.png)"
+
+
+def test_markdown_reports_load_no_image_from_a_record(
+    workspace: Setup, cadre: str, clock, tmp_path: Path
+) -> None:
+    """A recorder writes Markdown image syntax into a follow-up, a topic and the body: a
+    Markdown viewer of the report would fetch the URL when opened (a beacon). Text, not image."""
+    from test_workflow import RECORD_ZH
+
+    clock.set("2026-03-02T09:00")
+    talk = last_line(
+        workspace.as_("P-01", "plan", cadre, "--speaker", "P-03", "--at", "2026-03-10T09:30")
+    )
+    ok(workspace.as_("P-03", "submit", talk))
+    ok(workspace.as_("P-02", "approve", talk, "--comment", "同意"))
+    clock.set("2026-03-10T11:30")
+    source = tmp_path / "record.md"
+    text = RECORD_ZH.replace("协调市人民医院专家会诊", f"会诊{IMAGE}")
+    text = text.replace("  - 对岗位调整的认识", f"  - '{IMAGE}'") + f"\n{IMAGE}\n"
+    source.write_text(text, encoding="utf-8")
+    ok(workspace.as_("P-03", "record", talk, "--from", source))
+    for args in (("followups",), ("form", talk), ("due",)):
+        out = ok(workspace.as_("P-01", "report", *args, "--as-of", "2026-03-20", "--out", "-"))
+        assert "![" not in out.stdout, args
+    form = ok(workspace.as_("P-01", "report", "form", talk, "--out", "-")).stdout
+    assert "evil.invalid" in form  # the text is kept, as text

@@ -6,8 +6,8 @@ for older workspaces), rendered in talkbook.templating's immutable sandbox; CSV 
 `data["table"]` with the csv module, codes as they are, UTF-8 with a byte-order mark
 (`utf-8-sig`: what Excel in a Chinese office opens as UTF-8, not as GBK), text that starts like
 a formula kept as text. HTML is one self-contained file: inline CSS, charts as inline SVG
-(charts.py), no script, no URL; in Markdown, a `<` from the data is written `&lt;`, so no tag
-from a record reaches a Markdown viewer.
+(charts.py), no script, no URL; in Markdown, a `<` from the data is written `&lt;` and a `![`
+as `!\\[`, so no tag and no image from a record reaches a Markdown viewer.
 
 `Redactor` swaps every name the workspace knows (cadres' profiles, people in talkbook.toml) for
 its id, in the values before rendering and once more in the rendered text, so neither a table,
@@ -120,11 +120,12 @@ def bar_chart(chart: Any, title: Any, series: Any = ()) -> Markup:
 
 
 def _no_tags(value: Any) -> Any:
-    """Every `<` in the values as `&lt;`, which Markdown shows as `<` but never as a tag."""
+    """Every `<` in the values as `&lt;`, which Markdown shows as `<` but never as a tag, and
+    every `![` as `!\\[`: shown as written, never an image a viewer would fetch."""
     if isinstance(value, Markup):
         return value
     if isinstance(value, str):
-        return value.replace("<", "&lt;")
+        return value.replace("<", "&lt;").replace("![", "!\\[")
     if isinstance(value, dict):
         return {k: _no_tags(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
