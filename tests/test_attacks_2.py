@@ -117,3 +117,23 @@ def test_markdown_reports_load_no_image_from_a_record(
         assert "![" not in out.stdout, args
     form = ok(workspace.as_("P-01", "report", "form", talk, "--out", "-")).stdout
     assert "evil.invalid" in form  # the text is kept, as text
+
+
+def test_a_report_killed_while_written_leaves_no_plaintext_for_long(
+    workspace: Setup, cadre: str
+) -> None:
+    """Killed between its temp file and the rename, a report leaves a half-made plaintext
+    file in build/reports/; the next report run takes it away."""
+    import os
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "talkbook", "-w", str(workspace.root)]
+    command += ["-i", str(workspace.keys["P-01"]), "report", "coverage"]
+    env = {**os.environ, "TALKBOOK_KILL_AT": "tmp"}
+    killed = subprocess.run(command, env=env, capture_output=True)
+    assert killed.returncode == -9
+    folder = workspace.root / "build" / "reports"
+    assert [p.name for p in folder.iterdir() if ".tmp-" in p.name]
+    ok(workspace.as_("P-01", "report", "due"))
+    assert not [p.name for p in folder.iterdir() if ".tmp-" in p.name]

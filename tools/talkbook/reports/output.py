@@ -1,7 +1,8 @@
 """Where reports go: `build/reports/` under the workspace root, or a file the user names.
 
 Contract: `reports_folder(root)` makes (or checks) `build/` and `build/reports/` as real
-folders of this user, each made owner-only (0700), `build/reports/` kept so, and returns it;
+folders of this user, each made owner-only (0700), `build/reports/` kept so (and rid of the
+plaintext temp files a killed run left in it), and returns it;
 `write(folder, name, data, root)` writes one report atomically (fsutil.atomic_write), created
 0600 so it is never readable by others, not even while it is written. `write_out(root, path,
 data)` writes where `--out` says, refusing a path inside the workspace anywhere but under
@@ -19,7 +20,7 @@ import stat
 from pathlib import Path
 
 from talkbook.errors import TalkbookError, UnsafePath
-from talkbook.fsutil import atomic_write, inside
+from talkbook.fsutil import atomic_write, inside, stale_temp_files
 from talkbook.i18n import _
 
 FOLDER = ("build", "reports")
@@ -48,7 +49,11 @@ def reports_folder(root: Path) -> Path:
                 os.fchmod(fd, FOLDER_MODE)  # build/ may hold other things: made 0700, not changed
     finally:
         os.close(fd)
-    return root.joinpath(*FOLDER)
+    folder = root.joinpath(*FOLDER)
+    for stale in stale_temp_files(folder):  # plaintext a killed run left half-written
+        with contextlib.suppress(OSError):
+            stale.unlink()
+    return folder
 
 
 def write_out(root: Path, path: Path, data: bytes) -> Path:
