@@ -137,3 +137,19 @@ def test_a_report_killed_while_written_leaves_no_plaintext_for_long(
     assert [p.name for p in folder.iterdir() if ".tmp-" in p.name]
     ok(workspace.as_("P-01", "report", "due"))
     assert not [p.name for p in folder.iterdir() if ".tmp-" in p.name]
+
+
+def test_a_dropped_record_file_does_not_take_a_plan_out_of_the_approvers_queue(
+    workspace: Setup, cadre: str
+) -> None:
+    """Anyone who can push may drop a `record.md.age` (encrypted to anyone) beside a submitted
+    plan; the approver, who never reads records, must still see the plan as submitted."""
+    from test_workflow import plant
+
+    talk = last_line(
+        workspace.as_("P-01", "plan", cadre, "--speaker", "P-03", "--at", "2026-03-12T09:30")
+    )
+    ok(workspace.as_("P-03", "submit", talk))
+    plant(workspace, f"talks/2026/{talk}/record.md.age", "---\nid: x\n---\n", ["outsider"])
+    queue = ok(workspace.as_("P-02", "list", "talks", "--status", "submitted")).stdout
+    assert talk in queue

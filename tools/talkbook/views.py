@@ -249,15 +249,20 @@ def followup_rows(app: App, as_of: dt.date | None) -> tuple[list[dict], list[str
 def talk_status(catalog: Catalog, talk_id: str, root: Path | None = None) -> str:
     """A talk with a record is held, whether or not the reader can decrypt the record: an
     approver reads the plan, never the record, and the record's existence is in its path
-    (`talks/<year>/<talk-id>/record.md.age`), which is not confidential."""
+    (`talks/<year>/<talk-id>/record.md.age`), which is not confidential — for a plan that was
+    approved; a draft or submitted plan stays what it says."""
     if talk_id in catalog.records:
         return "held"
     plan = catalog.plans.get(talk_id)
     if plan is None:
         return "?"
-    if root is not None and (root / plan.rel).with_name("record.md.age").is_file():
+    status = str(plan.meta.get("status"))
+    # Only an approved plan is held by a record it cannot read (a plan recorded before `held`
+    # existed): a record file anyone could push beside a submitted plan changes nothing.
+    record = (root / plan.rel).with_name("record.md.age") if root is not None else None
+    if status == "approved" and record is not None and record.is_file():
         return "held"
-    return str(plan.meta.get("status"))
+    return status
 
 
 def show_text(app: App, ref: str) -> str:
