@@ -153,3 +153,19 @@ def test_a_dropped_record_file_does_not_take_a_plan_out_of_the_approvers_queue(
     plant(workspace, f"talks/2026/{talk}/record.md.age", "---\nid: x\n---\n", ["outsider"])
     queue = ok(workspace.as_("P-02", "list", "talks", "--status", "submitted")).stdout
     assert talk in queue
+
+
+def test_no_report_over_a_file_someone_made_tracked(workspace: Setup, cadre: str) -> None:
+    """Someone pushes build/reports/coverage.md (git add -f): a report written over it would
+    be a modified tracked file, committed in plaintext by the next `git commit -a`."""
+    import subprocess
+
+    planted = workspace.root / "build" / "reports" / "coverage.md"
+    planted.parent.mkdir(parents=True)
+    planted.write_text("占位\n", encoding="utf-8")
+    for args in (["add", "-f", "build/reports/coverage.md"], ["commit", "-q", "-m", "x"]):
+        subprocess.run(["git", "-C", str(workspace.root), *args], check=True)
+    result = workspace.as_("P-01", "report", "coverage")
+    assert result.exit_code != 0 and "build/reports/coverage.md" in result.stderr
+    assert planted.read_text(encoding="utf-8") == "占位\n"
+    ok(workspace.as_("P-01", "report", "due"))  # an ignored file is written as before

@@ -74,6 +74,7 @@ def write_out(root: Path, path: Path, data: bytes) -> Path:
                 path=where.as_posix()
             )
         )
+    _ignored(root, where.as_posix())
     atomic_write(root / where, data, mode=FILE_MODE, root=root)
     return root / where
 
@@ -81,5 +82,21 @@ def write_out(root: Path, path: Path, data: bytes) -> Path:
 def write(folder: Path, name: str, data: bytes, root: Path) -> Path:
     """One report into the reports folder (made by reports_folder)."""
     path = folder / name
+    _ignored(root, path.relative_to(root).as_posix())
     atomic_write(path, data, mode=FILE_MODE, root=root)
     return path
+
+
+def _ignored(root: Path, rel: str) -> None:
+    """A plaintext report goes only where git ignores it: not over a tracked file (anyone who
+    can push may `git add -f build/reports/coverage.md`), nor where a pushed .gitignore no
+    longer keeps build/ out — a `git commit -a` or `add -A` would publish it."""
+    import subprocess
+
+    done = subprocess.run(
+        ["git", "-C", str(root), "check-ignore", "-q", "--", rel],
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+    )
+    if done.returncode == 1:  # 0: ignored; 128: git could not tell (no repository)
+        raise UnsafePath(rel, _("not ignored by git: a report there could be committed"))
