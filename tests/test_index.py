@@ -3,7 +3,7 @@ trusted, owner-only, out of git, and no plaintext in its bytes."""
 
 from __future__ import annotations
 
-import json
+import marshal
 import os
 import shutil
 import stat
@@ -154,8 +154,7 @@ def test_a_damaged_index_is_rebuilt(workspace: Setup, cadre: str) -> None:
 def crafted(rel: str, name: str, body: dict | None = None) -> bytes:
     entry = [None, "0" * 64, "ok", "profile", {"id": rel[7:14], "name": name}, [], "", ""]
     content = body or {"format": index.FORMAT, "root": "", "rules": "", "entries": {rel: entry}}
-    text = json.dumps(content, ensure_ascii=False).encode("utf-8")
-    return index.MAGIC + b"0" * 64 + b"\n" + text
+    return index.MAGIC + b"0" * 64 + b"\n" + marshal.dumps(content)
 
 
 def test_a_foreign_index_encrypted_to_my_public_key_is_rejected(
@@ -182,9 +181,9 @@ def resealed(app: App, change) -> None:
     assert why == ""
     store.save(entries)
     plaintext = pyrage.decrypt(store.path.read_bytes(), app.keyring.identities)
-    body = json.loads(plaintext[len(index.MAGIC) + 65 :])
+    body = marshal.loads(plaintext[len(index.MAGIC) + 65 :])
     change(body)
-    data = json.dumps(body).encode("utf-8")
+    data = marshal.dumps(body)
     mac = index.hmac.new(store.key, data, "sha256").hexdigest().encode()
     store.path.write_bytes(encrypt(index.MAGIC + mac + b"\n" + data, store.recipients))
 
