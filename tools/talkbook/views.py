@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
 import unicodedata
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,7 @@ def due_display(ws: Workspace, rows: list[dict[str, Any]]) -> list[dict[str, Any
     return shown
 
 
+@functools.lru_cache(maxsize=65536)  # names, dates and labels repeat down a long listing
 def _width(text: str) -> int:
     """Terminal columns: CJK characters take two."""
     if text.isascii():
@@ -86,18 +88,15 @@ def _width(text: str) -> int:
 
 
 BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# Unicode's Cc (U+0000-001F, U+007F-009F) but newline and tab, and the bidi controls above.
+UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def terminal_safe(text: str) -> str:
     """Text for a terminal: control characters (an ESC starts a sequence that can retitle the
     window, write the clipboard or hide lines) and bidi overrides, which anyone who can push
     may put in a field, a body or a commit's author, shown as U+FFFD; newlines and tabs stay."""
-    return "".join(
-        "\ufffd"
-        if (unicodedata.category(c) == "Cc" and c not in "\n\t") or c in BIDI_CONTROLS
-        else c
-        for c in text
-    )
+    return UNSAFE.sub("\ufffd", text)
 
 
 def _cell(value: Any) -> str:
