@@ -376,3 +376,21 @@ def parse_date(value: str | None) -> dt.date | None:
 
 def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def echo_csv(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    """The rows as CSV (codes, header first), through the csv module."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    click.echo(buffer.getvalue(), nl=False)
+
+
+def echo_notes(notes: list[str]) -> None:
+    """What a listing had to leave out, on stderr so the listing itself stays clean."""
+    for note in notes:
+        click.echo(note, err=True)

@@ -7,14 +7,12 @@ stderr, one line each, so stdout stays the listing alone (exit 0).
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Any
 
 import click
 
 from talkbook.app import App
-from talkbook.cli._shared import cli, echo_json, parse_date, pass_app
+from talkbook.cli._shared import cli, echo_csv, echo_json, echo_notes, parse_date, pass_app
 from talkbook.i18n import _
 
 TALK_TABLE = ["id", "cadre", "name", "speaker", "at", "status", "occasion", "method"]
@@ -26,22 +24,13 @@ def _print(app: App, rows: list[dict[str, Any]], columns: list[str], table: list
     if fmt == "json":
         echo_json([{c: row.get(c) for c in columns} for row in rows])
     elif fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-        click.echo(buffer.getvalue(), nl=False)
+        echo_csv(rows, columns)
     else:
         from talkbook.views import column_titles, display_row, staff_names, table_text
 
         staff = staff_names(app.workspace)
         shown = [display_row(app.workspace, row, staff) for row in rows]
         click.echo(table_text(shown, table, column_titles(table), empty=None))
-
-
-def _say(lines: list[str]) -> None:
-    for line in lines:
-        click.echo(line, err=True)
 
 
 @cli.command("list")
@@ -95,7 +84,7 @@ def list_command(app: App, what: str, which: str | None, fmt: str, **typed: str 
             ("talks", False): _("no talk you can read"),
         }
         notes.insert(0, nothing[what, filtered])
-    _say(notes)
+    echo_notes(notes)
 
 
 @cli.command()

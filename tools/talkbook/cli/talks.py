@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import sys
 
@@ -12,7 +10,9 @@ import click
 from talkbook.app import App
 from talkbook.cli._shared import (
     cli,
+    echo_csv,
     echo_json,
+    echo_notes,
     emit_id,
     from_option,
     parse_date,
@@ -287,12 +287,6 @@ def addendum(app: App, talk: str, text: str) -> None:
 FORMATS = click.Choice(["table", "json", "csv"])
 
 
-def _notes(notes: list[str]) -> None:
-    """What a listing had to leave out, on stderr so the listing itself stays clean."""
-    for note in notes:
-        click.echo(note, err=True)
-
-
 def _table(rows: list[dict], columns: list[str], fmt: str, shown: list[dict] | None = None) -> None:
     """JSON and CSV: `rows`, codes. The table: `shown` (labels) if given, under headers in the
     reader's language."""
@@ -300,11 +294,7 @@ def _table(rows: list[dict], columns: list[str], fmt: str, shown: list[dict] | N
         echo_json(rows)
         return
     if fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-        click.echo(buffer.getvalue(), nl=False)
+        echo_csv(rows, columns)
         return
     from talkbook.views import table_text
 
@@ -333,7 +323,7 @@ def due(app: App, as_of: str | None, within: int, fmt: str) -> None:
     columns = ["cadre", "name", "reason", "talk", "deadline", "days_left", "overdue", "detail"]
     shown = due_display(app.workspace, rows) if fmt == "table" else None
     _table(rows, columns, fmt, shown)
-    _notes(notes)
+    echo_notes(notes)
     if overdue := sum(bool(r["overdue"]) for r in rows):
         raise Findings(_("{n} overdue").format(n=overdue))
 
@@ -352,7 +342,7 @@ def followups(app: App, as_of: str | None, fmt: str) -> None:
 
     rows, notes = followup_rows(app, parse_date(as_of))
     _table(rows, ["talk", "n", "cadre", "name", "what", "owner", "due", "overdue"], fmt)
-    _notes(notes)
+    echo_notes(notes)
 
 
 @cli.command()
