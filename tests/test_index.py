@@ -151,9 +151,18 @@ def test_a_damaged_index_is_rebuilt(workspace: Setup, cadre: str) -> None:
         assert index.refresh(app_of(workspace)).rebuilt == ""
 
 
-def crafted(rel: str, name: str, body: dict | None = None) -> bytes:
-    entry = [None, "0" * 64, "ok", "profile", {"id": rel[7:14], "name": name}, [], "", ""]
-    content = body or {"format": index.FORMAT, "root": "", "rules": "", "entries": {rel: entry}}
+def crafted(rel: str, name: str) -> bytes:
+    reading = ["profile", {"id": rel[7:14], "name": name}, [], "", ""]
+    content = {
+        "format": index.FORMAT,
+        "root": "",
+        "rules": "",
+        "rels": [rel],
+        "stamps": [None],
+        "digests": [b"0" * 32],
+        "states": ["ok"],
+        "readings": marshal.dumps([reading]),
+    }
     return index.MAGIC + b"0" * 64 + b"\n" + marshal.dumps(content)
 
 
@@ -192,7 +201,9 @@ CHANGES = {
     "format": (lambda body: body.update(format=0), "outdated"),
     "schemas": (lambda body: body.update(rules="older schemas"), "outdated"),
     "another workspace": (lambda body: body.update(root="0" * 40), "foreign"),
-    "bad entry": (lambda body: body.update(entries={"cadres/x": [1, 2]}), "damaged"),
+    "unknown state": (lambda body: body.update(states=["nonsense"]), "damaged"),
+    "columns of other lengths": (lambda body: body.update(digests=[]), "damaged"),
+    "no readings": (lambda body: body.update(readings=None), "damaged"),
 }
 
 
@@ -343,3 +354,53 @@ def test_settled_folders_and_files_are_trusted_by_their_stat_until_they_change(
     counted.clear()
     broken = catalog.load(app_of(workspace))
     assert counted == [f"cadres/{cadre}.md.age"] and broken.unreadable == [f"cadres/{cadre}.md.age"]
+
+
+def test_a_warm_run_with_nothing_changed_writes_nothing(
+    workspace: Setup, cadre: str, monkeypatch: pytest.MonkeyPatch, counted: list[str]
+) -> None:
+    """Nothing changed, nothing saved; a file rewritten with the same bytes (a new inode, say)
+    is hashed, not decrypted, and saved once with its new stamp."""
+    monkeypatch.setattr(index, "RACY_NS", 0)
+    ok(workspace.as_("P-01", "plan", cadre, "--speaker", "P-03", "--at", "2026-03-10T09:30"))
+    catalog.load(app_of(workspace))
+    saved: list[int] = []
+    real = index.Store.save
+    monkeypatch.setattr(index.Store, "save", lambda *a: saved.append(1) or real(*a))
+    counted.clear()
+    assert catalog.load(app_of(workspace)).cadre_name(cadre) == "张伟"
+    assert index.refresh(app_of(workspace)).cached == 2
+    assert (saved, counted) == ([], [])
+    profile = workspace.path(f"cadres/{cadre}.md.age")
+    data = profile.read_bytes()
+    profile.unlink()
+    profile.write_bytes(data)
+    assert catalog.load(app_of(workspace)).cadre_name(cadre) == "张伟"
+    assert (saved, counted) == ([1], [])
+    assert index.refresh(app_of(workspace)).cached == 2 and saved == [1]
+
+
+def test_readings_that_do_not_match_their_columns_are_rebuilt(
+    workspace: Setup, cadre: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The readings are decoded only when a catalog needs them: a blob of the wrong length,
+    which only a writer's bug could seal, is found then and the index built again."""
+    monkeypatch.setattr(index, "RACY_NS", 0)
+    catalog.load(app_of(workspace))
+    resealed(app_of(workspace), lambda body: body.update(readings=marshal.dumps([])))
+    assert index.refresh(app_of(workspace)).rebuilt == ""  # nothing changed: not decoded
+    assert catalog.load(app_of(workspace)).cadre_name(cadre) == "张伟"
+    summary = index.refresh(app_of(workspace))
+    assert (summary.rebuilt, summary.cached, len(summary.columns.readings())) == ("", 1, 1)
+
+
+def test_a_stamp_matches_only_a_regular_file(workspace: Setup, cadre: str, tmp_path: Path) -> None:
+    """A file swapped for a symlink to the same bytes has another stamp (its mode): refused
+    as when the index did not know it."""
+    catalog.load(app_of(workspace))
+    profile = workspace.path(f"cadres/{cadre}.md.age")
+    moved = tmp_path / "profile.age"
+    profile.rename(moved)
+    profile.symlink_to(moved)
+    with pytest.raises(UnsafePath, match="symlink"):
+        catalog.load(app_of(workspace))

@@ -2,11 +2,18 @@
 
 `catalog(app, paths)` is what `catalog.load` returns: each file of the working tree is looked
 at (lstat), and decrypted again only when its bytes changed since the index last saw it. A
-cheap stat fingerprint (size, mtime_ns, inode, ctime_ns) decides whether to hash the file; the
-SHA-256 of the ciphertext decides whether to decrypt it. So the index is right after
+cheap stamp (file type and mode, size, mtime_ns, inode, ctime_ns) decides whether to hash the
+file; the SHA-256 of the ciphertext decides whether to decrypt it. So the index is right after
 `talkbook edit`, a hand edit with the age CLI, a pull, a checkout or a merge; files gone drop
-out. A fingerprint taken within RACY_NS of its file's last change is not kept (git's "racily
-clean" entries): the next run hashes that file again.
+out. A stamp taken within RACY_NS of its file's last change is not kept (git's "racily clean"
+entries): the next run hashes that file again. Only a regular file's stamp is ever kept, so a
+stamp that matches says the file is still a regular one.
+
+Its content is kept in columns, one list per field in path order (paths, stamps, digests,
+states), and the readings (kind, front matter, findings) as one marshal blob of their own: a
+warm run compares the listing and the stamps list to list (no Python per file when nothing
+changed), decodes the readings only when a catalog is built or a file changed, and writes
+nothing when nothing changed.
 
 Where: `.talkbook/index-<key id>-<language>.age` at the workspace root (folder 0700, file 0600,
 one file per identity and language: findings are kept as text), ignored by git (`.gitignore`
@@ -19,14 +26,18 @@ with an HMAC whose key is derived from the identity's private key material; the 
 commit of the workspace and the format version are inside what it authenticates. Anyone can
 encrypt a file to a public key, so decrypting is not enough: an index that fails the HMAC,
 names another root, an older format or other schemas is damaged, foreign or out of date, and
-is rebuilt, never trusted. The body is `marshal` data (plain dicts, lists, strings and numbers;
-marshal runs no code, unlike pickle, and it is read only after the HMAC proved the body is
-this identity's own; its format version is in the magic line, so another Python rebuilds); the
-front matter is JSON-typed by models.to_plain (dates are ISO strings), so what comes back is
-what `models.parse` and the schema check give. With no secret to key the
-HMAC (a passphrase-only keyring) or no public key to encrypt to (post-quantum keys only) there
-is no index: every file is decrypted, as before. A key the talkbook agent holds answers the
-HMAC key itself (AgentClient.derive), without giving the key out.
+is rebuilt, never trusted. The body is `marshal` data (plain dicts, lists, tuples, strings,
+bytes and numbers; marshal runs no code, unlike pickle, and it is read only after the HMAC
+proved the body is this identity's own — the readings blob is inside that body, so decoding
+it later is no less proved; its format version is in the magic line, so another Python
+rebuilds). Since only this code writes what the HMAC accepts, a load checks the columns'
+types, lengths and states (cheap, whole lists at once) and not each entry again. The front
+matter is JSON-typed by models.to_plain (dates are ISO strings), so what comes back is what
+`models.parse` and the schema check give. An entry is reused only for the bytes it was made
+from: its stamp, or else the SHA-256 of the file's bytes, must match. With no secret to key
+the HMAC (a passphrase-only keyring) or no public key to encrypt to (post-quantum keys only)
+there is no index: every file is decrypted, as before. A key the talkbook agent holds answers
+the HMAC key itself (AgentClient.derive), without giving the key out.
 """
 
 from __future__ import annotations
@@ -56,38 +67,65 @@ from talkbook.validation import Finding
 if TYPE_CHECKING:
     from talkbook.crypto import Keyring
 
-FORMAT = 2  # 2: marshal instead of JSON (a third of a warm load went on json.loads)
+# 3: columns, raw digests, stamps with the file mode, the readings as a blob decoded on demand
+# and their strings shared (a third the size: less to decrypt, authenticate and decode)
+FORMAT = 3
 FOLDER = ".talkbook"
 _PYTHON = "{}.{}".format(*sys.version_info[:2])
 MAGIC = f"talkbook-index marshal-{marshal.version} py{_PYTHON}\n".encode()
 RACY_NS = 2_000_000_000  # a file changed this recently may change again within one mtime tick
 EXCLUDE_LINE = "/.talkbook/"
 LABEL = b"talkbook index key"
+GONE = ()  # the stamp of a file gone between the listing and its lstat
+
+Stamp = tuple[int, int, int, int, int]  # st_mode, st_size, st_mtime_ns, st_ino, st_ctime_ns
+Reading = list[Any]  # [kind, meta, findings, message, reason]: what reading a file gave
 
 
-class Entry:
-    """One file as the index knows it: its fingerprint, the hash of its bytes, and what
-    reading it gave (front matter only), kept in the JSON shape it is saved in:
-    [state, kind, meta, findings, message, reason] — a warm load builds nothing more from it
-    than the items it hands out."""
+class Columns:
+    """The index's content, in path order: `rels`, `stamps` (None for a racy one), `digests`
+    (SHA-256 of the ciphertext), `states` (catalog.STATES), and the readings, decoded from
+    their marshal blob only when asked for (a warm run with nothing changed never is)."""
 
-    __slots__ = ("fingerprint", "digest", "raw")
+    __slots__ = ("rels", "stamps", "digests", "states", "_readings", "_blob")
 
-    def __init__(self, fingerprint: list[int] | None, digest: str, raw: list[Any]) -> None:
-        self.fingerprint, self.digest, self.raw = fingerprint, digest, raw
+    def __init__(
+        self,
+        rels: list[str],
+        stamps: list[Stamp | None],
+        digests: list[bytes],
+        states: list[str],
+        readings: list[Reading] | None = None,
+        blob: bytes | None = None,
+    ) -> None:
+        self.rels, self.stamps, self.digests, self.states = rels, stamps, digests, states
+        self._readings, self._blob = readings, blob
 
     @classmethod
-    def of(cls, fingerprint: list[int] | None, digest: str, r: loader.Reading) -> Entry:
-        findings = [[f.line, f.field, f.message] for f in r.findings]
-        meta = r.doc.meta if r.doc is not None else None
-        return cls(fingerprint, digest, [r.state, r.kind, meta, findings, r.message, r.reason])
+    def empty(cls) -> Columns:
+        return cls([], [], [], [], [], None)
 
-    @property
-    def state(self) -> str:
-        return self.raw[0]
+    def readings(self) -> list[Reading]:
+        """ValueError if the blob is not the list it should be (an index of a writer's bug)."""
+        if self._readings is None:
+            try:
+                decoded = marshal.loads(self._blob or b"")
+            except (ValueError, EOFError, TypeError) as exc:
+                raise ValueError("readings") from exc
+            if type(decoded) is not list or len(decoded) != len(self.rels):
+                raise ValueError("readings")
+            self._readings = decoded
+        return self._readings
 
-    def reading(self, rel: str) -> loader.Reading:
-        state, kind, meta, findings, message, reason = self.raw
+    def blob(self) -> bytes:
+        if self._blob is None:
+            self._blob = marshal.dumps(self._readings)
+        return self._blob
+
+    def reading(self, i: int) -> loader.Reading:
+        """The catalog's Reading of entry i (its front matter only)."""
+        rel, state = self.rels[i], self.states[i]
+        kind, meta, findings, message, reason = self.readings()[i]
         found = tuple(Finding(rel, line, name, text) for line, name, text in findings)
         doc = Document(meta, "", rel) if meta is not None else None
         return loader.Reading(rel, kind, state, doc, None, found, message, reason)
@@ -100,7 +138,7 @@ class Summary:
     cached: int = 0  # answered from the index
     unreadable: int = 0
     rebuilt: str = ""  # why the index was not used: missing, damaged, foreign, outdated
-    entries: dict[str, Entry] = field(default_factory=dict)
+    columns: Columns = field(default_factory=Columns.empty)
 
 
 # -- the run ------------------------------------------------------------------------------------
@@ -126,18 +164,26 @@ def _no_gc() -> Iterator[None]:
 def _catalog(app, paths: list[Path] | None) -> loader.Catalog:
     ws = app.workspace
     summary = refresh(app)
+    columns = summary.columns
+    try:
+        readings = columns.readings()
+    except ValueError:  # only a writer's bug gets a wrong blob past the HMAC: start over
+        columns = _refresh(app, trusted=False).columns
+        readings = columns.readings()
     wanted = None if paths is None else {ws.relative(p) for p in paths}
     result = loader.Catalog()
-    for rel, entry in summary.entries.items():
+    add, item, partial, ok = result.add, loader.Item, functools.partial, loader.OK
+    for i, (rel, state, reading) in enumerate(
+        zip(columns.rels, columns.states, readings, strict=True)
+    ):
         if wanted is not None and rel not in wanted:
             continue
-        fetch = functools.partial(_text, app, rel)
-        state, kind, meta = entry.raw[:3]
-        if state == loader.OK:
-            result.add(loader.Item(kind, rel, meta=meta, fetch=fetch))
+        fetch = partial(_text, app, rel)
+        if state == ok:
+            add(item(reading[0], rel, meta=reading[1], fetch=fetch))
         else:
-            loader.add_reading(result, entry.reading(rel), fetch)
-    for rel in sorted((wanted or set()) - set(summary.entries)):  # not under cadres/ or talks/
+            loader.add_reading(result, columns.reading(i), fetch)
+    for rel in sorted((wanted or set()) - set(columns.rels)):  # not under cadres/ or talks/
         for pair in loader.working_tree(ws, [ws.root / rel]):
             loader.add_reading(result, loader.read(app.keyring, *pair), None)
     return result
@@ -150,52 +196,135 @@ def _text(app, rel: str) -> str:
 
 def refresh(app) -> Summary:
     """Bring the index up to date with the working tree; save it if anything changed."""
+    with _no_gc():
+        return _refresh(app, trusted=True)
+
+
+def _refresh(app, trusted: bool) -> Summary:
     ws = app.workspace
-    keyring = app.keyring
-    store = Store.open(ws.root, keyring)
-    known, rebuilt = store.load() if store else ({}, "no key material for an index")
-    fresh: dict[str, Entry] = {}
-    todo: list[tuple[str, bytes, list[int] | None, str]] = []
-    changed = bool(rebuilt)
-    now = time.time_ns()
+    store = Store.open(ws.root, app.keyring)
+    if store is None:
+        known, rebuilt = Columns.empty(), "no key material for an index"
+    else:
+        known, rebuilt = store.load() if trusted else (Columns.empty(), "damaged")
     listed = Listing(ws.root, store.folders if store else None)
-    for rel, path in listed.files():
+    files = listed.files()
+    rels = [rel for rel, _ in files]
+    stamps = _stamps([path for _, path in files])
+    if rels == known.rels and stamps == known.stamps:  # the common case: nothing changed
+        fresh, decrypted = known, 0
+    else:
         try:
-            info = os.lstat(path)
-        except FileNotFoundError:
-            continue  # gone since its folder was listed
-        if not stat.S_ISREG(info.st_mode):
-            _refuse(ws.root, path)
-        old = known.get(rel)
-        fingerprint = _fingerprint(info, now)
-        if old is not None and old.fingerprint == fingerprint and fingerprint is not None:
-            fresh[rel] = old
-            continue
-        data = _read(ws.root, path)
-        digest = hashlib.sha256(data).hexdigest()
-        changed = changed or old is None or (old.fingerprint, old.digest) != (fingerprint, digest)
-        if old is not None and old.digest == digest:
-            fresh[rel] = Entry(fingerprint, digest, old.raw)
-        else:
-            todo.append((rel, data, fingerprint, digest))
-            fresh[rel] = old or Entry(None, "", [])  # its place in the order, filled below
-    done = loader.readings(keyring, [(rel, data) for rel, data, _, _ in todo], keep_text=False)
-    for (rel, _, fingerprint, digest), reading in zip(todo, done, strict=True):
-        fresh[rel] = Entry.of(fingerprint, digest, reading)
-    summary = Summary(len(fresh), len(todo), len(fresh) - len(todo), rebuilt=rebuilt)
-    summary.unreadable = sum(e.state == loader.UNREADABLE for e in fresh.values())
-    summary.entries = fresh
-    if store is not None and (
-        changed or len(fresh) != len(known) or listed.folders != store.folders
-    ):
+            fresh, decrypted = _update(app, known, files, stamps)
+        except ValueError:  # a wrong readings blob: see _catalog
+            return _refresh(app, trusted=False)
+    summary = Summary(len(fresh.rels), decrypted, len(fresh.rels) - decrypted, rebuilt=rebuilt)
+    summary.unreadable = fresh.states.count(loader.UNREADABLE)
+    summary.columns = fresh
+    if store is not None and (fresh is not known or rebuilt or listed.folders != store.folders):
         store.save(fresh, listed.folders)
     return summary
 
 
-def _fingerprint(info: os.stat_result, now: int) -> list[int] | None:
-    if now - info.st_mtime_ns < RACY_NS or now - info.st_ctime_ns < RACY_NS:
-        return None
-    return [info.st_size, info.st_mtime_ns, info.st_ino, info.st_ctime_ns]
+def _stamps(paths: list[str]) -> list[Stamp | tuple[()]]:
+    """Each file's stamp as lstat gives it now (GONE for one removed since it was listed)."""
+    lstat = os.lstat
+    try:
+        infos = [lstat(path) for path in paths]
+    except FileNotFoundError:
+        return [_stamp(path) for path in paths]
+    return [(i.st_mode, i.st_size, i.st_mtime_ns, i.st_ino, i.st_ctime_ns) for i in infos]
+
+
+def _stamp(path: str) -> Stamp | tuple[()]:
+    try:
+        i = os.lstat(path)
+    except FileNotFoundError:
+        return GONE
+    return (i.st_mode, i.st_size, i.st_mtime_ns, i.st_ino, i.st_ctime_ns)
+
+
+def _settled(stamp: Stamp, now: int) -> bool:
+    """Whether the file's last change is older than RACY_NS: a later change shows in its stat."""
+    return now - stamp[2] >= RACY_NS and now - stamp[4] >= RACY_NS
+
+
+def _update(
+    app, known: Columns, files: list[tuple[str, str]], stamps: list[Stamp | tuple[()]]
+) -> tuple[Columns, int]:
+    """The columns for the files listed now: an entry whose stamp matches is kept as it is, a
+    file whose stamp differs is hashed (kept if its bytes are the same), and only a file whose
+    bytes are new is decrypted. ValueError if the known readings are needed and damaged."""
+    root = app.workspace.root
+    at = {rel: i for i, rel in enumerate(known.rels)}
+    fresh = Columns([], [], [], [])
+    sources: list[int | None] = []  # per fresh entry: the known entry it keeps, or None: new
+    todo: list[tuple[str, bytes]] = []
+    now = time.time_ns()
+    for (rel, path), stamp in zip(files, stamps, strict=True):
+        if not stamp:
+            continue  # gone since its folder was listed
+        i = at.get(rel)
+        if i is None or stamp != known.stamps[i]:
+            if not stat.S_ISREG(stamp[0]):
+                _refuse(root, path)
+            data = _read(root, path)
+            digest = hashlib.sha256(data).digest()
+            if i is None or digest != known.digests[i]:
+                i = None
+                todo.append((rel, data))
+            kept = stamp if stat.S_ISREG(stamp[0]) and _settled(stamp, now) else None
+        else:
+            digest, kept = known.digests[i], known.stamps[i]
+        fresh.rels.append(rel)
+        fresh.stamps.append(kept)
+        fresh.digests.append(digest)
+        fresh.states.append(known.states[i] if i is not None else "")
+        sources.append(i)
+    _fill(app, known, fresh, sources, todo)
+    return fresh, len(todo)
+
+
+def _fill(
+    app, known: Columns, fresh: Columns, sources: list[int | None], todo: list[tuple[str, bytes]]
+) -> None:
+    """The readings of `fresh`: the known blob as it is when every entry is kept in place
+    (stamps changed, bytes did not: no decoding), else the kept ones and the new ones."""
+    if not todo and sources == list(range(len(known.rels))):
+        fresh._blob = known.blob()
+        return
+    old = known.readings() if any(i is not None for i in sources) else []
+    done = iter(loader.readings(app.keyring, todo, keep_text=False))
+    memo: dict[str, str] = {}
+    readings: list[Reading] = []
+    for n, i in enumerate(sources):
+        if i is not None:
+            readings.append(old[i])
+            continue
+        reading = next(done)
+        fresh.states[n] = reading.state
+        readings.append(_shared(_reading_of(reading), memo))
+    fresh._readings = readings
+
+
+def _reading_of(r: loader.Reading) -> Reading:
+    findings = [[f.line, f.field, f.message] for f in r.findings]
+    meta = r.doc.meta if r.doc is not None else None
+    return [r.kind, meta, findings, r.message, r.reason]
+
+
+def _shared(value: Any, memo: dict[str, str]) -> Any:
+    """`value` with each string that repeats (field names, ids, dates, states) one object:
+    marshal writes an object it meets again as a reference, so the index is a third the size
+    and decodes twice as fast."""
+    kind = type(value)
+    if kind is str:
+        return memo.setdefault(value, value)
+    if kind is list:
+        return [_shared(v, memo) for v in value]
+    if kind is dict:
+        return {memo.setdefault(k, k): _shared(v, memo) for k, v in value.items()}
+    return value
 
 
 class Listing:
@@ -343,39 +472,42 @@ class Store:
             return None
         return cls(root, keyring, recipients, secret)
 
-    def load(self) -> tuple[dict[str, Entry], str]:
-        """The entries, and "" — or nothing, and why the index is rebuilt."""
+    def load(self) -> tuple[Columns, str]:
+        """The columns, and "" — or nothing, and why the index is rebuilt."""
         from talkbook.crypto import decrypt
 
+        nothing = Columns.empty()
         try:
             data = self._read_bytes()
         except FileNotFoundError:
-            return {}, "missing"
+            return nothing, "missing"
         except OSError:
-            return {}, "damaged"
+            return nothing, "damaged"
         try:
             plaintext = decrypt(data, self.keyring)
         except TalkbookError:
-            return {}, "damaged"
+            return nothing, "damaged"
         start = len(MAGIC)
         head, mac, body = plaintext[:start], plaintext[start : start + 64], plaintext[start + 65 :]
         expected = hmac.new(self.key, body, "sha256").hexdigest().encode()
         if head != MAGIC or not hmac.compare_digest(mac, expected):
-            return {}, "foreign"
+            return nothing, "foreign"
         try:
             content = marshal.loads(body)
-            if type(content) is not dict:
-                return {}, "damaged"
-            if content.get("format") != FORMAT or content.get("rules") != _rules():
-                return {}, "outdated"
-            if content.get("root") != self.anchor:
-                return {}, "foreign"
-            entries = {rel: _entry(raw) for rel, raw in content["entries"].items()}
-            folders = content.get("folders", {})
-            self.folders = folders if type(folders) is dict else {}
-            return entries, ""
-        except (ValueError, EOFError, TypeError, KeyError, AttributeError):
-            return {}, "damaged"
+        except (ValueError, EOFError, TypeError):
+            return nothing, "damaged"
+        if type(content) is not dict:
+            return nothing, "damaged"
+        if content.get("format") != FORMAT or content.get("rules") != _rules():
+            return nothing, "outdated"
+        if content.get("root") != self.anchor:
+            return nothing, "foreign"
+        columns = _columns(content)
+        if columns is None:
+            return nothing, "damaged"
+        folders = content.get("folders")
+        self.folders = folders if type(folders) is dict else {}
+        return columns, ""
 
     def _read_bytes(self) -> bytes:
         """The index, if the folder is ours and the file a regular one (no symlink followed)."""
@@ -400,7 +532,7 @@ class Store:
         if stat.S_IMODE(info.st_mode) != 0o700:
             os.chmod(self.folder, 0o700)
 
-    def save(self, entries: dict[str, Entry], folders: dict[str, Any] | None = None) -> None:
+    def save(self, columns: Columns, folders: dict[str, Any] | None = None) -> None:
         """Encrypt, authenticate and replace atomically; an index that cannot be written is
         only a cache: the command goes on without it."""
         from talkbook.crypto import encrypt
@@ -410,7 +542,11 @@ class Store:
             "format": FORMAT,
             "root": self.anchor,
             "rules": _rules(),
-            "entries": {rel: _raw(entry) for rel, entry in sorted(entries.items())},
+            "rels": columns.rels,
+            "stamps": columns.stamps,
+            "digests": columns.digests,
+            "states": columns.states,
+            "readings": columns.blob(),
             "folders": folders or {},
         }
         body = marshal.dumps(content)
@@ -424,6 +560,22 @@ class Store:
             atomic_write(self.path, ciphertext, mode=0o600)
         except (OSError, TalkbookError):
             return
+
+
+def _columns(content: dict[str, Any]) -> Columns | None:
+    """The columns of a loaded index, or None unless they are of the types and lengths this
+    code writes (the HMAC says who wrote them; this guards against a writer's bug, with
+    checks over whole lists rather than a loop per entry). Stamps and digests are only ever
+    compared: a wrong one means "changed", so they need no check."""
+    rels, stamps, digests = content.get("rels"), content.get("stamps"), content.get("digests")
+    states, blob = content.get("states"), content.get("readings")
+    if not (type(rels) is type(stamps) is type(digests) is type(states) is list):
+        return None
+    if type(blob) is not bytes or not len(rels) == len(stamps) == len(digests) == len(states):
+        return None
+    if not set(states) <= set(loader.STATES) or not all(type(r) is str for r in rels):
+        return None
+    return Columns(rels, stamps, digests, states, None, blob)
 
 
 def _pinned_root(root: Path) -> str:
@@ -451,28 +603,3 @@ def _exclude(root: Path) -> None:
     exclude.parent.mkdir(parents=True, exist_ok=True)
     with exclude.open("a", encoding="utf-8") as handle:
         handle.write(("" if not text or text.endswith("\n") else "\n") + EXCLUDE_LINE + "\n")
-
-
-# -- entries as JSON ---------------------------------------------------------------------------
-def _raw(entry: Entry) -> list[Any]:
-    return [entry.fingerprint, entry.digest, *entry.raw]
-
-
-def _entry(raw: Any) -> Entry:
-    """An entry back from JSON; ValueError/TypeError for anything not of the shape written
-    (the HMAC says who wrote it; this says it is of a shape logic can use). Fingerprint and
-    digest are only ever compared: a wrong one means "changed", so they need no check."""
-    fingerprint, digest, state, kind, meta, findings, message, reason = raw
-    if state not in loader.STATES or type(kind) is not str:
-        raise ValueError("entry")
-    if (type(meta) is dict) != (state in (loader.OK, loader.UNFIT)) or (
-        meta is not None and type(meta) is not dict
-    ):
-        raise ValueError("meta")
-    if state != loader.OK:  # what a reading of it needs (an OK entry has no findings)
-        if type(message) is not str or type(reason) is not str:
-            raise ValueError("message")
-        for line, name, text in findings:
-            if type(line) is not int or type(name) is not str or type(text) is not str:
-                raise ValueError("finding")
-    return Entry(fingerprint, digest, raw[2:])
