@@ -208,14 +208,13 @@ def _refresh(app, trusted: bool) -> Summary:
     else:
         known, rebuilt = store.load() if trusted else (Columns.empty(), "damaged")
     listed = Listing(ws.root, store.folders if store else None)
-    files = listed.files()
-    rels = [rel for rel, _ in files]
-    stamps = _stamps([path for _, path in files])
+    rels = listed.files()
+    stamps = _stamps(ws.root, rels)
     if rels == known.rels and stamps == known.stamps:  # the common case: nothing changed
         fresh, decrypted = known, 0
     else:
         try:
-            fresh, decrypted = _update(app, known, files, stamps)
+            fresh, decrypted = _update(app, known, rels, stamps)
         except ValueError:  # a wrong readings blob: see _catalog
             return _refresh(app, trusted=False)
     summary = Summary(len(fresh.rels), decrypted, len(fresh.rels) - decrypted, rebuilt=rebuilt)
@@ -226,19 +225,24 @@ def _refresh(app, trusted: bool) -> Summary:
     return summary
 
 
-def _stamps(paths: list[str]) -> list[Stamp | tuple[()]]:
-    """Each file's stamp as lstat gives it now (GONE for one removed since it was listed)."""
+def _stamps(root: Path, rels: list[str]) -> list[Stamp | tuple[()]]:
+    """Each file's stamp as lstat gives it now (GONE for one removed since it was listed),
+    looked up from the workspace's folder (a shorter walk than from /)."""
     lstat = os.lstat
+    fd = os.open(root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
-        infos = [lstat(path) for path in paths]
-    except FileNotFoundError:
-        return [_stamp(path) for path in paths]
+        try:
+            infos = [lstat(rel, dir_fd=fd) for rel in rels]
+        except FileNotFoundError:
+            return [_stamp(rel, fd) for rel in rels]
+    finally:
+        os.close(fd)
     return [(i.st_mode, i.st_size, i.st_mtime_ns, i.st_ino, i.st_ctime_ns) for i in infos]
 
 
-def _stamp(path: str) -> Stamp | tuple[()]:
+def _stamp(rel: str, fd: int) -> Stamp | tuple[()]:
     try:
-        i = os.lstat(path)
+        i = os.lstat(rel, dir_fd=fd)
     except FileNotFoundError:
         return GONE
     return (i.st_mode, i.st_size, i.st_mtime_ns, i.st_ino, i.st_ctime_ns)
@@ -250,7 +254,7 @@ def _settled(stamp: Stamp, now: int) -> bool:
 
 
 def _update(
-    app, known: Columns, files: list[tuple[str, str]], stamps: list[Stamp | tuple[()]]
+    app, known: Columns, rels: list[str], stamps: list[Stamp | tuple[()]]
 ) -> tuple[Columns, int]:
     """The columns for the files listed now: an entry whose stamp matches is kept as it is, a
     file whose stamp differs is hashed (kept if its bytes are the same), and only a file whose
@@ -261,11 +265,12 @@ def _update(
     sources: list[int | None] = []  # per fresh entry: the known entry it keeps, or None: new
     todo: list[tuple[str, bytes]] = []
     now = time.time_ns()
-    for (rel, path), stamp in zip(files, stamps, strict=True):
+    for rel, stamp in zip(rels, stamps, strict=True):
         if not stamp:
             continue  # gone since its folder was listed
         i = at.get(rel)
         if i is None or stamp != known.stamps[i]:
+            path = f"{root}/{rel}"
             if not stat.S_ISREG(stamp[0]):
                 _refuse(root, path)
             data = _read(root, path)
@@ -336,47 +341,52 @@ class Listing:
 
     def __init__(self, root: Path, known: dict[str, Any] | None = None) -> None:
         self.root, self.base = root, str(root)
-        self.known = known or {}  # talk folder → [mtime_ns, ctime_ns, inode, its .age names]
+        self.known = known or {}  # talk folder → [(mtime_ns, ctime_ns, inode), its .age names]
         self.folders: dict[str, list[Any]] = {}  # the same, as found now: saved with the index
         self.now = time.time_ns()
 
-    def files(self) -> list[tuple[str, str]]:
-        found = [
-            (f"cadres/{name}", link)
-            for name, link in self._names("cadres", top=True)
-            if name.endswith(".md.age")
-        ]
+    def files(self) -> list[str]:
+        """The relative paths, sorted; UnsafePath for one below a symlinked folder."""
+        found: list[str] = []
+        linked: list[str] = []
+        for name, link in self._names("cadres", top=True):
+            if name.endswith(".md.age"):
+                (linked if link else found).append(f"cadres/{name}")
         for year, year_link in self._names("talks", top=True, folders=True):
             for talk, talk_link in self._names(f"talks/{year}", folders=True):
-                prefix = f"talks/{year}/{talk}"
-                linked, names = self._talk(prefix, year_link or talk_link)
-                found += [(f"{prefix}/{name}", linked) for name in names]
+                rel = f"talks/{year}/{talk}"
+                names = self._talk(rel, year_link or talk_link)
+                if names is None:  # reached through a symlink
+                    names = self._age_names(rel)
+                    linked += [f"{rel}/{name}" for name in names]
+                found += [f"{rel}/{name}" for name in names]
+        for rel in sorted(linked):
+            _refuse(self.root, f"{self.base}/{rel}")
         found.sort()
-        for rel, link in found:
-            if link:
-                _refuse(self.root, f"{self.base}/{rel}")
-        return [(rel, f"{self.base}/{rel}") for rel, _ in found]
+        return found
 
-    def _talk(self, rel: str, linked: bool) -> tuple[bool, list[str]]:
-        """(whether it is reached through a symlink, the .age names in a talk's folder): as
-        the index last listed them while the folder is unchanged (same mtime, ctime, inode;
-        a name added, removed or renamed changes its mtime), listed again otherwise."""
-        folder = f"{self.base}/{rel}"
+    def _talk(self, rel: str, linked: bool) -> list[str] | None:
+        """The .age names in a talk's folder (None if it is reached through a symlink): as the
+        index last listed them while the folder is unchanged (same mtime, ctime, inode; a name
+        added, removed or renamed changes its mtime), listed again otherwise."""
         try:
-            info = os.lstat(folder)
+            info = os.lstat(f"{self.base}/{rel}")
         except FileNotFoundError:
-            return linked, []
-        linked = linked or stat.S_ISLNK(info.st_mode)
-        key = [info.st_mtime_ns, info.st_ctime_ns, info.st_ino]
+            return []
+        if linked or stat.S_ISLNK(info.st_mode):
+            return None
+        key = (info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
         cached = self.known.get(rel)
-        if not linked and type(cached) is list and cached[:3] == key and type(cached[3]) is list:
-            names = cached[3]
+        if type(cached) is list and cached[0] == key and type(cached[1]) is list:
+            names = cached[1]
         else:
-            names = [name for name, _ in self._names(rel) if name.endswith(".age")]
-        settled = min(self.now - info.st_mtime_ns, self.now - info.st_ctime_ns) >= RACY_NS
-        if not linked and settled:
-            self.folders[rel] = [*key, names]
-        return linked, names
+            names = self._age_names(rel)
+        if self.now - key[0] >= RACY_NS and self.now - key[1] >= RACY_NS:  # settled
+            self.folders[rel] = [key, names]
+        return names
+
+    def _age_names(self, rel: str) -> list[str]:
+        return [name for name, _ in self._names(rel) if name.endswith(".age")]
 
     def _names(self, rel: str, top: bool = False, folders: bool = False) -> list[tuple[str, bool]]:
         """(name, whether the path to it passed a symlinked folder) of each entry."""
@@ -394,7 +404,7 @@ class Listing:
 
 
 def listing(root: Path) -> list[str]:
-    return [rel for rel, _ in Listing(root).files()]
+    return Listing(root).files()
 
 
 def _refuse(root: Path, path: str) -> None:
