@@ -9,7 +9,8 @@ measures, on the custodian's key (who reads every file):
 - talkbook's commands as a user runs them, each a process of its own: `index` cold (its cache
   deleted) and warm, `validate`, `due`, `list`, each `report`, `plan` (which reads deferred
   topics; run on a throwaway branch of the bench's own workspace and reset after), `audit`,
-  `git log -p` over 100 commits (the textconv driver), `talkbook --help` beside
+  `git log -p` over 100 commits (the textconv driver as `talkbook setup` writes it, beside
+  `age -d` as the driver in the same git log), `talkbook --help` beside
   `python -c "import click"`. Warm = the second of two runs.
 
 It prints a Markdown table (seconds, ratio to the floor, the issue's target, met or not) and
@@ -38,6 +39,7 @@ REPORTS = ("coverage", "due", "speakers", "occasions", "approvals", "followups")
 COLUMNS = ("operation", "seconds", "× floor", "target", "measured", "met")
 DEMO_TODAY = "2026-11-16T17:30"  # demo_data.yaml's today: what due and reports judge by
 GIT_LOG_COMMITS = 100
+GIT_LOG_ROUNDS = 3  # interleaved: driver, no textconv, age; the median of each
 
 
 @dataclass
@@ -190,22 +192,80 @@ def git(bench: Bench, *args: str) -> str:
     return subprocess.run(command, env=bench.env, capture_output=True, text=True, check=True).stdout
 
 
-def git_log_seconds(bench: Bench) -> tuple[float, float, int]:
-    """`git log -p` over the latest 100 commits touching a few talks' files, warm (the second
-    run): (seconds, seconds without textconv, how many times the textconv driver ran: once for
-    a new file, twice for a change)."""
+@dataclass
+class GitLog:
+    """`git log -p` with each diff driver ("driver": talkbook's, as `talkbook setup` writes it
+    today; "age": `age -d -i KEY`, the peer timed the same way; "plain": --no-textconv, git's
+    own work): the median of interleaved rounds, in seconds of wall clock and of CPU (user +
+    sys of git and all it started)."""
+
+    wall: dict[str, float]
+    cpu: dict[str, float]
+    runs: int  # how many times a driver ran, counted
+    same: bool | None  # whether talkbook's driver showed what age showed
+
+    def per_run(self, name: str, cpu: bool = False) -> float:
+        """One run of this driver: git's own work taken out."""
+        spent = self.cpu if cpu else self.wall
+        return max(0.0, spent[name] - spent["plain"]) / self.runs if self.runs else 0.0
+
+
+def git_log_paths(bench: Bench) -> list[str]:
+    """The files of 25 talks spread over the workspace."""
     talks = sorted({p.parent for p in bench.files if p.parent.name.startswith("T-")})
-    paths = [str(p.relative_to(bench.root)) for t in talks[:: max(1, len(talks) // 25)] for p in
-             sorted(t.glob("*.md.age"))]  # fmt: skip
-    args = ["log", "-p", "-n", str(GIT_LOG_COMMITS), "--", *paths]
-    spent = []
-    for extra in ([], [], ["--no-textconv"]):
-        started = time.perf_counter()
-        shown = git(bench, *args[:2], *extra, *args[2:])
-        spent.append(time.perf_counter() - started)
-    new = shown.count("\nnew file mode ")
-    changed = shown.count("\ndiff --git ") + shown.startswith("diff --git ") - new
-    return spent[1], spent[2], new + 2 * changed
+    return [str(p.relative_to(bench.root)) for t in talks[:: max(1, len(talks) // 25)] for p in
+            sorted(t.glob("*.md.age"))]  # fmt: skip
+
+
+def git_log_run(
+    bench: Bench, env: dict[str, str], driver: str | None, paths: list[str]
+) -> tuple[float, float, bytes, bytes]:
+    """(seconds, CPU seconds, stdout, stderr) of one `git log -p` with `driver` as
+    diff.talkbook.textconv (None: --no-textconv)."""
+    import resource
+
+    config = [] if driver is None else ["-c", f"diff.talkbook.textconv={driver}"]
+    log = ["log", "-p", "-n", str(GIT_LOG_COMMITS), *(["--no-textconv"] if driver is None else [])]
+    command = ["git", "--no-pager", "-C", str(bench.root), *config, *log, "--", *paths]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, check=True)
+    spent = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return spent, cpu, done.stdout, done.stderr
+
+
+def git_log_seconds(bench: Bench) -> GitLog:
+    """`git log -p` over the latest 100 commits touching 25 talks' files, warm, with
+    talkbook's driver (the script `talkbook setup` writes, put in a temp folder: the
+    workspace's own configuration may be older), with `age -d` as the driver, and without
+    textconv, in interleaved rounds. The runs are counted by a driver that says each one."""
+    import shlex
+
+    from talkbook.textconv import install_driver
+
+    # git runs the driver at the top of the work tree: a relative identity is not found there
+    key = str(bench.key.resolve())
+    env = {**bench.env, "TALKBOOK_IDENTITY": key}
+    paths = git_log_paths(bench)
+    age = shutil.which("age")
+    with tempfile.TemporaryDirectory(prefix="talkbook-bench-") as temp:
+        drivers = {"driver": install_driver(temp), "plain": None}
+        if age:
+            drivers["age"] = f"{shlex.quote(age)} -d -i {shlex.quote(key)}"
+        runs = git_log_run(bench, env, "echo run >&2; cat", paths)[3].count(b"run\n")
+        spent: dict[str, list[tuple[float, float]]] = {name: [] for name in drivers}
+        shown: dict[str, bytes] = {}
+        if not bench.quick:
+            git_log_run(bench, env, drivers["driver"], paths)  # warms the caches
+        for _ in range(1 if bench.quick else GIT_LOG_ROUNDS):
+            for name, driver in drivers.items():
+                seconds, cpu_seconds, shown[name], _ = git_log_run(bench, env, driver, paths)
+                spent[name].append((seconds, cpu_seconds))
+    wall = {name: statistics.median(w for w, _ in values) for name, values in spent.items()}
+    cpu = {name: statistics.median(c for _, c in values) for name, values in spent.items()}
+    return GitLog(wall, cpu, runs, shown["driver"] == shown["age"] if age else None)
 
 
 def median_of(command: list[str], env: dict[str, str], runs: int = 5) -> float:
@@ -250,19 +310,41 @@ def measure(bench: Bench, sample: int, say: Callable[[str], None]) -> list[Row]:
 
 
 def textconv_rows(bench: Bench, floor: float, age: float | None) -> list[Row]:
-    spent, plain, runs = git_log_seconds(bench)
-    what = f"git log -p, {GIT_LOG_COMMITS} commits (warm; {runs} textconv runs)"
-    row = Row(what, spent, floor)
-    per = max(0.0, spent - plain) / runs if runs else 0.0  # git's own work taken out
-    row.target = "textconv ≤ 5× `age -d` per file"
-    if age:
-        row.measured, row.met = f"{per / age:.2f}× ({per * 1000:.1f} ms/run)", per <= 5 * age
+    """git log -p with talkbook's driver, judged against `age -d` as the driver in the same
+    git log (both pay git's cost of a driver run: a temp file, a process, a diff), and shown
+    beside `age -d` run alone (`age`, seconds per file) and in CPU time."""
+    log = git_log_seconds(bench)
+    rounds = 1 if bench.quick else GIT_LOG_ROUNDS
+    what = f"git log -p, {GIT_LOG_COMMITS} commits (warm, median of {rounds}; {log.runs} runs)"
+    row = Row(what, log.wall["driver"], floor, target="textconv ≤ 5× `age -d` per file")
+    per, per_cpu = log.per_run("driver"), log.per_run("driver", cpu=True)
+    row.measured = f"{per * 1000:.1f} ms/run"
+    if "age" not in log.wall:
+        return [row, *help_rows(bench, floor)]
+    peer, peer_cpu = log.per_run("age"), log.per_run("age", cpu=True)
+    if peer > 0 and peer_cpu > 0:
+        alone = f"; {per / age:.2f}× `age -d` alone" if age else ""
+        row.measured = (
+            f"{per / peer:.2f}× ({per * 1000:.1f} vs {peer * 1000:.1f} ms/run{alone}; CPU "
+            f"{per_cpu / peer_cpu:.2f}×: {per_cpu * 1000:.1f} vs {peer_cpu * 1000:.1f} ms/run)"
+        )
+        row.met = per <= 5 * peer and bool(log.same)
+    if not log.same:
+        row.measured += "; shows other text than age"
+    peer_row = Row(
+        "peer: the same git log -p, `age -d` as the textconv driver", log.wall["age"], floor
+    )
+    peer_row.measured = f"{peer * 1000:.1f} ms/run"
+    return [row, peer_row, *help_rows(bench, floor)]
+
+
+def help_rows(bench: Bench, floor: float) -> list[Row]:
     runs = 1 if bench.quick else 5
     click = median_of([sys.executable, "-c", "import click"], bench.env, runs)
     helped = median_of(bench.talkbook("--help"), bench.env, runs)
     help_row = Row("talkbook --help", helped, floor, "≤ 3× `python -c 'import click'`")
     help_row.measured, help_row.met = f"{helped / click:.2f}×", helped <= 3 * click
-    return [row, help_row, Row("python -c 'import click'", click, floor)]
+    return [help_row, Row("python -c 'import click'", click, floor)]
 
 
 def target(row: Row, text: str, bound: float) -> Row:
