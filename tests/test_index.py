@@ -404,3 +404,18 @@ def test_a_stamp_matches_only_a_regular_file(workspace: Setup, cadre: str, tmp_p
     profile.symlink_to(moved)
     with pytest.raises(UnsafePath, match="symlink"):
         catalog.load(app_of(workspace))
+
+
+def test_readings_that_do_not_match_are_rebuilt_when_a_file_changed(
+    workspace: Setup, cadre: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new file needs the known readings: the wrong blob is found there and every file read
+    again."""
+    monkeypatch.setattr(index, "RACY_NS", 0)
+    catalog.load(app_of(workspace))
+    resealed(app_of(workspace), lambda body: body.update(readings=marshal.dumps([])))
+    profile = workspace.path(f"cadres/{cadre}.md.age")
+    workspace.path("cadres/C-zzzzzz.md.age").write_bytes(profile.read_bytes())
+    summary = index.refresh(app_of(workspace))
+    assert (summary.rebuilt, summary.decrypted) == ("damaged", 2)
+    assert catalog.load(app_of(workspace)).cadre_name(cadre) == "张伟"

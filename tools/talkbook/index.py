@@ -377,7 +377,12 @@ class Listing:
             return None
         key = (info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
         cached = self.known.get(rel)
-        if type(cached) is list and cached[0] == key and type(cached[1]) is list:
+        if (
+            type(cached) is list
+            and len(cached) == 2
+            and cached[0] == key
+            and type(cached[1]) is list
+        ):
             names = cached[1]
         else:
             names = self._age_names(rel)
