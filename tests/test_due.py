@@ -333,3 +333,44 @@ def test_workspace_may_rename_add_and_drop_occasions(
         ("dispute", "2026-02-16", "与同事发生矛盾"),
     ]
     assert "2026-02-02  出国学习  赴新加坡学习三个月" in ok(ws.as_("P-01", "show", cadre)).stdout
+
+
+def _git(root: Path, *args: str, day: str = "2026-01-01") -> None:
+    import os
+    import subprocess
+
+    when = {"GIT_AUTHOR_DATE": f"{day}T12:00:00", "GIT_COMMITTER_DATE": f"{day}T12:00:00"}
+    subprocess.run(
+        ["git", "-C", str(root), *args], check=True, capture_output=True,
+        env={**os.environ, **when},
+    )  # fmt: skip
+
+
+def _add(root: Path, rel: str, day: str) -> None:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(rel.encode())
+    _git(root, "add", rel, day=day)
+    _git(root, "commit", "-q", "--no-verify", "-m", f"add {rel}", day=day)
+
+
+def test_first_added_under_a_path_is_the_whole_logs_answer(tmp_path: Path) -> None:
+    """`due` asks only about cadres/ (a log of every file is ten times slower at 20,000 files):
+    a profile added on a branch that was merged keeps its day, as in the whole log."""
+    from talkbook import gittrail
+
+    root = tmp_path / "repo"
+    root.mkdir()
+    _git(root, "init", "-q", "-b", "main")
+    assert gittrail.first_added(root, "cadres/") == {}  # no commit yet
+    _add(root, "cadres/C-aaaaaa.md.age", "2026-01-02")
+    _git(root, "checkout", "-q", "-b", "side")
+    _add(root, "cadres/C-bbbbbb.md.age", "2026-02-03")
+    _git(root, "checkout", "-q", "main")
+    _add(root, "talks/2026/T-cccccc/plan.md.age", "2026-03-04")
+    _git(root, "merge", "-q", "--no-ff", "-m", "merge", "side", day="2026-04-05")
+    whole = gittrail.first_added(root)
+    cadres = gittrail.first_added(root, "cadres/")
+    assert cadres == {rel: day for rel, day in whole.items() if rel.startswith("cadres/")}
+    assert cadres["cadres/C-bbbbbb.md.age"] == dt.date(2026, 2, 3)
+    assert len(whole) == 3

@@ -533,3 +533,30 @@ def test_a_status_by_its_label_in_the_readers_language(
     assert talk_names(world, listed(world, "P-01", "talks", "--status", held)) == ["held"]
     monkeypatch.setenv("TALKBOOK_LANG", "en")
     one_error(world.as_("P-01", "list", "talks", "--speaker", "不存在的人"))
+
+
+def test_a_table_sanitizes_each_line_once_and_keeps_its_columns() -> None:
+    """table_text runs terminal_safe over whole lines: the same text as cell by cell (each
+    replaced character, and U+FFFD, take one column), wide characters and all."""
+    from talkbook.views import UNSAFE, _width, table_text, terminal_safe
+
+    rows = [
+        {"id": "C-1", "name": "张伟\x1b]0;title\x07", "unit": None, "retired": True},
+        {"id": "C-22\u202e", "name": "Li\x85", "unit": "市财政局\x0b", "retired": False},
+        {"id": 7, "name": "", "unit": "x\ty", "retired": None},
+    ]
+    columns = ["id", "name", "unit", "retired"]
+    cells = [
+        [terminal_safe("" if v is None or v is False else "yes" if v is True else str(v))
+         for v in (row[c] for c in columns)]
+        for row in rows
+    ]  # fmt: skip
+    widths = [max(_width(t), *(_width(r[i]) for r in cells)) for i, t in enumerate(columns)]
+    expected = [
+        "  ".join(v + " " * (w - _width(v)) for v, w in zip(line, widths, strict=True)).rstrip()
+        for line in [columns, ["-" * w for w in widths], *cells]
+    ]
+    shown = table_text(rows, columns, columns)
+    assert shown.splitlines() == expected
+    assert not UNSAFE.search(shown)
+    assert all(_width(chr(c)) == 1 for c in range(0x30000) if UNSAFE.match(chr(c)))

@@ -534,3 +534,44 @@ def test_an_edit_cannot_forge_a_workflow_step(
     message = refused(ws.as_("P-01", "edit", target))
     assert f": {field}: changes only through " in message
     assert commits(ws) == before
+
+
+def test_new_talk_ids_avoid_every_talk_folder(tmp_path: Path) -> None:
+    """`plan` lists the talk folders by scandir (pathlib took half a second at 10,000 talks):
+    the same folders as Workspace.talk_ids, a symlinked one too, files and other names not."""
+    from talkbook.talks import _talk_ids
+    from talkbook.workspace import Workspace
+
+    root = tmp_path / "ws"
+    for rel in ("talks/2025/T-aaaaaa", "talks/2026/T-bbbbbb", "talks/2026/notes", "elsewhere"):
+        (root / rel).mkdir(parents=True)
+    (root / "talks/2026/T-cccccc").write_text("a file, not a talk")
+    (root / "talks/README.md").write_text("")
+    (root / "talks/2026/T-dddddd").symlink_to(root / "elsewhere")
+    (root / "talkbook.toml").write_text("")
+    assert _talk_ids(root) == set(Workspace(root).talk_ids())
+    assert _talk_ids(root) == {"T-aaaaaa", "T-bbbbbb", "T-dddddd"}
+    assert _talk_ids(tmp_path / "none") == set()
+
+
+def test_plan_takes_the_profile_from_the_catalog(
+    workspace: Setup, cadre: str, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The catalog (read for deferred topics anyway) holds the profile, checked: `plan` does
+    not decrypt and check it a second time; an id the catalog lacks is still read, and refused."""
+    import talkbook.talks
+
+    clock.set(START)
+    read: list[str] = []
+    real = talkbook.talks.read_profile
+    monkeypatch.setattr(
+        talkbook.talks, "read_profile", lambda app, c: read.append(c) or real(app, c)
+    )
+    at = "2026-03-20T09:30"
+    plan = ok(workspace.as_("P-01", "plan", cadre, "--speaker", "P-03", "--at", at))
+    assert plan.stdout.strip().splitlines()[-1].startswith("T-")
+    assert read == []
+    unknown = workspace.as_("P-01", "plan", "C-zzzzzz", "--speaker", "P-03", "--at", at)
+    assert unknown.exit_code == 2
+    assert "unknown cadre: C-zzzzzz" in unknown.stderr
+    assert read == ["C-zzzzzz"]

@@ -181,13 +181,13 @@ def talk_rows(app: App, **typed: Any) -> tuple[list[dict[str, Any]], list[str], 
     app.ensure_trust()  # the settings read here are verified ones
     catalog = load(app)
     wanted = parse_filters(app, catalog, **typed)
-    staff = staff_names(app.workspace)
+    staff, filtered = staff_names(app.workspace), wanted.given()
     rows = []
     for talk_id, plan in sorted(catalog.plans.items(), key=lambda kv: str(kv[1].meta.get("at"))):
         row = talk_row(app, catalog, talk_id, plan)
-        if _talk_matches(staff, catalog, row, wanted):
+        if not filtered or _talk_matches(staff, catalog, row, wanted):  # no filter: all match
             rows.append(row)
-    return rows, skipped_note(catalog), wanted.given()
+    return rows, skipped_note(catalog), filtered
 
 
 # -- cadres -----------------------------------------------------------------------------------
@@ -253,14 +253,14 @@ def cadre_rows(
     plans_of: dict[str, list[Item]] = {}
     for plan in catalog.plans.values():
         plans_of.setdefault(str(plan.meta.get("cadre")), []).append(plan)
-    rows, retired_out = [], 0
+    rows, retired_out, filtered = [], 0, wanted.given()
     for cadre_id in sorted(catalog.profiles):
         plans = plans_of.get(cadre_id, [])
         row = cadre_row(app, catalog, cadre_id, plans)
-        if not _cadre_matches(app, catalog, row, plans, wanted):
+        if filtered and not _cadre_matches(app, catalog, row, plans, wanted):  # no filter: all
             continue
         if which == "active" and row["retired"] or which == "retired" and not row["retired"]:
             retired_out += bool(row["retired"])
             continue
         rows.append(row)
-    return rows, skipped_note(catalog), wanted.given(), retired_out
+    return rows, skipped_note(catalog), filtered, retired_out

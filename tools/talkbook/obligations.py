@@ -98,16 +98,16 @@ def occasion_obligations(ws: Workspace, catalog: Catalog, as_of: dt.date) -> lis
     return found
 
 
-def _speakers_with_role(ws: Workspace, catalog: Catalog, role: str, unit: Any) -> set[str]:
-    """People whose own cadre profile has this role in this unit (a unit head, say)."""
-    chosen = set()
+def _role_holders(ws: Workspace, catalog: Catalog, role: str) -> list[tuple[str, Any]]:
+    """(person id, unit) of each person whose own cadre profile has this role (a unit head,
+    say): asked once per rule, not once per cadre (talkbook.toml's people are parsed anew on
+    every `ws.people`)."""
+    holders = []
     for person in ws.people.values():
         profile = catalog.profiles.get(person.cadre or "")
-        if not profile or profile.meta.get("unit") != unit:
-            continue
-        if role in rules.as_list(profile.meta.get("roles")):
-            chosen.add(person.id)
-    return chosen
+        if profile and role in rules.as_list(profile.meta.get("roles")):
+            holders.append((person.id, profile.meta.get("unit")))
+    return holders
 
 
 def cadence_obligations(
@@ -118,8 +118,12 @@ def cadence_obligations(
     horizon: int = DEFAULT_HORIZON_DAYS,
 ) -> list[Obligation]:
     found = []
+    person_of = _people_by_cadre(ws)
     for rule in ws.config.get("cadence") or []:
         every = int(rule["every_days"])
+        holders = (
+            _role_holders(ws, catalog, rule["speaker_role"]) if rule.get("speaker_role") else []
+        )
         for cadre_id, profile in catalog.profiles.items():
             meta = profile.meta
             if rule.get("cadre_role") and rule["cadre_role"] not in rules.as_list(
@@ -128,8 +132,9 @@ def cadence_obligations(
                 continue
             talks = catalog.held_talks(cadre_id)
             if rule.get("speaker_role"):
-                speakers = _speakers_with_role(ws, catalog, rule["speaker_role"], meta.get("unit"))
-                speakers.discard(_person_of(ws, cadre_id))
+                unit = meta.get("unit")
+                speakers = {pid for pid, their_unit in holders if their_unit == unit}
+                speakers.discard(person_of.get(cadre_id))
                 if not speakers:
                     continue  # nobody in that role here: the rule cannot be met by anyone
                 talks = [t for t in talks if t.meta.get("speaker") in speakers]
@@ -145,8 +150,13 @@ def cadence_obligations(
     return found
 
 
-def _person_of(ws: Workspace, cadre_id: str) -> str | None:
-    return next((p.id for p in ws.people.values() if p.cadre == cadre_id), None)
+def _people_by_cadre(ws: Workspace) -> dict[str, str]:
+    """The person who is each cadre (the first listed, if several say so)."""
+    found: dict[str, str] = {}
+    for person in ws.people.values():
+        if person.cadre:
+            found.setdefault(person.cadre, person.id)
+    return found
 
 
 def followup_obligations(catalog: Catalog, as_of: dt.date, upcoming: bool = False) -> list:

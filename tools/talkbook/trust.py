@@ -71,6 +71,11 @@ def _git(root: Path, *args: str, stdin: str | None = None) -> str:
 
 
 def git_dir(root: Path) -> Path:
+    """This clone's git folder: `.git` itself (a file check) when it is a folder, else git's
+    answer; every command asks, before anything else."""
+    dot_git = root / ".git"
+    if dot_git.is_dir() and not dot_git.is_symlink():
+        return dot_git
     return Path(_git(root, "rev-parse", "--absolute-git-dir").strip())
 
 

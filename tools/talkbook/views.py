@@ -5,12 +5,15 @@ two); `status_label`, `method_label` and `display_row` turn the codes kept in fi
 into the words of the reader's language for a table; `show_text` is `talkbook show` (summary.py).
 
 Only for the person at the terminal, who holds the key: names appear here and nowhere else.
+Every line a table prints, and `show`'s text, passes through `terminal_safe`: no control
+character or bidi override from a file reaches the terminal.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import os
 import re
 import unicodedata
 from pathlib import Path
@@ -99,12 +102,13 @@ def terminal_safe(text: str) -> str:
     return UNSAFE.sub("\ufffd", text)
 
 
-def _cell(value: Any) -> str:
-    if value is None:
+def _cell(value: Any, yes: str) -> str:
+    """A value as its cell shows it, before terminal_safe (which `table_text` runs per line)."""
+    if value is None or value is False:
         return ""
-    if isinstance(value, bool):
-        return _("yes") if value else ""
-    return terminal_safe(str(value))
+    if value is True:
+        return yes
+    return value if type(value) is str else str(value)
 
 
 def table_text(
@@ -115,18 +119,23 @@ def table_text(
 ) -> str:
     """Columns padded to the widest cell; `headers` name them (`column_titles` otherwise).
     No rows: `empty` ("(nothing)" in the reader's language), or the header and its rule alone
-    when `empty` is None."""
+    when `empty` is None.
+
+    Every line passes through terminal_safe whole, once: it swaps one character for one (U+FFFD
+    takes one column, as each character it replaces does), so widths measured before are the
+    widths shown, and a line costs one regex pass instead of one per cell."""
     if not rows and empty is not None:
         return _("(nothing)") if empty == NOTHING else empty
     titles = headers or column_titles(columns)
-    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
-    widths = [max([_width(t), *(_width(r[i]) for r in cells)]) for i, t in enumerate(titles)]
-
-    def line(values: list[str]) -> str:
-        padded = [v + " " * (w - _width(v)) for v, w in zip(values, widths, strict=True)]
-        return "  ".join(padded).rstrip()
-
-    return "\n".join([line(titles), line(["-" * w for w in widths]), *map(line, cells)])
+    yes = _("yes")
+    padded = []
+    for title, column in zip(titles, columns, strict=True):
+        values = [row.get(column) for row in rows]
+        cells = [title, *(v if type(v) is str else _cell(v, yes) for v in values)]
+        width = max(map(_width, set(cells)))
+        pad = {v: v + " " * (width - _width(v)) for v in set(cells)}  # names, labels repeat
+        padded.append([pad[title], "-" * width, *map(pad.__getitem__, cells[1:])])
+    return "\n".join(terminal_safe("  ".join(line)).rstrip() for line in zip(*padded, strict=True))
 
 
 @functools.lru_cache(maxsize=256)
@@ -188,7 +197,7 @@ def display_row(
 
 def created_dates(app: App) -> dict[str, dt.date]:
     """When each profile was added: where the cadence clock starts for a cadre never talked to."""
-    added = gittrail.first_added(app.workspace.root)
+    added = gittrail.first_added(app.workspace.root, "cadres/")
     return {
         rel.removeprefix("cadres/").removesuffix(".md.age"): day
         for rel, day in added.items()
@@ -258,10 +267,15 @@ def talk_status(catalog: Catalog, talk_id: str, root: Path | None = None) -> str
     status = str(plan.meta.get("status"))
     # Only an approved plan is held by a record it cannot read (a plan recorded before `held`
     # existed): a record file anyone could push beside a submitted plan changes nothing.
-    record = (root / plan.rel).with_name("record.md.age") if root is not None else None
-    if status == "approved" and record is not None and record.is_file():
+    if status == "approved" and root is not None and _record_beside(root, plan.rel):
         return "held"
     return status
+
+
+def _record_beside(root: Path, plan_rel: str) -> bool:
+    """Whether a record file lies beside this plan (os.path: pathlib costs ten times more, and
+    a listing asks for every approved talk)."""
+    return os.path.isfile(os.path.join(root, os.path.dirname(plan_rel), "record.md.age"))
 
 
 def show_text(app: App, ref: str) -> str:

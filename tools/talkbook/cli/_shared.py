@@ -5,16 +5,19 @@ Every TalkbookError becomes one line on stderr and its exit code; tracebacks onl
 The language is chosen once, in main(), before click parses anything (so --help speaks it too):
 --lang, TALKBOOK_LANG, the locale variables, the workspace's locale, else en (i18n.choose). Help
 texts stay English literals in the code; the commands translate them when they format help.
+A command's module is imported when the command is named (COMMAND_MODULES), all of them for help;
+the cyclic garbage collector is off while a command runs (a short process; see main()).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import gc
 import inspect
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -206,22 +209,100 @@ def _language_arguments(args: list[str]) -> tuple[str | None, Path | None]:
     return lang, workspace
 
 
+# Which module of talkbook.cli defines each command: only the one named is imported (a module
+# registers its commands on `cli` when imported), so a command does not pay for the others'
+# imports (test_cli_lazy checks this table against what the modules register).
+COMMAND_MODULES = {
+    **dict.fromkeys(["calendar"], "calendar"),
+    **dict.fromkeys(["demo"], "demo"),
+    **dict.fromkeys(["index"], "index"),
+    **dict.fromkeys(["list", "show"], "queries"),
+    **dict.fromkeys(["report"], "report"),
+    **dict.fromkeys(["sync", "resolve", "merge-driver"], "sync"),
+    **dict.fromkeys(
+        [
+            "event",
+            "plan",
+            "submit",
+            "approve",
+            "reject",
+            "postpone",
+            "cancel",
+            "record",
+            "confirm",
+            "addendum",
+            "due",
+            "followups",
+            "done",
+            "validate",
+            "audit",
+        ],
+        "talks",
+    ),  # fmt: skip
+    **dict.fromkeys(
+        [
+            "init",
+            "setup",
+            "migrate",
+            "keygen",
+            "person",
+            "cadre",
+            "cat",
+            "edit",
+            "history",
+            "rekey",
+            "doctor",
+            "textconv",
+            "unlock",
+            "lock",
+        ],
+        "workspace",
+    ),  # fmt: skip
+}
+
+
+def load_commands(names: Iterable[str] | None = None) -> None:
+    """Import the modules that define these commands (every command when None)."""
+    import importlib
+
+    wanted = COMMAND_MODULES.values() if names is None else map(COMMAND_MODULES.get, names)
+    for module in dict.fromkeys(wanted):
+        if module is not None:
+            importlib.import_module(f"talkbook.cli.{module}")
+
+
 class TalkbookGroup(TranslatedGroup):
-    """The one exit point: every TalkbookError becomes one line on stderr and its exit code."""
+    """The one exit point: every TalkbookError becomes one line on stderr and its exit code.
+    Commands are loaded when named (COMMAND_MODULES); help and completion load them all."""
 
     group_class = TranslatedGroup  # `person`, `cadre`: help translated, errors left to this one
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands:  # an unknown name: all, for click's "did you mean"
+            load_commands([cmd_name] if cmd_name in COMMAND_MODULES else None)
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        load_commands()
+        return super().list_commands(ctx)
 
     def main(
         self, args: Any = None, *rest: Any, standalone_mode: bool = True, **kwargs: Any
     ) -> Any:
         """Click's own usage errors are one line too (no usage block), with exit code 2."""
         arguments = list(sys.argv[1:] if args is None else args)
-        before = i18n.language()
+        before, collecting = i18n.language(), gc.isenabled()
         i18n.use(i18n.choose(*_language_arguments(arguments)))
+        # A command is one short process, and what it builds (the index's hundreds of thousands
+        # of small objects) holds no cycles: the cyclic collector would only walk them over and
+        # over, a fifth of a warm listing. Memory is returned when the process ends.
+        gc.disable()
         try:
             return self._main(arguments, *rest, standalone_mode=standalone_mode, **kwargs)
         finally:
             i18n.use(before)
+            if collecting:
+                gc.enable()
 
     def _main(self, args: list[str], *rest: Any, standalone_mode: bool, **kwargs: Any) -> Any:
         run = super().main

@@ -14,6 +14,7 @@ and `redact` (render.py) swaps them for ids before anything is rendered.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +41,16 @@ class Context:
     created: Callable[[], dict[str, dt.date]]  # when each profile was added (due's cadence
     # clock): asked for only by `due`, since it reads the git history
     within: int = obligations.DEFAULT_HORIZON_DAYS
+
+    @functools.cached_property
+    def names(self) -> dict[str, str]:
+        """Each person's name by id, read once: `ws.people` parses talkbook.toml's table anew
+        on every call, and a report names thousands of owners and speakers."""
+        return {pid: person.name for pid, person in self.ws.people.items()}
+
+    def person_name(self, pid: Any) -> str:
+        """As `person_name`, from the names read once."""
+        return self.names.get(str(pid), "") if pid else ""
 
 
 def method_label(code: str | None) -> str:
@@ -217,7 +228,7 @@ def speakers(ctx: Context) -> dict[str, Any]:
     for speaker in sorted(methods):
         row: dict[str, Any] = {
             "speaker": speaker,
-            "name": person_name(ctx.ws, speaker),
+            "name": ctx.person_name(speaker),
             "held": sum(methods[speaker].values()),
         }
         row.update({f"method:{m}": methods[speaker][m] for m in method_codes})
@@ -304,7 +315,7 @@ def approvals(ctx: Context) -> dict[str, Any]:
                 "cadre": meta.get("cadre"),
                 "name": ctx.catalog.cadre_name(str(meta.get("cadre"))),
                 "speaker": meta.get("speaker"),
-                "speaker_name": person_name(ctx.ws, meta.get("speaker")),
+                "speaker_name": ctx.person_name(meta.get("speaker")),
                 "at": meta.get("at"),
                 "submitted": day.isoformat() if day else "",
                 "age_days": age,
@@ -331,7 +342,7 @@ def followups(ctx: Context) -> dict[str, Any]:
             "name": ctx.catalog.cadre_name(o.cadre),
             "what": o.detail,
             "owner": o.owner,
-            "owner_name": person_name(ctx.ws, o.owner),
+            "owner_name": ctx.person_name(o.owner),
             "due": o.deadline.isoformat(),
             "days_left": o.days_left(ctx.as_of),
             "overdue": o.overdue,
