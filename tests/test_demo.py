@@ -274,3 +274,54 @@ def test_bulk_text_is_what_document_text_gives(bulk):
         text = app.cat(str(path)).decode("utf-8")
         doc = parse(text)
         assert document_text(doc) == doc.text() == text
+
+
+def test_bulk_repository_is_whole_and_its_status_clean(bulk):
+    import subprocess
+
+    root, _ = bulk
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True)
+    assert status.returncode == 0 and status.stdout == b""  # index read from HEAD, refreshed
+    fsck = subprocess.run(["git", "fsck", "--strict"], cwd=root, capture_output=True, text=True)
+    assert fsck.returncode == 0, fsck.stderr
+    assert "dangling" not in fsck.stdout + fsck.stderr  # every tree packed is a commit's
+
+
+def test_front_matter_field_by_field_is_what_document_text_gives(monkeypatch):
+    import datetime as dt
+
+    from talkbook import demo_seal
+    from talkbook.models import Document
+
+    monkeypatch.setattr(demo_seal, "_FRAGMENTS", {})
+    decision = {"by": "P-02", "at": "2026-03-01T09:30", "decision": "approved", "comment": None}
+    metas = [
+        {"id": "T-aaaaaa", "status": "approved", "decisions": [decision], "focus": ["一", "二"]},
+        {"id": "T-bbbbbb", "status": "approved", "decisions": [decision], "focus": []},
+        {"status": "approved", "id": "T-aaaaaa", "note": "长" * 120, "on": dt.date(2026, 3, 1)},
+        {"a": "approved", "b": 1, "c": True, "d": "1", "e": "2026-03-01", "f": "yes"},
+        {},
+    ]
+    for meta in metas * 2:  # the second time from the cache
+        doc = Document(meta, "正文")
+        assert demo_seal.document_text(doc) == doc.text()
+    assert (
+        demo_seal._FRAGMENTS
+    )  # fields were cached (and the same value under two names kept apart)
+
+
+def test_recipients_by_the_fields_the_access_rules_name(bulk, monkeypatch):
+    from talkbook import crypto, demo_seal
+    from talkbook.workspace import Workspace
+
+    root, _ = bulk
+    ws = Workspace(root)
+    monkeypatch.setattr(demo_seal, "_SHARED", {"ws": ws})
+    monkeypatch.setattr(demo_seal, "_READERS", {})
+    monkeypatch.setattr(crypto, "parse_recipient", lambda key: key)  # keys as written
+    assert demo_seal.rule_fields(ws.config) == ("recorder", "speaker")
+    plans = documents(root, "talks/*/*/plan.md.age")
+    assert len({(p["speaker"], p["recorder"]) for p in plans}) > 3
+    for plan in plans:
+        assert demo_seal.recipients("plan", plan) == ws.recipients("plan", plan)
+        assert demo_seal.recipients("record", plan) == ws.recipients("record", plan)

@@ -11,10 +11,12 @@ one signed by its speaker or recorder, every profile in one signed by a custodia
 keep their order across groups; a step that would land in a group before its predecessor's moves
 to the next period.
 
-Encryption uses every core (forked processes: pyrage holds the GIL); each file is written to a
-temp file in its folder and renamed over the target, so no reader sees a half-written file. The
-per-file fsync of fsutil.atomic_write is left out (a fresh demo is rebuilt, not repaired); one
-`os.sync()` ends the build. Security invariant: plaintext lives in memory only, passed to the
+All the groups are applied in memory first; then every version is sealed in one stream on
+every core (forked processes: pyrage holds the GIL; demo_seal), its ciphertext packed as it
+comes, and the commits are made from trees built in memory (demo_history). Each file is written
+to a temp file in its folder and renamed over the target, so no reader sees a half-written file.
+The per-file fsync of fsutil.atomic_write is left out (a fresh demo is rebuilt, not repaired);
+one `os.sync()` ends the build. Security invariant: plaintext lives in memory only, passed to the
 encrypting processes through a pipe; commit messages carry counts, never a name or content.
 """
 
@@ -31,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from talkbook import builders, demo_seal, workflow
+from talkbook import builders, demo_history, demo_seal, workflow
 from talkbook.app import App
 from talkbook.i18n import _
 from talkbook.models import Document
@@ -414,10 +416,7 @@ def run(
         pool.close()
         demo_seal.quiet_git(root, "config", "--unset", "gc.auto")
     with built.timing(_("index refreshed, trees packed, synced")):
-        demo_seal.quiet_git(root, "update-index", "-q", "--refresh")  # stat data: status clean
-        # the commits' trees are loose objects, tens of thousands: packed now, or the user's
-        # next commit would set off `git gc --auto` in the background
-        demo_seal.quiet_git(root, "repack", "-d", "-q")
+        demo_history.refresh_index(root)  # read from HEAD, stat data taken: status clean
         os.sync()  # the files written without a per-file fsync reach the disk, once
     built.files = len(state.docs)
     return talks, built
@@ -456,12 +455,12 @@ def _drafts(
 
 @dataclass
 class Pending:
-    """One commit to make: who signs it, when, what it says, which (path, blob) it brings."""
+    """One commit to make: who signs it, when, what it says, which versions it brings."""
 
     who: str
     when: dt.datetime
     message: str
-    entries: list[tuple[str, str]]
+    jobs: list[demo_seal.Job]
 
 
 def _commits(
@@ -473,57 +472,86 @@ def _commits(
     story: Story,
     built: Built,
 ) -> None:
-    """Seal every group of steps (on every core, each version into the pack), then make the
-    commits: the profiles first, then one per group, each signed by the person who acts."""
-    from talkbook.demo import fixed_clock
+    """Every group's steps applied, then every version sealed in one stream (on every core,
+    the ciphertext into the pack as it comes), then the commits (demo_history): the profiles
+    first, then one per group, each signed by the person who acts."""
+    pending = _pending(state, steps, story)
+    packer = demo_seal.Packer(root)
+    try:
+        with built.timing(_("sealed")):
+            blobs = _seal(packer, pool, [job for commit in pending for job in commit.jobs])
+    finally:
+        with built.timing(_("packed")):
+            packer.close()
+    with apps[CUSTODIAN].writing("talkbook demo"):
+        _history(root, apps, pending, blobs, built)
 
+
+def _pending(state: State, steps: list[Step], story: Story) -> list[Pending]:
+    """The commits to make, in order, each with the versions it brings: the story's documents
+    changed group by group in memory (a document's last version is also written to the
+    working tree; the earlier ones live in history only)."""
     created = [("profile", cadre_id) for cadre_id in state.cadres]
     text = f"cadres: {len(created)} created (demo, in bulk)"
     ordered = list(groups(steps))
     final = {(s.kind, s.doc_id): n for n, (_key, group) in enumerate(ordered) for s in group}
-    packer = demo_seal.Packer(root)
-    try:
-        sealed = _seal(packer, pool, state, created, [final.get(c, -1) == -1 for c in created])
-        pending = [Pending(CUSTODIAN, story.start, text, sealed)]
-        last = story.start
-        for n, ((period, _stage, who), group) in enumerate(ordered):
-            start = story.start + period * PERIOD_DAYS * DAY
-            last = min(max(last, start, group[-1].when), story.today)
-            changed = _apply(state, group)
-            sealed = _seal(packer, pool, state, changed, [final[c] == n for c in changed])
-            pending.append(Pending(who, last, message(group), sealed))
-    finally:
-        with built.timing(_("packed")):
-            packer.close()
-    writing = apps[CUSTODIAN].writing("talkbook demo")
-    with built.timing(_("committed")), fixed_clock() as clock, writing:
-        for commit in pending:
-            clock(commit.when)
-            demo_seal.commit(root, commit.entries, commit.message, apps[commit.who], commit.who)
-            built.versions += len(commit.entries)
-            built.commits += 1
+    lasts = [final.get(c, -1) == -1 for c in created]
+    pending = [Pending(CUSTODIAN, story.start, text, _jobs(state, created, lasts))]
+    last = story.start
+    for n, ((period, _stage, who), group) in enumerate(ordered):
+        start = story.start + period * PERIOD_DAYS * DAY
+        last = min(max(last, start, group[-1].when), story.today)
+        changed = _apply(state, group)
+        jobs = _jobs(state, changed, [final[c] == n for c in changed])
+        pending.append(Pending(who, last, message(group), jobs))
+    return pending
 
 
-def _seal(
-    packer: demo_seal.Packer,
-    pool: demo_seal.Pool,
-    state: State,
-    changed: list[tuple[str, str]],
-    final: list[bool],
-) -> list[tuple[str, str]]:
-    """The changed documents encrypted, their ciphertext into the pack; a document's last
-    version is also written to the working tree (the earlier ones live in history only)."""
+def _jobs(state: State, changed: list[tuple[str, str]], final: list[bool]) -> list[demo_seal.Job]:
+    """What sealing needs of each changed document: where it lives, its kind, its text."""
     jobs: list[demo_seal.Job] = []
     for (kind, doc_id), last in zip(changed, final, strict=True):
         doc = state.docs[kind, doc_id]
         if (kind, doc_id) not in state.paths:
             state.paths[kind, doc_id] = _rel(state, kind, doc_id)
         jobs.append((state.paths[kind, doc_id], kind, doc.meta, doc.body, last))
-    with state.built.timing(_("sealed")):
-        sealed = pool.map(demo_seal.seal, jobs)
-    for _blob, data in sealed:
+    return jobs
+
+
+def _seal(packer: demo_seal.Packer, pool: demo_seal.Pool, jobs: list[demo_seal.Job]) -> list[str]:
+    """Every version encrypted, its ciphertext into the pack; their blob ids, in order."""
+    blobs = []
+    for blob, data in pool.stream(demo_seal.seal, jobs):
         packer.add(data)
-    return [(job[0], blob) for job, (blob, _data) in zip(jobs, sealed, strict=True)]
+        blobs.append(blob)
+    return blobs
+
+
+def _history(
+    root: Path, apps: dict[str, App], pending: list[Pending], blobs: list[str], built: Built
+) -> None:
+    """Each commit's tree computed and all of them packed, then the signed commits."""
+    from talkbook.demo import fixed_clock
+
+    before = demo_history.head(root)
+    tree = demo_history.head_tree(root)
+    written: dict[str, bytes] = {}
+    trees = []
+    versions = iter(blobs)
+    parent = before
+    with built.timing(_("committed")), fixed_clock() as clock:
+        for commit in pending:
+            for job in commit.jobs:
+                tree.put(job[0], next(versions))
+            trees.append(tree.write(written))
+        demo_history.pack_trees(root, written)
+        for commit, tree_id in zip(pending, trees, strict=True):
+            clock(commit.when)
+            who = commit.who
+            parent = demo_history.commit(root, tree_id, parent, commit.message, apps[who], who)
+            built.versions += len(commit.jobs)
+            built.commits += 1
+        demo_history.move_branch(root, parent, before)
 
 
 def _apply(state: State, group: list[Step]) -> list[tuple[str, str]]:

@@ -1,32 +1,32 @@
-"""The bulk demo's heavy lifting: plans built, documents sealed and committed, many at a time.
+"""The bulk demo's heavy lifting: plans built and documents sealed, many at a time.
 
 Plans are built (builders.plan_document: suggestions, the brief rendered from the locale's
 template) and documents serialized and encrypted in forked processes, one per core: pyrage and
-the template engine hold the GIL, so threads would not help. A file's last version is written to
-a temp file in its own folder and renamed over the target, so no reader ever sees half a file
-(earlier versions go to git history only); the per-file
+the template engine hold the GIL, so threads would not help. What is the same from one version
+to the next is worked out once per process: a document's recipients (by its kind and the fields
+the access rules name) and the YAML of a front-matter field whose value was dumped before.
+A file's last version is written to a temp file in its own folder and renamed over the target,
+so no reader ever sees half a file (earlier versions go to git history only); the per-file
 fsync of fsutil.atomic_write is left out (a demo that fails is built again, not repaired) and
 the build ends with one `os.sync()`. Every version's ciphertext goes into one pack through
-`git fast-import`; then each group of versions becomes one commit: the index takes their blob
-ids, `git commit -S` signs it with the acting person's key, without the hook (the documents come
-from the builders, and `validate` checks the result), as gittrail.commit does.
+`git fast-import`; demo_history makes the trees and the signed commits.
 
 Security invariant: plaintext exists only in memory and in the pipe to the forked processes;
-files are written only encrypted; commit messages carry counts, never a name or content.
-"""
+files are written only encrypted, each to exactly the readers Workspace.recipients names."""
 
 from __future__ import annotations
 
+import marshal
 import multiprocessing
 import os
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from talkbook import builders, gittrail
+from talkbook import builders
 from talkbook.errors import TalkbookError
 from talkbook.i18n import _
 from talkbook.models import DELIMITER, Document, _to_yaml
@@ -34,7 +34,11 @@ from talkbook.models import DELIMITER, Document, _to_yaml
 # Set before the pool forks, read in the forked processes: the workspace and the App whose
 # builders render templates (trusted once, before the fork).
 _SHARED: dict[str, Any] = {}
-_PARSED: dict[tuple[str, ...], list[Any]] = {}  # each process's parsed recipients
+# Each process's parsed recipients, by a document's kind and the fields the access rules name.
+_READERS: dict[tuple[str, ...], list[Any]] = {}
+# Each process's YAML of top-level fields, by name and value (see front_matter).
+_FRAGMENTS: dict[tuple[Any, bytes], str] = {}
+FRAGMENTS_KEPT = 100_000  # past this many the cache starts afresh: its memory stays bounded
 # libyaml's emitter writes the very text models.Document.text() does (tests/test_demo.py
 # compares them), four times faster; without libyaml, Document.text() itself.
 _DUMPER = getattr(yaml, "CSafeDumper", None)
@@ -47,11 +51,62 @@ def document_text(doc: Document) -> str:
     """Document.text(), through libyaml when it is there."""
     if _DUMPER is None:
         return doc.text()
-    front = yaml.dump(
-        _to_yaml(doc.meta), Dumper=_DUMPER, allow_unicode=True, sort_keys=False, width=100
-    )
     body = doc.body.strip("\n")
-    return f"{DELIMITER}\n{front}{DELIMITER}\n" + (f"\n{body}\n" if body else "")
+    return f"{DELIMITER}\n{front_matter(doc.meta)}{DELIMITER}\n" + (f"\n{body}\n" if body else "")
+
+
+def _dump(meta: dict[Any, Any]) -> str:
+    return yaml.dump(_to_yaml(meta), Dumper=_DUMPER, allow_unicode=True, sort_keys=False, width=100)
+
+
+def front_matter(meta: dict[Any, Any]) -> str:
+    """The front matter's YAML as Document.text() writes it, one top-level field at a time.
+
+    The fields of a block mapping are written independently of each other (no anchor links
+    them: _to_yaml copies every container), so the whole is its fields' texts joined. A field
+    met before with an equal value (a status, a decision trail that did not change, a profile's
+    work history) is taken from the cache, keyed by the value's marshal bytes: equal bytes are
+    an equal value of the same types. A value marshal does not take is dumped each time; a
+    field whose text would end its document ('...') makes the whole front matter dumped at once.
+    """
+    parts = []
+    for name, value in meta.items():
+        try:
+            key = (name, marshal.dumps(value))
+        except ValueError:  # a type marshal does not write (a date object…): not cached
+            parts.append(_dump({name: value}))
+            continue
+        text = _FRAGMENTS.get(key)
+        if text is None:
+            if len(_FRAGMENTS) >= FRAGMENTS_KEPT:
+                _FRAGMENTS.clear()
+            text = _FRAGMENTS[key] = _dump({name: value})
+        parts.append(text)
+    if not parts or any(part.endswith("\n...\n") for part in parts):
+        return _dump(meta)  # empty ('{}'), or a field that closes the document: all at once
+    return "".join(parts)
+
+
+def rule_fields(config: dict[str, Any]) -> tuple[str, ...]:
+    """The front-matter fields the access rules name (`field:speaker`…), sorted."""
+    access = config.get("access") or {}
+    rules = [r for r in access.values() if isinstance(r, list)] if isinstance(access, dict) else []
+    tokens = [str(token) for rule in rules for token in rule]
+    return tuple(sorted({t.partition(":")[2] for t in tokens if t.startswith("field:")}))
+
+
+def recipients(kind: str, meta: dict[str, Any]) -> list[Any]:
+    """The parsed recipients of a document, found once per kind and per value of the fields the
+    access rules name: the only part of a document Workspace.readers looks at."""
+    from talkbook.crypto import parse_recipient
+
+    ws = _SHARED["ws"]
+    if "fields" not in _SHARED:
+        _SHARED["fields"] = rule_fields(ws.config)
+    key = (kind, *(str(meta.get(name)) for name in _SHARED["fields"]))
+    if key not in _READERS:
+        _READERS[key] = [parse_recipient(k) for k in ws.recipients(kind, meta)]
+    return _READERS[key]
 
 
 def seal(job: Job) -> tuple[str, bytes]:
@@ -61,17 +116,12 @@ def seal(job: Job) -> tuple[str, bytes]:
 
     import pyrage
 
-    from talkbook.crypto import parse_recipient
-
     rel, kind, meta, body, final = job
-    ws = _SHARED["ws"]
-    keys = tuple(ws.recipients(kind, meta))
-    if keys not in _PARSED:
-        _PARSED[keys] = [parse_recipient(k) for k in keys]
-    data = pyrage.encrypt(document_text(Document(meta, body)).encode("utf-8"), _PARSED[keys])
+    text = document_text(Document(meta, body)).encode("utf-8")
+    data = pyrage.encrypt(text, recipients(kind, meta))
     blob = hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
     if final:
-        _write(ws.root / rel, data)
+        _write(_SHARED["ws"].root / rel, data)
     return blob, data
 
 
@@ -102,6 +152,7 @@ class Pool:
     def __init__(self, app: Any) -> None:
         app.ensure_trust()  # once, here: the forked processes inherit a trusted App
         _SHARED.clear()
+        _READERS.clear()
         _SHARED.update(ws=app.workspace, app=app)
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
         self.pool = None
@@ -113,6 +164,12 @@ class Pool:
             return [work(job) for job in jobs]
         return self.pool.map(work, jobs, chunksize=max(1, min(64, len(jobs) // 32)))
 
+    def stream(self, work: Callable[[Any], Any], jobs: list[Any]) -> Iterator[Any]:
+        """The results in order, each as soon as it and those before it are done."""
+        if self.pool is None or len(jobs) < 8:
+            return map(work, jobs)
+        return self.pool.imap(work, jobs, chunksize=max(1, min(64, len(jobs) // 32)))
+
     def close(self) -> None:
         if self.pool is not None:
             self.pool.close()
@@ -121,10 +178,15 @@ class Pool:
 
 class Packer:
     """Every version's ciphertext into one pack with `git fast-import` (one process, no loose
-    object per version: writing tens of thousands of those is what would take the time)."""
+    object per version: writing tens of thousands of those is what would take the time).
+
+    Ciphertext neither compresses nor deltas: each blob is stored as it is (compression level
+    0), and "big" (streamed, no delta tried against the blob before) from 1 KiB on, which
+    more than halves what fast-import costs; `git gc` may compress the pack later."""
 
     def __init__(self, root: Path) -> None:
-        command = ["git", "fast-import", "--quiet", "--done"]
+        command = ["git", "-c", "pack.compression=0", "fast-import", "--quiet", "--done"]
+        command.append("--big-file-threshold=1k")
         self.process = subprocess.Popen(command, cwd=root, stdin=subprocess.PIPE)
 
     def add(self, data: bytes) -> None:
@@ -137,23 +199,6 @@ class Packer:
         self.process.stdin.close()
         if self.process.wait() != 0:
             raise TalkbookError(_("git fast-import failed; the demo is incomplete"))
-
-
-def commit(root: Path, entries: list[tuple[str, str]], message: str, app: Any, who: str) -> None:
-    """Put these (path, blob) in the index and commit it, signed by `who` (whose App this is):
-    as `git add` then `git commit -S`, the hook left out as gittrail.commit leaves it out."""
-    author = app.author(app.workspace.person(who))
-    options, env = app.signer().git_options()
-    env = {**os.environ, **env, **gittrail._identity_env(author)}
-    listed = "".join(f"100644 {blob}\t{rel}\n" for rel, blob in entries).encode("utf-8")
-    for args, given in (
-        (["update-index", "--add", "--index-info"], listed),
-        ([*options, "commit", "-S", "--no-verify", "--quiet", "-m", message], b""),
-    ):
-        done = subprocess.run(["git", *args], cwd=root, input=given, env=env, capture_output=True)
-        if done.returncode != 0:
-            last = (done.stderr.decode("utf-8", "replace").strip().splitlines() or ["?"])[-1]
-            raise TalkbookError(_("git {command} failed: {why}").format(command=args[0], why=last))
 
 
 def quiet_git(root: Path, *args: str) -> None:
