@@ -130,6 +130,25 @@ def test_forked_workers_give_what_one_process_gives(keys, monkeypatch: pytest.Mo
     assert {r.state for r in catalog.readings(outsider, pairs[:12])} == {catalog.UNREADABLE}
 
 
+class Unpicklable(bytes):
+    def __reduce__(self):
+        raise AssertionError("ciphertext sent to a worker through a pipe")
+
+
+def test_workers_take_the_ciphertext_from_the_parent_not_a_pipe(
+    keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The forked workers inherit the pairs: only spans go out, only readings come back."""
+    keyring, public, _ = keys
+    if catalog.processes() < 2:
+        pytest.skip("one core: readings stay in this process")
+    pairs = [(rel, Unpicklable(data)) for rel, data in many(public, 12)]
+    monkeypatch.setattr(catalog, "PARALLEL_FROM", 4)
+    readings = catalog.readings(keyring, pairs, keep_text=False)
+    assert [r.state for r in readings] == [catalog.OK] * 12 + [catalog.BROKEN]
+    assert [r.rel for r in readings] == [rel for rel, _ in pairs]
+
+
 def test_below_the_threshold_nothing_forks(keys, monkeypatch: pytest.MonkeyPatch) -> None:
     keyring, public, _ = keys
     here: list[str] = []

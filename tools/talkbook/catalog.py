@@ -234,13 +234,16 @@ def _refused(rel: str, kind: str, state: str, finding: Finding) -> Reading:
 
 
 # -- many pairs, on every core -----------------------------------------------------------------
-_worker: tuple[Any, bool] | None = None  # (keyring, keep_text), inherited by forked workers
+# (keyring, keep_text, pairs), inherited by forked workers: a task names a span of the pairs
+# and only readings come back through the pipe (sending the ciphertext too cost the parent)
+_worker: tuple[Any, bool, list[tuple[str, bytes]]] | None = None
+CHUNKS_PER_WORKER = 8  # the cores end together even when files differ in size
 
 
-def _work(chunk: list[tuple[str, bytes]]) -> list[Reading]:
+def _work(span: tuple[int, int]) -> list[Reading]:
     assert _worker is not None
-    keyring, keep_text = _worker
-    return [read(keyring, rel, data, keep_text) for rel, data in chunk]
+    keyring, keep_text, pairs = _worker
+    return [read(keyring, rel, data, keep_text) for rel, data in pairs[span[0] : span[1]]]
 
 
 def _forkable(keyring: Keyring | None) -> bool:
@@ -275,12 +278,12 @@ def readings(
     if not parallel:
         return [read(keyring, rel, data, keep_text) for rel, data in pairs]
     global _worker
-    size = max(1, -(-len(pairs) // (workers * 4)))  # a few chunks each: the cores end together
-    chunks = [pairs[i : i + size] for i in range(0, len(pairs), size)]
-    _worker = (keyring, keep_text)
+    size = max(1, -(-len(pairs) // (workers * CHUNKS_PER_WORKER)))
+    spans = [(i, min(i + size, len(pairs))) for i in range(0, len(pairs), size)]
+    _worker = (keyring, keep_text, pairs)
     try:
         with multiprocessing.get_context("fork").Pool(workers, initializer=_no_prompt) as pool:
-            done = pool.map(_work, chunks)
+            done = pool.map(_work, spans, chunksize=1)
     finally:
         _worker = None
     return [reading for chunk in done for reading in chunk]
