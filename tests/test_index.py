@@ -161,7 +161,7 @@ def crafted(rel: str, name: str) -> bytes:
         "stamps": [None],
         "digests": [b"0" * 32],
         "states": ["ok"],
-        "readings": marshal.dumps([reading]),
+        "readings": [marshal.dumps([reading])],
     }
     return index.MAGIC + b"0" * 64 + b"\n" + marshal.dumps(content)
 
@@ -204,6 +204,7 @@ CHANGES = {
     "unknown state": (lambda body: body.update(states=["nonsense"]), "damaged"),
     "columns of other lengths": (lambda body: body.update(digests=[]), "damaged"),
     "no readings": (lambda body: body.update(readings=None), "damaged"),
+    "readings not in chunks": (lambda body: body.update(readings=b""), "damaged"),
 }
 
 
@@ -387,7 +388,7 @@ def test_readings_that_do_not_match_their_columns_are_rebuilt(
     which only a writer's bug could seal, is found then and the index built again."""
     monkeypatch.setattr(index, "RACY_NS", 0)
     catalog.load(app_of(workspace))
-    resealed(app_of(workspace), lambda body: body.update(readings=marshal.dumps([])))
+    resealed(app_of(workspace), lambda body: body.update(readings=[marshal.dumps([])]))
     assert index.refresh(app_of(workspace)).rebuilt == ""  # nothing changed: not decoded
     assert catalog.load(app_of(workspace)).cadre_name(cadre) == "张伟"
     summary = index.refresh(app_of(workspace))
@@ -413,9 +414,43 @@ def test_readings_that_do_not_match_are_rebuilt_when_a_file_changed(
     again."""
     monkeypatch.setattr(index, "RACY_NS", 0)
     catalog.load(app_of(workspace))
-    resealed(app_of(workspace), lambda body: body.update(readings=marshal.dumps([])))
+    resealed(app_of(workspace), lambda body: body.update(readings=[marshal.dumps([])]))
     profile = workspace.path(f"cadres/{cadre}.md.age")
     workspace.path("cadres/C-zzzzzz.md.age").write_bytes(profile.read_bytes())
     summary = index.refresh(app_of(workspace))
     assert (summary.rebuilt, summary.decrypted) == ("damaged", 2)
     assert catalog.load(app_of(workspace)).cadre_name(cadre) == "张伟"
+
+
+def _columns(rels: list[str], readings: list | None, chunks: list[bytes] | None = None):
+    n = len(rels)
+    return index.Columns(rels, [None] * n, [b""] * n, ["ok"] * n, readings, chunks)
+
+
+def test_a_save_encodes_again_only_the_chunk_a_new_file_lands_in() -> None:
+    rels = [f"talks/2026/T-{n:06d}/plan.md.age" for n in range(0, 6000, 2)]
+    readings = [["plan", {"id": rel[11:19], "n": n}, [], "", ""] for n, rel in enumerate(rels)]
+    chunks = _columns(rels, readings).chunks()
+    assert len(chunks) > 2
+    known = _columns(rels, None, chunks)
+    assert known.readings() == readings
+    k = 1500
+    added = f"talks/2026/T-{2 * k + 1:06d}/plan.md.age"  # between rels[k] and rels[k + 1]
+    fresh_rels = [*rels[: k + 1], added, *rels[k + 1 :]]
+    fresh_readings = [*readings[: k + 1], ["plan", {"id": "new"}, [], "", ""], *readings[k + 1 :]]
+    fresh = _columns(fresh_rels, fresh_readings)
+    fresh._reuse = (known, [*range(k + 1), None, *range(k + 1, len(rels))])
+    written = fresh.chunks()
+    assert sum(any(chunk is old for old in chunks) for chunk in written) == len(chunks) - 1
+    assert _columns(fresh_rels, None, written).readings() == fresh_readings
+
+
+def test_chunks_of_other_bounds_are_never_reused_misplaced() -> None:
+    rels = [f"talks/2026/T-{n:06d}/plan.md.age" for n in range(2000)]
+    readings = [["plan", {"n": n}, [], "", ""] for n in range(2000)]
+    known = _columns(rels, None, [marshal.dumps(readings[:700]), marshal.dumps(readings[700:])])
+    assert known.readings() == readings
+    fresh = _columns(rels, list(readings))
+    fresh._reuse = (known, list(range(2000)))
+    assert _columns(rels, None, fresh.chunks()).readings() == readings
+    assert not any(chunk is old for chunk in fresh.chunks() for old in known._chunks or ())

@@ -10,10 +10,11 @@ entries): the next run hashes that file again. Only a regular file's stamp is ev
 stamp that matches says the file is still a regular one.
 
 Its content is kept in columns, one list per field in path order (paths, stamps, digests,
-states), and the readings (kind, front matter, findings) as one marshal blob of their own: a
-warm run compares the listing and the stamps list to list (no Python per file when nothing
-changed), decodes the readings only when a catalog is built or a file changed, and writes
-nothing when nothing changed.
+states), and the readings (kind, front matter, findings) as marshal chunks of their own
+(their strings shared within a chunk; chunk bounds set by the paths, see _ends): a warm run
+compares the listing and the stamps list to list (no Python per file when nothing changed),
+decodes the readings only when a catalog is built or a file changed, writes nothing when
+nothing changed, and after a change encodes again only the chunks it touched.
 
 Where: `.talkbook/index-<key id>-<language>.age` at the workspace root (folder 0700, file 0600,
 one file per identity and language: findings are kept as text), ignored by git (`.gitignore`
@@ -28,10 +29,12 @@ encrypt a file to a public key, so decrypting is not enough: an index that fails
 names another root, an older format or other schemas is damaged, foreign or out of date, and
 is rebuilt, never trusted. The body is `marshal` data (plain dicts, lists, tuples, strings,
 bytes and numbers; marshal runs no code, unlike pickle, and it is read only after the HMAC
-proved the body is this identity's own — the readings blob is inside that body, so decoding
-it later is no less proved; its format version is in the magic line, so another Python
+proved the body is this identity's own — the readings' chunks are inside that body, so
+decoding them later is no less proved; its format version is in the magic line, so another Python
 rebuilds). Since only this code writes what the HMAC accepts, a load checks the columns'
-types, lengths and states (cheap, whole lists at once) and not each entry again. The front
+types, lengths and states (cheap, whole lists at once) and not each entry again; a chunk is
+reused on save only where each decoded chunk held the entries its bounds say (else every
+chunk is encoded again), so a reading never moves to another path. The front
 matter is JSON-typed by models.to_plain (dates are ISO strings), so what comes back is what
 `models.parse` and the schema check give. An entry is reused only for the bytes it was made
 from: its stamp, or else the SHA-256 of the file's bytes, must match. With no secret to key
@@ -53,6 +56,7 @@ import os
 import stat
 import sys
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,7 +73,9 @@ if TYPE_CHECKING:
 
 # 3: columns, raw digests, stamps with the file mode, the readings as a blob decoded on demand
 # and their strings shared (a third the size: less to decrypt, authenticate and decode)
-FORMAT = 3
+# 4: the readings in chunks, so that a save after a change encodes only the chunks it touched
+FORMAT = 4
+CHUNK_BITS = 9
 FOLDER = ".talkbook"
 _PYTHON = "{}.{}".format(*sys.version_info[:2])
 MAGIC = f"talkbook-index marshal-{marshal.version} py{_PYTHON}\n".encode()
@@ -84,10 +90,20 @@ Reading = list[Any]  # [kind, meta, findings, message, reason]: what reading a f
 
 class Columns:
     """The index's content, in path order: `rels`, `stamps` (None for a racy one), `digests`
-    (SHA-256 of the ciphertext), `states` (catalog.STATES), and the readings, decoded from
-    their marshal blob only when asked for (a warm run with nothing changed never is)."""
+    (SHA-256 of the ciphertext), `states` (catalog.STATES), and the readings, kept as marshal
+    chunks (see _ends) and decoded only when asked for (a warm run with nothing changed never
+    is). A chunk whose entries a save finds unchanged and in place is written as it was read."""
 
-    __slots__ = ("rels", "stamps", "digests", "states", "_readings", "_blob")
+    __slots__ = (
+        "rels",
+        "stamps",
+        "digests",
+        "states",
+        "_readings",
+        "_chunks",
+        "_lengths",
+        "_reuse",
+    )
 
     def __init__(
         self,
@@ -96,31 +112,65 @@ class Columns:
         digests: list[bytes],
         states: list[str],
         readings: list[Reading] | None = None,
-        blob: bytes | None = None,
+        chunks: list[bytes] | None = None,
     ) -> None:
         self.rels, self.stamps, self.digests, self.states = rels, stamps, digests, states
-        self._readings, self._blob = readings, blob
+        self._readings, self._chunks = readings, chunks
+        self._lengths: list[int] = []  # of each chunk, as decoded
+        self._reuse: tuple[Columns, list[int | None]] | None = None  # (known, sources): _fill
 
     @classmethod
     def empty(cls) -> Columns:
         return cls([], [], [], [], [], None)
 
     def readings(self) -> list[Reading]:
-        """ValueError if the blob is not the list it should be (an index of a writer's bug)."""
+        """ValueError if the chunks do not hold one reading per path (a writer's bug)."""
         if self._readings is None:
+            decoded: list[Reading] = []
             try:
-                decoded = marshal.loads(self._blob or b"")
-            except (ValueError, EOFError, TypeError) as exc:
+                for chunk in self._chunks or ():
+                    part = marshal.loads(chunk)
+                    if type(part) is not list:
+                        raise ValueError("readings")
+                    decoded += part
+                    self._lengths.append(len(part))
+            except (EOFError, TypeError) as exc:
                 raise ValueError("readings") from exc
-            if type(decoded) is not list or len(decoded) != len(self.rels):
+            if len(decoded) != len(self.rels):
                 raise ValueError("readings")
             self._readings = decoded
         return self._readings
 
-    def blob(self) -> bytes:
-        if self._blob is None:
-            self._blob = marshal.dumps(self._readings)
-        return self._blob
+    def chunks(self) -> list[bytes]:
+        """The readings as marshal chunks: a known chunk again where its entries are the same
+        and in the same place, the others encoded now."""
+        if self._chunks is None:
+            known, sources = self._reuse or (Columns.empty(), [])
+            old = known._chunk_starts()
+            self._chunks, start = [], 0
+            for end in _ends(self.rels):
+                self._chunks.append(self._encoded(start, end, old, sources))
+                start = end
+        return self._chunks
+
+    def _encoded(
+        self, start: int, end: int, old: dict[int, tuple[int, bytes]], sources: list[int | None]
+    ) -> bytes:
+        first = sources[start] if start < len(sources) else None
+        if first is not None and first in old:
+            end_at, chunk = old[first]
+            if sources[start:end] == list(range(first, end_at)):
+                return chunk
+        return marshal.dumps(self.readings()[start:end])
+
+    def _chunk_starts(self) -> dict[int, tuple[int, bytes]]:
+        """A decoded chunk's first entry → (the entry after its last, its bytes); none unless
+        each chunk held the entries _ends gives it (else a reused one would be misplaced)."""
+        ends, lengths = _ends(self.rels), self._lengths
+        starts = [0, *ends[:-1]] if ends else []
+        if self._chunks is None or [e - s for s, e in zip(starts, ends, strict=True)] != lengths:
+            return {}
+        return dict(zip(starts, zip(ends, self._chunks, strict=True), strict=True))
 
     def reading(self, i: int) -> loader.Reading:
         """The catalog's Reading of entry i (its front matter only)."""
@@ -167,7 +217,7 @@ def _catalog(app, paths: list[Path] | None) -> loader.Catalog:
     columns = summary.columns
     try:
         readings = columns.readings()
-    except ValueError:  # only a writer's bug gets a wrong blob past the HMAC: start over
+    except ValueError:  # only a writer's bug gets wrong readings past the HMAC: start over
         columns = _refresh(app, trusted=False).columns
         readings = columns.readings()
     wanted = None if paths is None else {ws.relative(p) for p in paths}
@@ -215,7 +265,7 @@ def _refresh(app, trusted: bool) -> Summary:
     else:
         try:
             fresh, decrypted = _update(app, known, rels, stamps)
-        except ValueError:  # a wrong readings blob: see _catalog
+        except ValueError:  # wrong readings: see _catalog
             return _refresh(app, trusted=False)
     summary = Summary(len(fresh.rels), decrypted, len(fresh.rels) - decrypted, rebuilt=rebuilt)
     summary.unreadable = fresh.states.count(loader.UNREADABLE)
@@ -293,10 +343,10 @@ def _update(
 def _fill(
     app, known: Columns, fresh: Columns, sources: list[int | None], todo: list[tuple[str, bytes]]
 ) -> None:
-    """The readings of `fresh`: the known blob as it is when every entry is kept in place
+    """The readings of `fresh`: the known chunks as they are when every entry is kept in place
     (stamps changed, bytes did not: no decoding), else the kept ones and the new ones."""
-    if not todo and sources == list(range(len(known.rels))):
-        fresh._blob = known.blob()
+    if not todo and sources == list(range(len(known.rels))) and known._chunks is not None:
+        fresh._chunks = known._chunks
         return
     old = known.readings() if any(i is not None for i in sources) else []
     done = iter(loader.readings(app.keyring, todo, keep_text=False))
@@ -309,7 +359,19 @@ def _fill(
         reading = next(done)
         fresh.states[n] = reading.state
         readings.append(_shared(_reading_of(reading), memo))
-    fresh._readings = readings
+    fresh._readings, fresh._reuse = readings, (known, sources)
+
+
+def _ends(rels: list[str]) -> list[int]:
+    """Where the readings' chunks end: after each path whose CRC-32 ends in CHUNK_BITS zero
+    bits (about 2**CHUNK_BITS entries a chunk), and at the end. Set by the paths themselves,
+    so adding or removing a file changes its own chunk only, and a save after one change
+    encodes a few hundred readings, not all of them."""
+    crc, mask = zlib.crc32, (1 << CHUNK_BITS) - 1
+    ends = [n + 1 for n, rel in enumerate(rels) if not crc(rel.encode()) & mask]
+    if rels and (not ends or ends[-1] != len(rels)):
+        ends.append(len(rels))
+    return ends
 
 
 def _reading_of(r: loader.Reading) -> Reading:
@@ -561,7 +623,7 @@ class Store:
             "stamps": columns.stamps,
             "digests": columns.digests,
             "states": columns.states,
-            "readings": columns.blob(),
+            "readings": columns.chunks(),
             "folders": folders or {},
         }
         body = marshal.dumps(content)
@@ -583,14 +645,16 @@ def _columns(content: dict[str, Any]) -> Columns | None:
     checks over whole lists rather than a loop per entry). Stamps and digests are only ever
     compared: a wrong one means "changed", so they need no check."""
     rels, stamps, digests = content.get("rels"), content.get("stamps"), content.get("digests")
-    states, blob = content.get("states"), content.get("readings")
+    states, chunks = content.get("states"), content.get("readings")
     if not (type(rels) is type(stamps) is type(digests) is type(states) is list):
         return None
-    if type(blob) is not bytes or not len(rels) == len(stamps) == len(digests) == len(states):
+    if not len(rels) == len(stamps) == len(digests) == len(states):
+        return None
+    if type(chunks) is not list or not all(type(chunk) is bytes for chunk in chunks):
         return None
     if not set(states) <= set(loader.STATES) or not all(type(r) is str for r in rels):
         return None
-    return Columns(rels, stamps, digests, states, None, blob)
+    return Columns(rels, stamps, digests, states, None, chunks)
 
 
 def _pinned_root(root: Path) -> str:
