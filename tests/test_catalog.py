@@ -3,6 +3,8 @@ answers on one core or several, and pairs from the working tree, a revision or t
 
 from __future__ import annotations
 
+import hashlib
+import os
 import subprocess
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 
 from talkbook import catalog
 from talkbook.crypto import Keyring, encrypt
+from talkbook.errors import UnsafePath
 from talkbook.models import Document
 
 PROFILE = "---\nid: C-aaaaaa\nname: 张伟\nbirth_date: 1968-05-12\n---\n\n谈话时注意语气。\n"
@@ -147,6 +150,48 @@ def test_workers_take_the_ciphertext_from_the_parent_not_a_pipe(
     readings = catalog.readings(keyring, pairs, keep_text=False)
     assert [r.state for r in readings] == [catalog.OK] * 12 + [catalog.BROKEN]
     assert [r.rel for r in readings] == [rel for rel, _ in pairs]
+
+
+def test_files_are_read_hashed_and_decrypted_in_the_workers(
+    keys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keyring, public, _ = keys
+    (tmp_path / "cadres").mkdir()
+    files = []
+    for rel, data in many(public, 12):
+        (tmp_path / rel).write_bytes(data)
+        files.append((rel, str(tmp_path / rel)))
+    monkeypatch.setattr(catalog, "PARALLEL_FROM", 4)
+    here: list[str] = []
+    real = catalog._hashed_reading
+    monkeypatch.setattr(
+        catalog,
+        "_hashed_reading",
+        lambda *a: here.append(a[2]) or real(*a),  # type: ignore
+    )
+    done = catalog.file_readings(keyring, tmp_path, files, keep_text=False)
+    assert here == [] or catalog.processes() < 2  # in the workers, where there are two cores
+    for (rel, path), (digest, reading) in zip(files, done, strict=True):
+        data = Path(path).read_bytes()
+        assert digest == hashlib.sha256(data).digest()
+        assert reading == catalog.read(keyring, rel, data, keep_text=False)
+
+
+def test_a_file_the_workers_cannot_read_is_refused_as_read_regular_refuses_it(
+    keys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keyring, public, _ = keys
+    (tmp_path / "cadres").mkdir()
+    files = []
+    for rel, data in many(public, 6):
+        (tmp_path / rel).write_bytes(data)
+        files.append((rel, str(tmp_path / rel)))
+    (tmp_path / "elsewhere.age").write_bytes(b"x")
+    os.unlink(files[2][1])
+    os.symlink(tmp_path / "elsewhere.age", files[2][1])
+    monkeypatch.setattr(catalog, "PARALLEL_FROM", 4)
+    with pytest.raises(UnsafePath, match="symlink"):
+        catalog.file_readings(keyring, tmp_path, files)
 
 
 def test_below_the_threshold_nothing_forks(keys, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -22,6 +22,7 @@ it through a pipe); findings and messages carry paths, fields and reasons, never
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -234,16 +235,17 @@ def _refused(rel: str, kind: str, state: str, finding: Finding) -> Reading:
 
 
 # -- many pairs, on every core -----------------------------------------------------------------
-# (keyring, keep_text, pairs), inherited by forked workers: a task names a span of the pairs
-# and only readings come back through the pipe (sending the ciphertext too cost the parent)
-_worker: tuple[Any, bool, list[tuple[str, bytes]]] | None = None
+# (keyring, what to do with one item, the items), inherited by forked workers: a task names a
+# span of the items and only answers come back through the pipe (sending the ciphertext too
+# cost the parent)
+_worker: tuple[Any, Callable[[Any], Any], list[Any]] | None = None
 CHUNKS_PER_WORKER = 8  # the cores end together even when files differ in size
 
 
-def _work(span: tuple[int, int]) -> list[Reading]:
+def _work(span: tuple[int, int]) -> list[Any]:
     assert _worker is not None
-    keyring, keep_text, pairs = _worker
-    return [read(keyring, rel, data, keep_text) for rel, data in pairs[span[0] : span[1]]]
+    _keyring, one, items = _worker
+    return [one(item) for item in items[span[0] : span[1]]]
 
 
 def _forkable(keyring: Keyring | None) -> bool:
@@ -261,32 +263,68 @@ def processes() -> int:
         return os.cpu_count() or 1
 
 
-def readings(
-    keyring: Keyring | None, pairs: list[tuple[str, bytes]], keep_text: bool = True
-) -> list[Reading]:
-    """`read` for every pair, in order; in forked worker processes from PARALLEL_FROM pairs on,
-    when the platform forks and the keyring can be used in a child."""
+def _each(keyring: Keyring | None, items: list[Any], one: Callable[[Any], Any]) -> list[Any]:
+    """`one(item)` for every item, in order; in forked worker processes from PARALLEL_FROM
+    items on, when the platform forks and the keyring can be used in a child."""
     import multiprocessing
 
-    workers = min(processes(), len(pairs))
+    workers = min(processes(), len(items))
     parallel = (
-        len(pairs) >= PARALLEL_FROM
+        len(items) >= PARALLEL_FROM
         and workers > 1
         and _forkable(keyring)
         and "fork" in multiprocessing.get_all_start_methods()
     )
     if not parallel:
-        return [read(keyring, rel, data, keep_text) for rel, data in pairs]
+        return [one(item) for item in items]
     global _worker
-    size = max(1, -(-len(pairs) // (workers * CHUNKS_PER_WORKER)))
-    spans = [(i, min(i + size, len(pairs))) for i in range(0, len(pairs), size)]
-    _worker = (keyring, keep_text, pairs)
+    size = max(1, -(-len(items) // (workers * CHUNKS_PER_WORKER)))
+    spans = [(i, min(i + size, len(items))) for i in range(0, len(items), size)]
+    _worker = (keyring, one, items)
     try:
         with multiprocessing.get_context("fork").Pool(workers, initializer=_no_prompt) as pool:
             done = pool.map(_work, spans, chunksize=1)
     finally:
         _worker = None
-    return [reading for chunk in done for reading in chunk]
+    return [answer for chunk in done for answer in chunk]
+
+
+def readings(
+    keyring: Keyring | None, pairs: list[tuple[str, bytes]], keep_text: bool = True
+) -> list[Reading]:
+    """`read` for every pair, in order; on every core when there are many (`_each`)."""
+    return _each(keyring, pairs, lambda pair: read(keyring, pair[0], pair[1], keep_text))
+
+
+def file_readings(
+    keyring: Keyring | None, root: Path, files: list[tuple[str, str]], keep_text: bool = True
+) -> list[tuple[bytes, Reading]]:
+    """(SHA-256 of its bytes, its reading) for each (rel, path) of the working tree, in order:
+    the reading and hashing done in the workers too (`_each`), so that a parent with many files
+    to read (a cold index) does not read them all before the first is decrypted. A file the
+    workers could not read is read again here: UnsafePath or OSError as fsutil.read_regular
+    raises it."""
+
+    def one(file: tuple[str, str]) -> tuple[bytes, Reading] | None:
+        try:
+            return _hashed_reading(keyring, root, *file, keep_text)
+        except (TalkbookError, OSError):
+            return None  # an exception's fields may not survive the pipe: raised again below
+
+    done = _each(keyring, files, one)
+    return [
+        answer if answer is not None else _hashed_reading(keyring, root, *file, keep_text)
+        for file, answer in zip(files, done, strict=True)
+    ]
+
+
+def _hashed_reading(
+    keyring: Keyring | None, root: Path, rel: str, path: str, keep_text: bool
+) -> tuple[bytes, Reading]:
+    from talkbook.fsutil import read_regular
+
+    data = read_regular(root, Path(path))
+    return hashlib.sha256(data).digest(), read(keyring, rel, data, keep_text)
 
 
 def _no_prompt() -> None:
