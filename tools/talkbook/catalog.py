@@ -2,7 +2,8 @@
 
 Pairs come from the working tree (`working_tree`), from a revision in git (`at_revision`) or
 from the staged index (`staged`); `read` turns one pair into a `Reading` and `readings` many
-of them, in worker processes when there are enough (pyrage holds the GIL). Every reader of
+of them, in worker processes when there are enough (pyrage holds the GIL); `file_readings`
+also reads and hashes working-tree files in those workers. Every reader of
 documents goes through here: `load` (due, followups, list, show, reports, plan), `validate`,
 `audit`, `history` and `rekey`. Each decides what a state means for it; the states are:
 
