@@ -560,3 +560,29 @@ def test_a_table_sanitizes_each_line_once_and_keeps_its_columns() -> None:
     assert shown.splitlines() == expected
     assert not UNSAFE.search(shown)
     assert all(_width(chr(c)) == 1 for c in range(0x30000) if UNSAFE.match(chr(c)))
+
+
+def test_a_listing_asks_each_label_once() -> None:
+    """display_rows shows what display_row shows, row by row, asking the workspace for each
+    occasion's and talk type's label once per listing (the config is walked on each ask)."""
+    from types import SimpleNamespace
+
+    from talkbook.views import display_row, display_rows
+
+    asked: list[tuple[str, object]] = []
+
+    def label(table: str, code: object) -> str:
+        asked.append((table, code))
+        return f"{table}:{code}"
+
+    person = SimpleNamespace(name="李明")
+    ws = SimpleNamespace(label=label, people={"P-03": person})
+    rows = [
+        {"id": f"T-{n}", "speaker": "P-03", "occasion": ["odd"] if n in (1, 3) else "post_change",
+         "talk_type": "routine", "status": "held", "method": None, "at": "2026-01-02T09:30"}
+        for n in range(5)
+    ]  # fmt: skip
+    shown = display_rows(ws, rows)  # type: ignore[arg-type]
+    assert len(asked) == 4  # post_change, routine, and the unhashable list each time it comes
+    assert shown == [display_row(ws, row) for row in rows]  # type: ignore[arg-type]
+    assert shown[0]["speaker"] == "李明" and shown[0]["at"] == "2026-01-02 09:30"

@@ -16,6 +16,7 @@ import functools
 import os
 import re
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -176,16 +177,39 @@ def display_row(
     ws: Workspace, row: dict[str, Any], staff: dict[str, str] | None = None
 ) -> dict[str, Any]:
     """A row of codes as a table shows it: labels in the reader's language, names of staff."""
-    staff = staff_names(ws) if staff is None else staff
+    return _displayed(row, staff_names(ws) if staff is None else staff, ws.label)
+
+
+def display_rows(ws: Workspace, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """display_row for a whole listing: staff names read once, each occasion's and talk type's
+    label looked up once (ten thousand talks share a dozen of them)."""
+    labels: dict[tuple[str, Any], str] = {}
+
+    def label(table: str, code: Any) -> str:
+        try:
+            return labels[table, code]
+        except KeyError:
+            found = labels[table, code] = ws.label(table, code)
+            return found
+        except TypeError:  # a code that is no string (a hand-edited file): asked each time
+            return ws.label(table, code)
+
+    staff = staff_names(ws)
+    return [_displayed(row, staff, label) for row in rows]
+
+
+def _displayed(
+    row: dict[str, Any], staff: dict[str, str], label: Callable[[str, Any], str]
+) -> dict[str, Any]:
     shown = dict(row)
     if "status" in row:
         shown["status"] = status_label(row["status"])
     if "method" in row:
         shown["method"] = method_label(row["method"])
     if "occasion" in row:
-        shown["occasion"] = ws.label("occasions", row["occasion"])
+        shown["occasion"] = label("occasions", row["occasion"])
     if "talk_type" in row:
-        shown["talk_type"] = ws.label("talk_types", row["talk_type"])
+        shown["talk_type"] = label("talk_types", row["talk_type"])
     for key in ("speaker", "recorder"):
         if row.get(key) is not None:
             shown[key] = staff.get(str(row[key]), str(row[key]))

@@ -26,10 +26,9 @@ def _print(app: App, rows: list[dict[str, Any]], columns: list[str], table: list
     elif fmt == "csv":
         echo_csv(rows, columns)
     else:
-        from talkbook.views import column_titles, display_row, staff_names, table_text
+        from talkbook.views import column_titles, display_rows, table_text
 
-        staff = staff_names(app.workspace)
-        shown = [display_row(app.workspace, row, staff) for row in rows]
+        shown = display_rows(app.workspace, rows)
         click.echo(table_text(shown, table, column_titles(table), empty=None))
 
 
