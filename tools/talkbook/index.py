@@ -259,12 +259,13 @@ def _refresh(app, trusted: bool) -> Summary:
         known, rebuilt = store.load() if trusted else (Columns.empty(), "damaged")
     listed = Listing(ws.root, store.folders if store else None)
     rels = listed.files()
+    now = time.time_ns()  # before the stamps: a file changed after it may look settled
     stamps = _stamps(ws.root, rels)
     if rels == known.rels and stamps == known.stamps:  # the common case: nothing changed
         fresh, decrypted = known, 0
     else:
         try:
-            fresh, decrypted = _update(app, known, rels, stamps)
+            fresh, decrypted = _update(app, known, rels, stamps, now)
         except ValueError:  # wrong readings: see _catalog
             return _refresh(app, trusted=False)
     summary = Summary(len(fresh.rels), decrypted, len(fresh.rels) - decrypted, rebuilt=rebuilt)
@@ -304,40 +305,57 @@ def _settled(stamp: Stamp, now: int) -> bool:
 
 
 def _update(
-    app, known: Columns, rels: list[str], stamps: list[Stamp | tuple[()]]
+    app, known: Columns, rels: list[str], stamps: list[Stamp | tuple[()]], now: int
 ) -> tuple[Columns, int]:
     """The columns for the files listed now: an entry whose stamp matches is kept as it is, a
     file whose stamp differs is hashed (kept if its bytes are the same), and only a file whose
-    bytes are new is decrypted. ValueError if the known readings are needed and damaged."""
-    root = app.workspace.root
+    bytes are new is decrypted. ValueError if the known readings are needed and damaged.
+    Built list by list (comprehensions), with Python per file only for those that changed."""
     at = {rel: i for i, rel in enumerate(known.rels)}
-    fresh = Columns([], [], [], [])
-    sources: list[int | None] = []  # per fresh entry: the known entry it keeps, or None: new
-    todo: list[tuple[str, bytes]] = []
-    now = time.time_ns()
-    for rel, stamp in zip(rels, stamps, strict=True):
-        if not stamp:
-            continue  # gone since its folder was listed
-        i = at.get(rel)
-        if i is None or stamp != known.stamps[i]:
-            path = f"{root}/{rel}"
-            if not stat.S_ISREG(stamp[0]):
-                _refuse(root, path)
-            data = _read(root, path)
-            digest = hashlib.sha256(data).digest()
-            if i is None or digest != known.digests[i]:
-                i = None
-                todo.append((rel, data))
-            kept = stamp if stat.S_ISREG(stamp[0]) and _settled(stamp, now) else None
-        else:
-            digest, kept = known.digests[i], known.stamps[i]
-        fresh.rels.append(rel)
-        fresh.stamps.append(kept)
-        fresh.digests.append(digest)
-        fresh.states.append(known.states[i] if i is not None else "")
-        sources.append(i)
-    _fill(app, known, fresh, sources, todo)
-    return fresh, len(todo)
+    listed = [(rel, stamp) for rel, stamp in zip(rels, stamps, strict=True) if stamp]  # GONE out
+    sources: list[int | None] = [at.get(rel) for rel, _ in listed]  # the known entry, or None
+    ks, kd, kst = known.stamps, known.digests, known.states
+    fresh = Columns(
+        [rel for rel, _ in listed],
+        [None if i is None else ks[i] for i in sources],
+        [b"" if i is None else kd[i] for i in sources],
+        ["" if i is None else kst[i] for i in sources],
+    )
+    differ = [
+        n
+        for n, ((_, stamp), i) in enumerate(zip(listed, sources, strict=True))
+        if i is None or stamp != ks[i]
+    ]
+    todo = [_hashed(app, known, fresh, sources, listed[n], n, now) for n in differ]
+    _fill(app, known, fresh, sources, [pair for pair in todo if pair is not None])
+    return fresh, sum(pair is not None for pair in todo)
+
+
+def _hashed(
+    app,
+    known: Columns,
+    fresh: Columns,
+    sources: list[int | None],
+    file: tuple[str, Any],
+    n: int,
+    now: int,
+) -> tuple[str, bytes] | None:
+    """Entry n, whose stamp differs: hashed, kept if its bytes are the known ones, else
+    (path, bytes) to decrypt (its source None). `now` is from before the stamp was taken."""
+    root = app.workspace.root
+    rel, stamp = file
+    path = f"{root}/{rel}"
+    if not stat.S_ISREG(stamp[0]):
+        _refuse(root, path)
+    data = _read(root, path)
+    digest = hashlib.sha256(data).digest()
+    regular_and_settled = stat.S_ISREG(stamp[0]) and _settled(stamp, now)
+    fresh.stamps[n], fresh.digests[n] = (stamp if regular_and_settled else None), digest
+    i = sources[n]
+    if i is not None and digest == known.digests[i]:
+        return None
+    sources[n] = None
+    return rel, data
 
 
 def _fill(
