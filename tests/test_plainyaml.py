@@ -123,6 +123,14 @@ def test_hostile_front_matter_is_still_refused_through_parse() -> None:
         parse(deep)
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.from_regex(plainyaml._MINUTES, fullmatch=True))
+def test_times_to_the_minute_are_strings_to_pyyaml_as_the_shortcut_assumes(text: str) -> None:
+    reader = plainyaml.Reader(models.to_plain)
+    assert reader.resolver.resolve(plainyaml.ScalarNode, text, (True, False)) == plainyaml._STR
+    assert READER.load(f"at: {text}\n") == {"at": text} == guarded(f"at: {text}\n")
+
+
 def test_its_cache_stays_bounded_and_holds_short_scalars_only() -> None:
     reader = plainyaml.Reader(models.to_plain)
     for n in range(plainyaml.CACHE_SIZE + 10):

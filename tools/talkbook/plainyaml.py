@@ -44,6 +44,9 @@ _OUTSIDE = re.compile(
 )
 # `key:` alone or `key: value`; YAML reads a simple key only up to 1024 characters
 _KEY = re.compile(r"([A-Za-z_][A-Za-z0-9_-]{0,127}):(?: +(.*))?")
+# A time to the minute, as talkbook writes `at`, `held_at`: the commonest typed-looking scalar,
+# each one different (no cache helps), and always a string to PyYAML's resolver
+_MINUTES = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}")
 _INDICATORS = frozenset("-?:,[]{}#&*!|>'\"%@`")
 _STR = Resolver.DEFAULT_SCALAR_TAG
 _TYPED = {f"tag:yaml.org,2002:{k}" for k in ("bool", "int", "float", "null", "timestamp")}
@@ -179,6 +182,8 @@ class Reader:
     def _plain(self, text: str) -> Any:
         if not _ANY_FIRST and text[0] not in _RESOLVED_FIRST:
             return text
+        if _MINUTES.fullmatch(text):
+            return text  # no YAML timestamp (no seconds), no number: a string (tested)
         value = self.cache.get(text, _MISSING)
         if value is _MISSING:
             value = self._typed(text)
