@@ -305,9 +305,11 @@ def test_front_matter_field_by_field_is_what_document_text_gives(monkeypatch):
     for meta in metas * 2:  # the second time from the cache
         doc = Document(meta, "正文")
         assert demo_seal.document_text(doc) == doc.text()
-    assert (
-        demo_seal._FRAGMENTS
-    )  # fields were cached (and the same value under two names kept apart)
+    assert demo_seal._FRAGMENTS  # cached (one value under two names kept apart: 'approved')
+    alone = demo_seal.Pool.__new__(demo_seal.Pool)  # the pool of a one-core machine
+    alone.pool = None
+    alone.close()
+    assert not demo_seal._FRAGMENTS  # no plaintext kept past the build
 
 
 def test_recipients_by_the_fields_the_access_rules_name(bulk, monkeypatch):

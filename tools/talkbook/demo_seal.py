@@ -171,6 +171,7 @@ class Pool:
         return self.pool.imap(work, jobs, chunksize=max(1, min(64, len(jobs) // 32)))
 
     def close(self) -> None:
+        _FRAGMENTS.clear()  # plaintext kept no longer than the build (this process's, when alone)
         if self.pool is not None:
             self.pool.close()
             self.pool.join()
