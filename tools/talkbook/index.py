@@ -85,7 +85,7 @@ LABEL = b"talkbook index key"
 GONE = ()  # the stamp of a file gone between the listing and its lstat
 
 Stamp = tuple[int, int, int, int, int]  # st_mode, st_size, st_mtime_ns, st_ino, st_ctime_ns
-Reading = list[Any]  # [kind, meta, findings, message, reason]: what reading a file gave
+Row = list[Any]  # [kind, meta, findings, message, reason]: what reading a file gave, kept
 
 
 class Columns:
@@ -111,7 +111,7 @@ class Columns:
         stamps: list[Stamp | None],
         digests: list[bytes],
         states: list[str],
-        readings: list[Reading] | None = None,
+        readings: list[Row] | None = None,
         chunks: list[bytes] | None = None,
     ) -> None:
         self.rels, self.stamps, self.digests, self.states = rels, stamps, digests, states
@@ -123,10 +123,10 @@ class Columns:
     def empty(cls) -> Columns:
         return cls([], [], [], [], [], None)
 
-    def readings(self) -> list[Reading]:
+    def readings(self) -> list[Row]:
         """ValueError if the chunks do not hold one reading per path (a writer's bug)."""
         if self._readings is None:
-            decoded: list[Reading] = []
+            decoded: list[Row] = []
             try:
                 for chunk in self._chunks or ():
                     part = marshal.loads(chunk)
@@ -369,7 +369,7 @@ def _fill(
     old = known.readings() if any(i is not None for i in sources) else []
     done = iter(loader.readings(app.keyring, todo, keep_text=False))
     memo: dict[str, str] = {}
-    readings: list[Reading] = []
+    readings: list[Row] = []
     for n, i in enumerate(sources):
         if i is not None:
             readings.append(old[i])
@@ -392,7 +392,7 @@ def _ends(rels: list[str]) -> list[int]:
     return ends
 
 
-def _reading_of(r: loader.Reading) -> Reading:
+def _reading_of(r: loader.Reading) -> Row:
     findings = [[f.line, f.field, f.message] for f in r.findings]
     meta = r.doc.meta if r.doc is not None else None
     return [r.kind, meta, findings, r.message, r.reason]
