@@ -97,12 +97,13 @@ def init_repo(root: Path) -> None:
 
 def setup(root: Path) -> list[str]:
     """Diff driver and pre-commit hook; safe to run again. Returns what was configured."""
-    from talkbook.textconv import driver_command
+    from talkbook.textconv import install_driver
 
     repo = _repo(root)
     command = tool_command()
-    with repo.config_writer() as config:  # the light driver: git starts it per file version
-        config.set_value('diff "talkbook"', "textconv", driver_command())
+    driver = install_driver(repo.git_dir)  # .git/talkbook/textconv, run per file version
+    with repo.config_writer() as config:
+        config.set_value('diff "talkbook"', "textconv", driver)
         config.set_value('diff "talkbook"', "binary", "true")
         config.set_value('merge "talkbook"', "name", "talkbook: merge encrypted documents")
         config.set_value('merge "talkbook"', "driver", f"{command} merge-driver %O %A %B %P")
@@ -153,7 +154,6 @@ def commit(
     `--only` leaves anything else the user had staged out of the tool's commit. The hook is
     skipped: the tool validated what it wrote; the hook guards hand-made commits.
     """
-    repo = _repo(root)
     rel = [p.resolve().relative_to(root.resolve()).as_posix() for p in paths]
     env = _identity_env(author)
     options: list[str] = ["-c", "commit.gpgsign=false"]
@@ -164,13 +164,16 @@ def commit(
     if allow_empty:
         args.insert(0, "--allow-empty")
     try:
-        repo.git.add("--all", "--", *rel)
+        _git_output(root, "add", "--all", "--", *rel)
         _run_git(root, [*options, "commit", *(["-S"] if signer else []), *args], env)
-    except Exception as exc:  # git.GitCommandError; imported lazily
+    except Exception as exc:
         raise TalkbookError(
             _("git commit failed: {detail}").format(detail=_first_line(exc))
         ) from None
-    return repo.head.commit.hexsha
+    sha = head(root)
+    if sha is None:  # git said it committed, yet HEAD names nothing
+        raise TalkbookError(_("git commit failed: {detail}").format(detail="no HEAD"))
+    return sha
 
 
 def _run_git(root: Path, args: list[str], env: dict[str, str]) -> str:
@@ -248,12 +251,20 @@ def staged_blob(root: Path, rel_path: str) -> bytes:
     return repo.git.show(f":{rel_path}", stdout_as_string=False)
 
 
-def first_added(root: Path) -> dict[str, dt.date]:
-    """For every path, the date of the commit that added it (one git call)."""
-    repo = _repo(root)
-    if not repo.head.is_valid():
-        return {}
-    out = repo.git.log("--format=@%aI", "--name-only", "--diff-filter=A", "--no-renames")
+def first_added(root: Path, *pathspecs: str) -> dict[str, dt.date]:
+    """For every path (under `pathspecs`, when given), the date of the commit that added it, in
+    one `git log`. Run without GitPython (its import costs more than the log), and limited to
+    the paths asked for: a log of every file of a large workspace is ten times slower. With
+    --full-history, no commit is simplified away: the same dates as a log of everything."""
+    args = ["log", "--format=@%aI", "--name-only", "--diff-filter=A", "--no-renames"]
+    if pathspecs:
+        args += ["--full-history", "--", *pathspecs]
+    try:
+        out = _git_output(root, *args).decode("utf-8", "replace")
+    except TalkbookError:
+        if head(root) is None:
+            return {}  # no commit yet
+        raise
     added: dict[str, dt.date] = {}
     day = dt.date.today()
     for line in out.splitlines():
@@ -340,8 +351,8 @@ def blob_id(data: bytes, like: str) -> str:
 # -- several officers: merge state, fetch, merge, push --------------------------------------------
 def unfinished(root: Path) -> str | None:
     """The git operation left unfinished in this clone (merge, rebase, …), or None."""
-    git_dir = Path(_repo(root).git_dir)
-    return next((what for name, what in UNFINISHED.items() if (git_dir / name).exists()), None)
+    folder = git_dir(root)  # a file check, without GitPython: every command asks
+    return next((what for name, what in UNFINISHED.items() if (folder / name).exists()), None)
 
 
 def unmerged_stages(root: Path, rel_path: str) -> dict[int, str]:
@@ -447,8 +458,28 @@ def git_dir(root: Path) -> Path:
 
 def head(root: Path) -> str | None:
     """The commit HEAD names, or None in a repository without commits."""
-    repo = _repo(root)
-    return repo.head.commit.hexsha if repo.head.is_valid() else None
+    import subprocess
+
+    done = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "--verify", "-q", "HEAD"],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    return done.stdout.strip() or None
+
+
+def _git_output(root: Path, *args: str) -> bytes:
+    """git's stdout as bytes; TalkbookError with its stderr when it fails. The write path and
+    the read commands run git this way: importing GitPython costs more than their git calls."""
+    import subprocess
+
+    env = {**os.environ, "LANGUAGE": "C", "LC_ALL": "C"}  # git's messages as GitPython had them
+    done = subprocess.run(
+        ["git", "-C", str(root), *args], capture_output=True, stdin=subprocess.DEVNULL, env=env
+    )
+    if done.returncode != 0:
+        detail = done.stderr.decode("utf-8", "replace").strip()
+        raise TalkbookError(detail or f"git {args[0]} failed")
+    return done.stdout
 
 
 def object_ids(root: Path, specs: list[str]) -> dict[str, str | None]:
@@ -473,7 +504,8 @@ def blobs_at(root: Path, rev: str, rel_paths: list[str]) -> dict[str, str]:
     """Blob id of each of these paths in `rev` (paths it does not hold are left out)."""
     if not rel_paths:
         return {}
-    out = _repo(root).git.ls_tree("-z", "--full-tree", rev, "--", *rel_paths)
+    listed = _git_output(root, "ls-tree", "-z", "--full-tree", rev, "--", *rel_paths)
+    out = listed.decode("utf-8", "surrogateescape")
     found = {}
     for entry in filter(None, out.split("\0")):
         info, _sep, path = entry.partition("\t")
@@ -485,8 +517,9 @@ def blobs_at(root: Path, rev: str, rel_paths: list[str]) -> dict[str, str]:
 
 def committed(root: Path, rel_path: str) -> bytes | None:
     """The bytes HEAD holds at this path, or None."""
-    blob = blobs_at(root, "HEAD", [rel_path]).get(rel_path) if head(root) else None
-    return read_blob(root, blob) if blob else None
+    start = head(root)
+    blob = blobs_at(root, start, [rel_path]).get(rel_path) if start else None
+    return _git_output(root, "cat-file", "blob", blob) if blob else None
 
 
 def touched_since(root: Path, since: str, rel_paths: list[str]) -> list[str]:

@@ -310,6 +310,9 @@ def driver_script() -> bytes | None:
     return shebang + body.encode("utf-8")
 
 
+GIT_SHELL_METACHARACTERS = "|&;<>()$`\\\"' \t\n*?[#~=%"
+
+
 def install_driver(git_dir: str) -> str:
     """Write the driver script to GIT_DIR/talkbook/textconv (owner-only, replaced atomically)
     and return diff.talkbook.textconv for it: its absolute path, quoted only if it holds a
@@ -325,4 +328,7 @@ def install_driver(git_dir: str) -> str:
         return driver_command()
     script = state_dir(Path(git_dir).absolute()) / DRIVER_NAME
     atomic_write(script, text, mode=0o700)
-    return shlex.quote(str(script))
+    path = str(script)
+    # git execs a command holding none of its shell metacharacters (run-command.c) without a
+    # shell; a CJK folder name is no reason to pay for one, so quote only when git would not
+    return shlex.quote(path) if any(c in GIT_SHELL_METACHARACTERS for c in path) else path
