@@ -37,12 +37,15 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from talkbook import gittrail, lock
 from talkbook.editor import private_dir_candidates, wipe_tree
 from talkbook.errors import TalkbookError
 from talkbook.fsutil import pid_alive, stale_temp_files
 from talkbook.i18n import _
+
+if TYPE_CHECKING:
+    from talkbook import lock
 
 GIT_SETTLE = 5.0  # seconds to let an orphaned git command finish
 EDIT_FOLDER = re.compile(r"talkbook-([0-9]+)-[^/]+")
@@ -51,6 +54,9 @@ AGENT_FOLDER = re.compile(r"talkbook-agent-([0-9]+)-[^/]+")
 
 def recover(root: Path, git_dir: Path) -> list[str]:
     """Finish or roll back the journaled write; what was done, a line each."""
+    # Imported here, not at the top: sweep_private runs before every command and needs neither.
+    from talkbook import lock
+
     said: list[str] = []
     journal = lock.read(git_dir)
     said += _settle_git(git_dir, journal is not None)
@@ -69,6 +75,8 @@ def recover(root: Path, git_dir: Path) -> list[str]:
 
 
 def _finish_or_roll_back(root: Path, journal: lock.Journal) -> str:
+    from talkbook import gittrail
+
     rels = sorted(journal.paths)
     what = _("the interrupted {operation}").format(operation=journal.describe())
     current = gittrail.head(root)
