@@ -245,3 +245,36 @@ def test_regular_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(root)
     with pytest.raises(UnsafePath, match=r"^talks/loop: .*\(symlink\)$"):
         regular_file(root, Path("talks/loop"))
+
+
+def test_read_below_follows_no_symlink_and_reads_only_regular_files(tmp_path: Path) -> None:
+    """The cold index's reader (fsutil.read_below, in the workers): the same refusals as
+    read_regular, as OSError (the parent reads such a file again to word the error)."""
+    import os
+
+    from talkbook.fsutil import read_below
+
+    root = tmp_path / "ws"
+    (root / "talks" / "2026" / "T-good00").mkdir(parents=True)
+    (root / "talks" / "2026" / "T-good00" / "plan.md.age").write_bytes("计划".encode())
+    outside = tmp_path / "outside"
+    (outside / "T-evil00").mkdir(parents=True)
+    (outside / "T-evil00" / "plan.md.age").write_bytes(SECRET.encode())
+    (root / "talks" / "2025").symlink_to(outside)  # a folder that is a symlink
+    (root / "talks" / "2026" / "T-link00").mkdir()
+    (root / "talks" / "2026" / "T-link00" / "plan.md.age").symlink_to(
+        outside / "T-evil00" / "plan.md.age"
+    )
+    os.mkfifo(root / "talks" / "2026" / "T-good00" / "record.md.age")
+    assert read_below(str(root), "talks/2026/T-good00/plan.md.age") == "计划".encode()
+    for rel in [
+        "talks/2025/T-evil00/plan.md.age",
+        "talks/2026/T-link00/plan.md.age",
+        "talks/2026/T-good00/record.md.age",  # a FIFO: refused, not waited on
+        "talks/2026/T-good00",
+        "talks/2026/../2025/T-evil00/plan.md.age",
+        "/etc/passwd",
+        "",
+    ]:
+        with pytest.raises(OSError):
+            read_below(str(root), rel)

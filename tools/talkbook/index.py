@@ -324,11 +324,31 @@ def _update(
     differ = [
         n
         for n, ((_, stamp), i) in enumerate(zip(listed, sources, strict=True))
-        if i is None or stamp != ks[i]
+        if i is not None and stamp != ks[i]
     ]
-    todo = [_hashed(app, known, fresh, sources, listed[n], n, now) for n in differ]
-    _fill(app, known, fresh, sources, [pair for pair in todo if pair is not None])
-    return fresh, sum(pair is not None for pair in todo)
+    unseen = [(n, *listed[n]) for n, i in enumerate(sources) if i is None]  # before _hashed
+    hashed = [_hashed(app, known, fresh, sources, listed[n], n, now) for n in differ]
+    todo = [pair for pair in hashed if pair is not None]
+    new = _read_new(app, fresh, unseen, now)
+    _fill(app, known, fresh, sources, todo, new)
+    return fresh, len(todo) + len(new)
+
+
+def _read_new(
+    app, fresh: Columns, files: list[tuple[int, str, Stamp]], now: int
+) -> dict[int, loader.Reading]:
+    """The files the index never saw (all of them, cold): read, hashed and decrypted in the
+    workers (catalog.file_readings), so the parent does not read 21,000 files before the first
+    is decrypted. A symlink or other non-regular file is refused there, as read_regular does."""
+    root = app.workspace.root
+    pairs = [(rel, f"{root}/{rel}") for _, rel, _ in files]
+    done = loader.file_readings(app.keyring, root, pairs, keep_text=False)
+    readings: dict[int, loader.Reading] = {}
+    for (n, _, stamp), (digest, reading) in zip(files, done, strict=True):
+        settled = stat.S_ISREG(stamp[0]) and _settled(stamp, now)
+        fresh.stamps[n], fresh.digests[n] = (stamp if settled else None), digest
+        readings[n] = reading
+    return readings
 
 
 def _hashed(
@@ -359,10 +379,16 @@ def _hashed(
 
 
 def _fill(
-    app, known: Columns, fresh: Columns, sources: list[int | None], todo: list[tuple[str, bytes]]
+    app,
+    known: Columns,
+    fresh: Columns,
+    sources: list[int | None],
+    todo: list[tuple[str, bytes]],
+    new: dict[int, loader.Reading],
 ) -> None:
     """The readings of `fresh`: the known chunks as they are when every entry is kept in place
-    (stamps changed, bytes did not: no decoding), else the kept ones and the new ones."""
+    (stamps changed, bytes did not: no decoding), else the kept ones, the changed ones (`todo`,
+    decrypted here, in order) and the new ones (`new`, already read, by position)."""
     if not todo and sources == list(range(len(known.rels))) and known._chunks is not None:
         fresh._chunks = known._chunks
         return
@@ -374,7 +400,7 @@ def _fill(
         if i is not None:
             readings.append(old[i])
             continue
-        reading = next(done)
+        reading = new[n] if n in new else next(done)
         fresh.states[n] = reading.state
         readings.append(_shared(_reading_of(reading), memo))
     fresh._readings, fresh._reuse = readings, (known, sources)
