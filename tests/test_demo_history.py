@@ -1,5 +1,5 @@
-"""demo_history: the bulk demo's trees built in memory are the trees git builds, packed and
-committed (signed) without `git commit`."""
+"""demo_history: the bulk demo's trees, built by `git fast-import`, are the trees git builds, and
+are committed (signed) without `git commit`."""
 
 from __future__ import annotations
 
@@ -41,47 +41,40 @@ def blob(root: Path, text: str) -> str:
 
 
 def test_trees_are_the_trees_git_writes(repo):
-    tree = demo_history.head_tree(repo)
-    staged = []
+    start = demo_history.head(repo)
+    groups, staged = [], []
     for n, path in enumerate(PATHS):
         oid = blob(repo, f"version {n}\n")
-        tree.put(path, oid)
+        groups.append([(path, oid)])
         staged.append(f"100644 {oid}\t{path}\n")
-    written: dict[str, bytes] = {}
-    ours = tree.write(written)
+        if n == 2:
+            middle = "".join(staged)
+    found = demo_history.trees(repo, start, [groups[0] + groups[1] + groups[2], *groups[3:]])
+    assert len(found) == len(PATHS) - 2
+    git(repo, "update-index", "--add", "--index-info", given=middle.encode())
+    assert found[0] == git(repo, "write-tree")  # HEAD's files kept (run.sh still 100755)
     git(repo, "update-index", "--add", "--index-info", given="".join(staged).encode())
-    assert ours == git(repo, "write-tree")  # HEAD's files kept (run.sh still 100755)
-    demo_history.pack_trees(repo, written)  # index-pack --strict accepts them
-    assert git(repo, "cat-file", "-t", ours) == "tree"
-
-
-def test_only_changed_folders_are_written_again(repo):
-    tree = demo_history.head_tree(repo)
-    tree.put("talks/2026/T-abc/plan.md.age", blob(repo, "one\n"))
-    tree.put("talks/2025/T-old/plan.md.age", blob(repo, "two\n"))
-    tree.write({})
-    tree.put("talks/2026/T-abc/record.md.age", blob(repo, "three\n"))
-    written: dict[str, bytes] = {}
-    tree.write(written)
-    assert len(written) == 4  # T-abc, 2026, talks, the root: not 2025, T-old nor tools
+    assert found[-1] == git(repo, "write-tree")
+    assert git(repo, "for-each-ref").count("refs/") == 1  # the scratch ref is gone: main only
+    assert demo_history.head(repo) == start
 
 
 def test_a_tree_naming_a_missing_blob_is_refused(repo):
-    tree = demo_history.head_tree(repo)
-    tree.put("cadres/C-abc.md.age", "1" * 40)
-    written: dict[str, bytes] = {}
-    tree.write(written)
-    with pytest.raises(TalkbookError, match="git index-pack failed"):
-        demo_history.pack_trees(repo, written)
+    start = demo_history.head(repo)
+    with pytest.raises(TalkbookError, match="git fast-import failed"):
+        demo_history.trees(repo, start, [[("cadres/C-abc.md.age", "1" * 40)]])
+    assert git(repo, "for-each-ref").count("refs/") == 1
+
+
+def test_a_path_fast_import_would_read_quoted_is_refused(repo):
+    start = demo_history.head(repo)
+    with pytest.raises(ValueError):
+        demo_history.trees(repo, start, [[('"quoted', blob(repo, "x\n"))]])
 
 
 def test_the_branch_moves_only_from_where_it_was(repo):
     first = demo_history.head(repo)
-    tree = demo_history.head_tree(repo)
-    tree.put("cadres/C-abc.md.age", blob(repo, "profile\n"))
-    written: dict[str, bytes] = {}
-    oid = tree.write(written)
-    demo_history.pack_trees(repo, written)
+    [oid] = demo_history.trees(repo, first, [[("cadres/C-abc.md.age", blob(repo, "档案\n"))]])
     env = ["-c", "user.name=t", "-c", "user.email=t@example.org"]
     second = git(repo, *env, "commit-tree", oid, "-p", first, "-m", "second")
     with pytest.raises(TalkbookError, match="update-ref"):

@@ -13,8 +13,9 @@ to the next period.
 
 All the groups are applied in memory first; then every version is sealed in one stream on
 every core (forked processes: pyrage holds the GIL; demo_seal), its ciphertext packed as it
-comes, and the commits are made from trees built in memory (demo_history). Each file is written
-to a temp file in its folder and renamed over the target, so no reader sees a half-written file.
+comes, and the commits are made from trees git fast-import builds (demo_history). Each file is
+written to a temp file in its folder and renamed over the target, so no reader sees a half-written
+file.
 The per-file fsync of fsutil.atomic_write is left out (a fresh demo is rebuilt, not repaired);
 one `os.sync()` ends the build. Security invariant: plaintext lives in memory only, passed to the
 encrypting processes through a pipe; commit messages carry counts, never a name or content.
@@ -530,21 +531,16 @@ def _seal(packer: demo_seal.Packer, pool: demo_seal.Pool, jobs: list[demo_seal.J
 def _history(
     root: Path, apps: dict[str, App], pending: list[Pending], blobs: list[str], built: Built
 ) -> None:
-    """Each commit's tree computed and all of them packed, then the signed commits."""
+    """Each commit's tree (fast-import: only its changed folders, one pack), then the signed
+    commits."""
     from talkbook.demo import fixed_clock
 
     before = demo_history.head(root)
-    tree = demo_history.head_tree(root)
-    written: dict[str, bytes] = {}
-    trees = []
     versions = iter(blobs)
+    groups = [[(job[0], next(versions)) for job in commit.jobs] for commit in pending]
     parent = before
     with built.timing(_("committed")), fixed_clock() as clock:
-        for commit in pending:
-            for job in commit.jobs:
-                tree.put(job[0], next(versions))
-            trees.append(tree.write(written))
-        demo_history.pack_trees(root, written)
+        trees = demo_history.trees(root, before, groups)
         for commit, tree_id in zip(pending, trees, strict=True):
             clock(commit.when)
             who = commit.who

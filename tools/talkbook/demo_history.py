@@ -1,14 +1,16 @@
-"""The bulk demo's history: its trees built in memory and packed once, one signed commit a group.
+"""The bulk demo's history: each group's tree built by `git fast-import`, one signed commit a
+group.
 
 `git commit` per group would refresh a 21,000-entry index (hashing again every file whose staged
-version is not its last) and write each changed folder's tree as a loose object, hundreds per
-commit. Here the trees are computed in memory, in git's tree format (entries sorted by name, a
-folder's name compared with a trailing '/'), and written into one pack that `git index-pack
---strict` checks (sorting, modes, and that every blob they name is in the repository). Each
-commit is then made by `git commit-tree -S`: git writes the commit object and signs it with the
-acting person's key, exactly as `git commit -S` signs (Signer.git_options); commit-tree runs no
-hook, as gittrail.commit skips it. The branch moves once, to the last commit (its reflog says
-so); the index is read from it and refreshed, so `git status` is clean.
+version is not its last) and write each changed folder's tree as a loose object. Here one `git
+fast-import` applies every group's new file versions to the tree before it, in C, writing only the
+folders a group changed, all into one pack (`trees`). It carries them on unsigned scratch commits
+of a scratch ref, which is removed at once: those commits are unreachable (never pushed; `git gc`
+prunes them), and only their trees are used. Each real commit is then made by `git commit-tree
+-S`: git writes the commit object and signs it with the acting person's key, exactly as `git
+commit -S` signs (Signer.git_options); commit-tree runs no hook, as gittrail.commit skips it. The
+branch moves once, to the last commit (its reflog says so); the index is read from it and
+refreshed, so `git status` is clean.
 
 Security invariant: trees hold opaque paths and the blob ids of ciphertext only; commit messages
 carry counts, never a name or content; every commit is signed by the person who acted.
@@ -16,11 +18,8 @@ carry counts, never a name or content; every commit is signed by the person who 
 
 from __future__ import annotations
 
-import hashlib
 import os
-import struct
 import subprocess
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -28,98 +27,37 @@ from talkbook import gittrail
 from talkbook.errors import TalkbookError
 from talkbook.i18n import _
 
-FILE_MODE = "100644"
-FOLDER_MODE = "40000"
-PACK_TREE = 2  # the object type number of a tree in a pack
+SCRATCH_REF = "refs/talkbook-demo/trees"
+SCRATCH_COMMITTER = "committer talkbook demo <demo@talkbook.invalid> 0 +0000"
 
 
-class Tree:
-    """One folder: its entries as git writes them (by the key git sorts them on), the folders
-    below it, which of those changed since it was last written, and its id (None: changed).
-    Only changed folders are written again; an unchanged entry's bytes are kept, not redone."""
-
-    def __init__(self, oid: str | None = None) -> None:
-        self.entries: dict[bytes, bytes] = {}
-        self.folders: dict[str, Tree] = {}
-        self.changed: set[str] = set()
-        self.oid = oid
-
-    def put(self, path: str, blob: str, mode: str = FILE_MODE) -> None:
-        """A file's new version: it and every folder on its way are changed."""
-        *folders, name = path.split("/")
-        node = self
-        node.oid = None
-        for part in folders:
-            node.changed.add(part)
-            node = node.folders.setdefault(part, Tree())
-            node.oid = None
-        node.entries[_bytes(name)] = _entry(mode, name, blob)
-
-    def write(self, written: dict[str, bytes]) -> str:
-        """This folder's id; the changed folders below it and itself serialized into
-        `written` (id → tree object's content)."""
-        if self.oid is not None:
-            return self.oid
-        for name in self.changed:
-            oid = self.folders[name].write(written)
-            self.entries[_bytes(name) + b"/"] = _entry(FOLDER_MODE, name, oid)
-        self.changed.clear()
-        body = b"".join(self.entries[key] for key in sorted(self.entries))
-        self.oid = hashlib.sha1(b"tree %d\0" % len(body) + body, usedforsecurity=False).hexdigest()
-        written.setdefault(self.oid, body)
-        return self.oid
+def trees(root: Path, start: str, groups: list[list[tuple[str, str]]]) -> list[str]:
+    """The tree of each group's commit, in order: the tree of `start` with each group's (path,
+    blob id) pairs applied in turn. fast-import refuses a blob that is not in the repository."""
+    stream = [f"reset {SCRATCH_REF}\nfrom {start}\n\n"]
+    for group in groups:
+        stream.append(f"commit {SCRATCH_REF}\n{SCRATCH_COMMITTER}\ndata 0\n")
+        stream += [f"M 100644 {blob} {_path(path)}\n" for path, blob in group]
+        stream.append("\n")
+    stream.append("done\n")
+    command = ["-c", "pack.compression=1", "fast-import", "--quiet", "--done"]
+    try:
+        _git(root, command, "".join(stream).encode("utf-8"))
+        listed = _git(root, ["log", "--format=%T", "--reverse", SCRATCH_REF, f"^{start}"])
+    finally:
+        subprocess.run(["git", "update-ref", "-d", SCRATCH_REF], cwd=root, capture_output=True)
+    found = listed.decode("ascii").split()
+    if len(found) != len(groups):
+        raise TalkbookError(_("git {command} failed: {why}").format(command="fast-import",
+                            why=f"{len(found)} trees for {len(groups)} groups"))  # fmt: skip
+    return found
 
 
-def _bytes(name: str) -> bytes:
-    return name.encode("utf-8", "surrogateescape")  # a path git gave as bytes, back as given
-
-
-def _entry(mode: str, name: str, oid: str) -> bytes:
-    """One tree entry; git sorts them by name, a folder's as if it ended in '/'."""
-    return b"%s %s\0" % (mode.encode("ascii"), _bytes(name)) + bytes.fromhex(oid)
-
-
-def head_tree(root: Path) -> Tree:
-    """HEAD's tree, every folder with the id it already has (written again only if changed)."""
-    listed = _git(root, ["ls-tree", "-r", "-t", "-z", "--full-tree", "HEAD"])
-    top = Tree(_git(root, ["rev-parse", "HEAD^{tree}"]).decode().strip())
-    for record in filter(None, listed.split(b"\0")):
-        info, raw = record.split(b"\t", 1)
-        mode, kind, oid = info.decode("ascii").split()
-        *folders, name = raw.decode("utf-8", "surrogateescape").split("/")
-        node = top
-        for part in folders:  # `ls-tree -t` lists a folder before what it holds
-            node = node.folders[part]
-        if kind == "tree":
-            node.folders[name] = Tree(oid)
-            node.entries[_bytes(name) + b"/"] = _entry(FOLDER_MODE, name, oid)  # not 040000
-        else:
-            node.entries[_bytes(name)] = _entry(mode, name, oid)
-    return top
-
-
-def pack_trees(root: Path, trees: dict[str, bytes]) -> None:
-    """The trees into one pack: written whole, then indexed and checked by git."""
-    if not trees:
-        return
-    parts = [b"PACK" + struct.pack(">II", 2, len(trees))]
-    for body in trees.values():
-        parts.append(_entry_header(PACK_TREE, len(body)) + zlib.compress(body, 1))
-    pack = b"".join(parts)
-    pack += hashlib.sha1(pack, usedforsecurity=False).digest()
-    _git(root, ["index-pack", "--strict", "--stdin"], pack)
-
-
-def _entry_header(kind: int, size: int) -> bytes:
-    """A pack entry's type and size: 4 bits of size in the first byte, then 7 per byte."""
-    out = bytearray()
-    byte = (kind << 4) | (size & 0x0F)
-    size >>= 4
-    while size:
-        out.append(byte | 0x80)
-        byte, size = size & 0x7F, size >> 7
-    out.append(byte)
-    return bytes(out)
+def _path(path: str) -> str:
+    """A path as fast-import reads it unquoted: the demo's own paths (ids) never need quoting."""
+    if not path or path.startswith('"') or any(c in path for c in "\n\0"):
+        raise ValueError("a path fast-import would have to read quoted")
+    return path
 
 
 def commit(root: Path, tree: str, parent: str, message: str, app: Any, who: str) -> str:
