@@ -454,3 +454,20 @@ def test_chunks_of_other_bounds_are_never_reused_misplaced() -> None:
     fresh._reuse = (known, list(range(2000)))
     assert _columns(rels, None, fresh.chunks()).readings() == readings
     assert not any(chunk is old for chunk in fresh.chunks() for old in known._chunks or ())
+
+
+def test_a_file_name_not_in_utf8_is_one_malformed_file_not_a_crash(
+    workspace: Setup, cadre: str
+) -> None:
+    """Anyone who can push can add `cadres/x\\xff.md.age`: the index is still saved (its chunks
+    are cut by the name's bytes) and every later command still runs."""
+    ok(workspace.as_("P-01", "index"))
+    source = workspace.path(f"cadres/{cadre}.md.age")
+    shutil.copy(source, os.path.join(os.fsencode(workspace.root), b"cadres", b"x\xff.md.age"))
+    for _ in range(2):  # the second run reads the index the first one saved
+        result = workspace.as_("P-01", "index")
+        assert result.exit_code == 0, result.stderr
+        assert "Traceback" not in result.stderr and "unexpected" not in result.stderr
+    listed = workspace.as_("P-01", "list", "cadres", "--format", "json")
+    assert listed.exit_code == 0, listed.stderr
+    assert cadre in listed.stdout

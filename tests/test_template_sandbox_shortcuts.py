@@ -127,6 +127,25 @@ def test_a_class_that_lies_about_itself_is_asked_every_time(sandbox: _Sandbox) -
     assert (Chameleon, "append") not in sandbox._safe_answers
 
 
+def test_a_proxy_reporting_its_referents_class_is_asked_every_time(sandbox: _Sandbox) -> None:
+    """weakref.proxy is a C type that reports its referent's class: one proxy's answer must not
+    be reused for a proxy of a list (whose append Jinja refuses)."""
+    import weakref
+
+    class Bag:
+        def append(self, item: Any) -> None:
+            pass
+
+    class Items(list):
+        pass
+
+    bag, items = Bag(), Items([1])
+    assert sandbox.is_safe_attribute(weakref.proxy(bag), "append", None)
+    jinja = ImmutableSandboxedEnvironment()
+    assert not jinja.is_safe_attribute(weakref.proxy(items), "append", None)
+    assert not sandbox.is_safe_attribute(weakref.proxy(items), "append", None)
+
+
 def test_a_mutating_method_stays_refused_after_a_safe_one_of_its_type(sandbox: _Sandbox) -> None:
     template = sandbox.from_string("{{ d.keys() | list }}{{ d.update({'b': 2}) }}")
     with pytest.raises(SecurityError):

@@ -331,3 +331,25 @@ def test_old_cli_command_still_answers(workspace: Setup, cadre: str) -> None:
     assert shown.exit_code == 0 and "name: 张伟" in shown.stdout
     other = run("-i", workspace.keys["outsider"], "textconv", path)
     assert other.exit_code == 0 and other.stdout_bytes == PLACEHOLDER
+
+
+def test_a_relative_identity_is_never_read_from_the_workspace(
+    script: Path, sealed: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """git runs the driver in the workspace's top folder: a pushed `identity.txt` there (the
+    attacker's own key, beside files encrypted to it) must not be what a relative
+    TALKBOOK_IDENTITY or XDG_CONFIG_HOME finds, or forged history would show as plaintext."""
+    path, key = sealed
+    workspace = tmp_path / "工作区"
+    (workspace / "talkbook").mkdir(parents=True)
+    shutil.copy(key, workspace / "identity.txt")  # as if pushed: readable, in the cwd
+    shutil.copy(key, workspace / "talkbook" / "identity.txt")
+    relative = driver_env(None, TALKBOOK_IDENTITY="identity.txt")
+    shown = subprocess.run([script, path], capture_output=True, env=relative, cwd=workspace)
+    assert (shown.returncode, shown.stdout) == (0, PLACEHOLDER)
+    xdg = driver_env(None, XDG_CONFIG_HOME=".", HOME=str(tmp_path / "nobody"))
+    shown = subprocess.run([script, path], capture_output=True, env=xdg, cwd=workspace)
+    assert (shown.returncode, shown.stdout) == (0, PLACEHOLDER)
+    absolute = driver_env(workspace / "identity.txt")  # the same key, named absolutely: read
+    shown = subprocess.run([script, path], capture_output=True, env=absolute, cwd=workspace)
+    assert (shown.returncode, shown.stdout) == (0, PLAINTEXT)

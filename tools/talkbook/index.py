@@ -412,7 +412,7 @@ def _ends(rels: list[str]) -> list[int]:
     so adding or removing a file changes its own chunk only, and a save after one change
     encodes a few hundred readings, not all of them."""
     crc, mask = zlib.crc32, (1 << CHUNK_BITS) - 1
-    ends = [n + 1 for n, rel in enumerate(rels) if not crc(rel.encode()) & mask]
+    ends = [n + 1 for n, rel in enumerate(rels) if not crc(os.fsencode(rel)) & mask]  # any name
     if rels and (not ends or ends[-1] != len(rels)):
         ends.append(len(rels))
     return ends

@@ -235,7 +235,9 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         # honest class isinstance depends on the type only (and on ABC registrations, which only
         # the program's own code makes).
         cls = type(obj)
-        if type(attr) is not str or not _honest_class(cls):
+        # A C type may report another class (weakref.proxy reports its referent's): only an
+        # object whose __class__ is its type is answered from the cache.
+        if type(attr) is not str or obj.__class__ is not cls or not _honest_class(cls):
             return super().is_safe_attribute(obj, attr, value)
         key = (cls, attr)
         answer = self._safe_answers.get(key)

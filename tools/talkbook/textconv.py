@@ -77,13 +77,22 @@ def _home() -> str:
 
 
 def identity_file(explicit: str | None = None) -> str:
-    """Where the identity is: the same answer as crypto.identity.identity_path."""
-    if explicit:
+    """Where the identity is: the same answer as crypto.identity.identity_path, except that a
+    relative path from the environment is refused (ValueError): git runs this driver in the
+    workspace's top folder, where anyone who can push could place an `identity.txt` of their
+    own and have their forged history shown. A relative XDG_CONFIG_HOME is ignored, as the XDG
+    spec says."""
+    if explicit:  # given on a command line by whoever typed it, in their own folder
         return explicit
-    if env := _env("TALKBOOK_IDENTITY"):
-        return env
-    base = _env("XDG_CONFIG_HOME") or _join(_home(), ".config")
-    return _join(base, "talkbook/identity.txt")
+    found = _env("TALKBOOK_IDENTITY")
+    if not found:
+        base = _env("XDG_CONFIG_HOME") or ""
+        if not base.startswith("/"):
+            base = _join(_home(), ".config")
+        found = _join(base, "talkbook/identity.txt")
+    if not found.startswith("/"):
+        raise ValueError("a relative identity path")
+    return found
 
 
 def _read_regular(path: str, limit: int | None = None, follow: bool = False) -> bytes:
