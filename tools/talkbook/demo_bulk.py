@@ -416,7 +416,7 @@ def run(
     finally:
         pool.close()
         demo_seal.quiet_git(root, "config", "--unset", "gc.auto")
-    with built.timing(_("index refreshed, trees packed, synced")):
+    with built.timing(_("index refreshed, synced")):
         demo_history.refresh_index(root)  # read from HEAD, stat data taken: status clean
         os.sync()  # the files written without a per-file fsync reach the disk, once
     built.files = len(state.docs)
