@@ -5,7 +5,6 @@ postponed / cancelled. Each step is one commit authored by whoever took it.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from pathlib import Path
 from typing import Any
 
@@ -52,28 +51,6 @@ def _profile_meta(app: App, catalog: Catalog, cadre_id: str) -> dict[str, Any]:
     last changed), else read here, which says why it cannot be (unknown, not yours, unfit)."""
     item = catalog.profiles.get(cadre_id)
     return item.meta if item is not None else read_profile(app, cadre_id).meta
-
-
-def _talk_ids(root: Path) -> set[str]:
-    """The talk folders there are (`talks/<year>/T-…`, as Workspace.talk_ids lists them), by
-    os.scandir: pathlib's glob and is_dir cost half a second at ten thousand talks."""
-    found: set[str] = set()
-    for year in _entries(root / "talks"):
-        if year.is_dir():
-            found.update(e.name for e in _entries(Path(year.path)) if _is_talk_dir(e))
-    return found
-
-
-def _is_talk_dir(entry: os.DirEntry) -> bool:
-    return entry.name.startswith("T-") and entry.is_dir()
-
-
-def _entries(folder: Path) -> list[os.DirEntry]:
-    try:
-        with os.scandir(folder) as found:
-            return list(found)
-    except (FileNotFoundError, NotADirectoryError):
-        return []
 
 
 def _deferred_from(app: App, cadre_id: str, talk_id: str | None, catalog: Catalog) -> list[str]:
@@ -148,7 +125,7 @@ def draft_plan(
     refuse_if_retired(cadre_id, profile, today, _("no new plans"))
     deferred = _deferred_from(app, cadre_id, continues, catalog)
     event = rules.latest_event(profile, occasion) if occasion else None
-    talk_id = str(meta_in.get("id") or new_id("T", _talk_ids(ws.root)))
+    talk_id = str(meta_in.get("id") or new_id("T", set(ws.talk_ids())))
     document = builders.plan_document(
         app, profile, cadre_id=cadre_id, talk_id=talk_id, speaker=speaker, when=when,
         today=today, created_by=actor.id, recorder=recorder, occasion=occasion, place=place,

@@ -240,7 +240,15 @@ class Workspace:
         )
 
     def talk_ids(self) -> list[str]:
-        return sorted(p.name for p in (self.root / "talks").glob("*/T-*") if p.is_dir())
+        """The talk folders there are (`talks/<year>/T-…`), by os.scandir (`plan` asks this for
+        a new id: pathlib's glob costs a quarter second at 10,000 talks)."""
+        return sorted(
+            talk.name
+            for year in _entries(self.root / "talks")
+            if year.is_dir()
+            for talk in _entries(Path(year.path))
+            if talk.name.startswith("T-") and talk.is_dir()
+        )
 
     def encrypted_files(self) -> list[Path]:
         """Listed by name, symlinks too: reading one refuses it, validate names it.
