@@ -9,6 +9,12 @@ out. A stamp taken within RACY_NS of its file's last change is not kept (git's "
 entries): the next run hashes that file again. Only a regular file's stamp is ever kept, so a
 stamp that matches says the file is still a regular one.
 
+On two cores a large index is swept (listed, each file's lstat taken) in a forked child while
+the command decodes the index and builds its catalog from it; that catalog is used only when
+the child answers that the listing, the stamps and the talk folders are all as the index holds
+them. Any other answer — a change, a symlink refused, the child failing — and the parent
+sweeps and updates as it always does, so the child can make a command faster, never wrong.
+
 Its content is kept in columns, one list per field in path order (paths, stamps, digests,
 states), and the readings (kind, front matter, findings) as marshal chunks of their own
 (their strings shared within a chunk; chunk bounds set by the paths, see _ends): a warm run
@@ -83,6 +89,7 @@ RACY_NS = 2_000_000_000  # a file changed this recently may change again within 
 EXCLUDE_LINE = "/.talkbook/"
 LABEL = b"talkbook index key"
 GONE = ()  # the stamp of a file gone between the listing and its lstat
+SWEEP_APART_FROM = 2048  # files: below this a child costs more than the sweep it takes over
 
 Stamp = tuple[int, int, int, int, int]  # st_mode, st_size, st_mtime_ns, st_ino, st_ctime_ns
 Row = list[Any]  # [kind, meta, findings, message, reason]: what reading a file gave, kept
@@ -212,14 +219,25 @@ def _no_gc() -> Iterator[None]:
 
 
 def _catalog(app, paths: list[Path] | None) -> loader.Catalog:
-    ws = app.workspace
-    summary = refresh(app)
-    columns = summary.columns
+    pending = _Pending(app, trusted=True)
+    guess = None
+    if pending.sweep is not None:  # a child sweeps the tree: build from the index meanwhile
+        with contextlib.suppress(ValueError):  # damaged readings: decided after the sweep
+            guess = _built(app, pending.known, paths)
+    summary = pending.finish()
+    if guess is not None and summary.columns is pending.known:
+        return guess
     try:
-        readings = columns.readings()
+        return _built(app, summary.columns, paths)
     except ValueError:  # only a writer's bug gets wrong readings past the HMAC: start over
-        columns = _refresh(app, trusted=False).columns
-        readings = columns.readings()
+        return _built(app, _refresh(app, trusted=False).columns, paths)
+
+
+def _built(app, columns: Columns, paths: list[Path] | None) -> loader.Catalog:
+    """The catalog of `paths` (all when None) from the index's columns; ValueError if its
+    readings are damaged."""
+    ws = app.workspace
+    readings = columns.readings()
     wanted = None if paths is None else {ws.relative(p) for p in paths}
     result = loader.Catalog()
     add, item, partial, ok = result.add, loader.Item, functools.partial, loader.OK
@@ -251,29 +269,106 @@ def refresh(app) -> Summary:
 
 
 def _refresh(app, trusted: bool) -> Summary:
-    ws = app.workspace
-    store = Store.open(ws.root, app.keyring)
-    if store is None:
-        known, rebuilt = Columns.empty(), "no key material for an index"
-    else:
-        known, rebuilt = store.load() if trusted else (Columns.empty(), "damaged")
-    listed = Listing(ws.root, store.folders if store else None)
-    rels = listed.files()
-    now = time.time_ns()  # before the stamps: a file changed after it may look settled
-    stamps = _stamps(ws.root, rels)
-    if rels == known.rels and stamps == known.stamps:  # the common case: nothing changed
-        fresh, decrypted = known, 0
-    else:
-        try:
-            fresh, decrypted = _update(app, known, rels, stamps, now)
-        except ValueError:  # wrong readings: see _catalog
-            return _refresh(app, trusted=False)
+    return _Pending(app, trusted, apart=False).finish()
+
+
+class _Pending:
+    """A refresh begun: the index loaded (`known`) and, for a large one on a machine with more
+    than one core, the sweep of the tree (listing, lstat of every file) started in a child
+    process (`sweep`), so that the caller can decode and build from `known` meanwhile;
+    `finish` takes the child's verdict (unchanged: `known` as it is) or sweeps here."""
+
+    def __init__(self, app, trusted: bool, apart: bool = True) -> None:
+        self.app = app
+        ws = app.workspace
+        self.store = store = Store.open(ws.root, app.keyring)
+        if store is None:
+            self.known, self.rebuilt = Columns.empty(), "no key material for an index"
+        else:
+            self.known, self.rebuilt = store.load() if trusted else (Columns.empty(), "damaged")
+        self.sweep: _Sweep | None = None
+        if apart and store is not None and len(self.known.rels) >= SWEEP_APART_FROM:
+            self.sweep = _Sweep.start(ws.root, store.folders, self.known)
+
+    def finish(self) -> Summary:
+        known, store = self.known, self.store
+        if self.sweep is not None and self.sweep.unchanged():
+            return _summary(known, 0, self.rebuilt)
+        root = self.app.workspace.root
+        listed = Listing(root, store.folders if store else None)
+        rels = listed.files()
+        now = time.time_ns()  # before the stamps: a file changed after it may look settled
+        stamps = _stamps(root, rels)
+        if rels == known.rels and stamps == known.stamps:  # the common case: nothing changed
+            fresh, decrypted = known, 0
+        else:
+            try:
+                fresh, decrypted = _update(self.app, known, rels, stamps, now)
+            except ValueError:  # wrong readings: see _catalog
+                return _refresh(self.app, trusted=False)
+        if store is not None and (
+            fresh is not known or self.rebuilt or listed.folders != store.folders
+        ):
+            store.save(fresh, listed.folders)
+        return _summary(fresh, decrypted, self.rebuilt)
+
+
+def _summary(fresh: Columns, decrypted: int, rebuilt: str) -> Summary:
     summary = Summary(len(fresh.rels), decrypted, len(fresh.rels) - decrypted, rebuilt=rebuilt)
     summary.unreadable = fresh.states.count(loader.UNREADABLE)
     summary.columns = fresh
-    if store is not None and (fresh is not known or rebuilt or listed.folders != store.folders):
-        store.save(fresh, listed.folders)
     return summary
+
+
+class _Sweep:
+    """The tree swept in a forked child: listed and each file's lstat taken as a refresh does,
+    compared there with the index, and one byte back through a pipe — b"=" when the listing,
+    the stamps and the talk folders are what the index holds, anything else (a change, an
+    error, a refused symlink, a crash) meaning "sweep here". The child only reads file
+    metadata; it holds what this process holds and sends nothing else back."""
+
+    def __init__(self, pid: int, answer: int) -> None:
+        self.pid, self.answer = pid, answer
+
+    @classmethod
+    def start(cls, root: Path, folders: dict[str, Any], known: Columns) -> _Sweep | None:
+        if not hasattr(os, "fork") or loader.processes() < 2:
+            return None
+        answer, reply = os.pipe()
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(answer)
+            os.close(reply)
+            return None
+        if pid == 0:  # the child: never returns
+            os.close(answer)
+            _sweep_and_exit(reply, root, folders, known)
+        os.close(reply)
+        return cls(pid, answer)
+
+    def unchanged(self) -> bool:
+        try:
+            verdict = os.read(self.answer, 1)
+        finally:
+            os.close(self.answer)
+            os.waitpid(self.pid, 0)
+        return verdict == b"="
+
+
+def _sweep_and_exit(reply: int, root: Path, folders: dict[str, Any], known: Columns) -> None:
+    verdict = b"?"
+    try:
+        listed = Listing(root, folders)
+        rels = listed.files()
+        same = rels == known.rels and _stamps(root, rels) == known.stamps
+        verdict = b"=" if same and listed.folders == folders else b"~"
+    except BaseException:  # noqa: BLE001 - any failure means "sweep in the parent"
+        verdict = b"?"
+    finally:
+        with contextlib.suppress(OSError):
+            os.write(reply, verdict)
+        os._exit(0)
 
 
 def _stamps(root: Path, rels: list[str]) -> list[Stamp | tuple[()]]:

@@ -1,0 +1,143 @@
+"""The sweep of the tree in a forked child (index._Sweep): while a command builds its catalog
+from the index, a child lists the tree and lstats every file; only its verdict "unchanged"
+lets the index's answer stand, and anything else — a change, a refused symlink, a crash —
+makes the parent sweep itself."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import Setup, ok
+from talkbook import catalog, index
+from talkbook.app import App
+from talkbook.errors import UnsafePath
+
+
+@pytest.fixture
+def verdicts(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Every load sweeps in a child (no size threshold, as on two cores, every file settled at
+    once); the verdicts seen."""
+    monkeypatch.setattr(index, "SWEEP_APART_FROM", 0)
+    monkeypatch.setattr(catalog, "processes", lambda: 2)
+    monkeypatch.setattr(index, "RACY_NS", 0)  # every stamp kept at once: no waiting
+    seen: list[bool] = []
+    real = index._Sweep.unchanged
+
+    def recorded(self: index._Sweep) -> bool:
+        seen.append(real(self))
+        return seen[-1]
+
+    monkeypatch.setattr(index._Sweep, "unchanged", recorded)
+    return seen
+
+
+def app_of(ws: Setup) -> App:
+    return App(ws.root, ws.keys["P-01"])
+
+
+def renamed(ws: Setup, cadre: str, name: str, tmp_path: Path) -> None:
+    text = app_of(ws).vault.read_text(ws.path(f"cadres/{cadre}.md.age"))
+    source = tmp_path / "edited.md"
+    source.write_text(text.replace("张伟", name), encoding="utf-8")
+    ok(ws.as_("P-01", "edit", cadre, "--from", source))
+
+
+def no_child_left() -> bool:
+    try:
+        os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
+
+
+def test_unchanged_tree_the_child_says_so_and_nothing_is_written(
+    workspace: Setup, cadre: str, verdicts: list[bool]
+) -> None:
+    assert catalog.load(app_of(workspace)).cadre_name(cadre) == "张伟"  # builds the index
+    saved = sorted(p.stat().st_mtime_ns for p in (workspace.root / index.FOLDER).iterdir())
+    assert catalog.load(app_of(workspace)).cadre_name(cadre) == "张伟"
+    assert verdicts[-1] is True
+    assert sorted(p.stat().st_mtime_ns for p in (workspace.root / index.FOLDER).iterdir()) == saved
+    assert no_child_left()
+
+
+def test_an_edit_is_seen_although_a_catalog_was_built_from_the_index_meanwhile(
+    workspace: Setup, cadre: str, tmp_path: Path, verdicts: list[bool]
+) -> None:
+    assert catalog.load(app_of(workspace)).cadre_name(cadre) == "张伟"
+    renamed(workspace, cadre, "张卫国", tmp_path)
+    assert catalog.load(app_of(workspace)).cadre_name(cadre) == "张卫国"
+    assert verdicts[-1] is False
+    assert no_child_left()
+
+
+def test_a_file_added_to_a_settled_talk_folder_is_seen(
+    workspace: Setup, cadre: str, verdicts: list[bool]
+) -> None:
+    ok(workspace.as_("P-01", "plan", cadre, "--speaker", "P-03", "--at", "2026-03-10T09:30"))
+    before = catalog.load(app_of(workspace))
+    talk = next(iter(before.plans))
+    plan = next(workspace.root.glob("talks/*/*/plan.md.age"))
+    folder_mtime = plan.parent.stat().st_mtime_ns
+    copy = plan.parent / "addendum-1.md.age"
+    copy.write_bytes(plan.read_bytes())
+    os.utime(plan.parent, ns=(0, folder_mtime))  # the folder's mtime as it was
+    after = index.refresh(app_of(workspace))
+    assert f"{plan.parent.relative_to(workspace.root)}/addendum-1.md.age" in after.columns.rels
+    assert talk in catalog.load(app_of(workspace)).plans
+
+
+def test_a_symlinked_talk_folder_is_refused_by_the_parent(
+    workspace: Setup, cadre: str, tmp_path: Path, verdicts: list[bool]
+) -> None:
+    ok(workspace.as_("P-01", "plan", cadre, "--speaker", "P-03", "--at", "2026-03-10T09:30"))
+    catalog.load(app_of(workspace))
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "plan.md.age").write_bytes(b"x")
+    year = next(workspace.root.glob("talks/*/*/plan.md.age")).parent.parent
+    (year / "T-2026-999").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(UnsafePath):
+        catalog.load(app_of(workspace))
+    assert verdicts[-1] is False
+    assert no_child_left()
+
+
+def test_a_child_that_fails_leaves_the_sweep_to_the_parent(
+    workspace: Setup, cadre: str, tmp_path: Path, verdicts: list[bool], monkeypatch
+) -> None:
+    catalog.load(app_of(workspace))
+    parent = os.getpid()
+    real = index.Listing.files
+
+    def failing_in_the_child(self: index.Listing) -> list[str]:
+        if os.getpid() != parent:
+            raise MemoryError
+        return real(self)
+
+    monkeypatch.setattr(index.Listing, "files", failing_in_the_child)
+    renamed(workspace, cadre, "张卫国", tmp_path)
+    assert catalog.load(app_of(workspace)).cadre_name(cadre) == "张卫国"
+    assert verdicts[-1] is False
+    assert no_child_left()
+
+
+def test_a_small_index_sweeps_here(workspace: Setup, cadre: str, monkeypatch) -> None:
+    forks: list[int] = []
+    monkeypatch.setattr(os, "fork", lambda: forks.append(1) or 0)
+    catalog.load(app_of(workspace))
+    catalog.load(app_of(workspace))  # one profile: under SWEEP_APART_FROM
+    assert forks == []
+
+
+def test_one_core_sweeps_here(workspace: Setup, cadre: str, monkeypatch) -> None:
+    monkeypatch.setattr(index, "SWEEP_APART_FROM", 0)
+    monkeypatch.setattr(catalog, "processes", lambda: 1)
+    forks: list[int] = []
+    monkeypatch.setattr(os, "fork", lambda: forks.append(1) or 0)
+    catalog.load(app_of(workspace))
+    catalog.load(app_of(workspace))
+    assert forks == []
