@@ -177,6 +177,29 @@ def test_files_are_read_hashed_and_decrypted_in_the_workers(
         assert reading == catalog.read(keyring, rel, data, keep_text=False)
 
 
+def test_a_shape_is_given_to_each_reading_where_it_is_read(
+    keys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What crosses the pipe is shape(reading), made in the worker; in order, as read alone."""
+    keyring, public, _ = keys
+    (tmp_path / "cadres").mkdir()
+    files = []
+    for rel, data in many(public, 12):
+        (tmp_path / rel).write_bytes(data)
+        files.append((rel, str(tmp_path / rel)))
+    monkeypatch.setattr(catalog, "PARALLEL_FROM", 4)
+    parent = os.getpid()
+
+    def shape(reading: catalog.Reading) -> tuple[str, str, bool]:
+        return reading.rel, reading.state, os.getpid() != parent
+
+    done = catalog.file_readings(keyring, tmp_path, files, keep_text=False, shape=shape)
+    states = [catalog.OK] * 12 + [catalog.BROKEN]  # many(): twelve files and a broken one
+    assert [answer for _, answer in done] == [
+        (rel, state, catalog.processes() > 1) for (rel, _), state in zip(files, states, strict=True)
+    ]
+
+
 def test_a_file_the_workers_cannot_read_is_refused_as_read_regular_refuses_it(
     keys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -28,6 +28,7 @@ def verdicts(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
 
     def recorded(self: index._Sweep) -> bool:
         seen.append(real(self))
+        children.append(self.pid)
         return seen[-1]
 
     monkeypatch.setattr(index._Sweep, "unchanged", recorded)
@@ -45,12 +46,18 @@ def renamed(ws: Setup, cadre: str, name: str, tmp_path: Path) -> None:
     ok(ws.as_("P-01", "edit", cadre, "--from", source))
 
 
+children: list[int] = []  # the sweeping children's pids, as the verdicts were taken
+
+
 def no_child_left() -> bool:
-    try:
-        os.waitpid(-1, os.WNOHANG)
-    except ChildProcessError:
-        return True
-    return False
+    """Every sweeping child has been waited for (no zombie, none still running)."""
+    for pid in children:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            continue
+        return False
+    return bool(children)
 
 
 def test_unchanged_tree_the_child_says_so_and_nothing_is_written(

@@ -298,40 +298,52 @@ def readings(
 
 
 def file_readings(
-    keyring: Keyring | None, root: Path, files: list[tuple[str, str]], keep_text: bool = True
-) -> list[tuple[bytes, Reading]]:
+    keyring: Keyring | None,
+    root: Path,
+    files: list[tuple[str, str]],
+    keep_text: bool = True,
+    shape: Callable[[Reading], Any] | None = None,
+) -> list[tuple[bytes, Any]]:
     """(SHA-256 of its bytes, its reading) for each (rel, path) of the working tree, in order:
     the reading and hashing done in the workers too (`_each`), so that a parent with many files
     to read (a cold index) does not read them all before the first is decrypted. A file the
     workers could not read is read again here: UnsafePath or OSError as fsutil.read_regular
-    raises it."""
+    raises it. With `shape`, each reading is given as `shape(reading)`, made where it is read:
+    in a worker, so that what crosses the pipe is what the caller keeps (plain values are
+    cheaper to send than Readings, and the parent has nothing left to convert)."""
 
     from talkbook.fsutil import read_below
 
     base = str(root)
+    shaped = shape or (lambda reading: reading)
 
-    def one(file: tuple[str, str]) -> tuple[bytes, Reading] | None:
+    def one(file: tuple[str, str]) -> tuple[bytes, Any] | None:
         rel = file[0]
         try:
             data = read_below(base, rel)  # no pathlib: a fifth of a file's cost
-            return hashlib.sha256(data).digest(), read(keyring, rel, data, keep_text)
+            return hashlib.sha256(data).digest(), shaped(read(keyring, rel, data, keep_text))
         except (TalkbookError, OSError):
             return None  # an exception's fields may not survive the pipe: raised again below
 
     done = _each(keyring, files, one)
     return [
-        answer if answer is not None else _hashed_reading(keyring, root, *file, keep_text)
+        answer if answer is not None else _hashed_reading(keyring, root, *file, keep_text, shaped)
         for file, answer in zip(files, done, strict=True)
     ]
 
 
 def _hashed_reading(
-    keyring: Keyring | None, root: Path, rel: str, path: str, keep_text: bool
-) -> tuple[bytes, Reading]:
+    keyring: Keyring | None,
+    root: Path,
+    rel: str,
+    path: str,
+    keep_text: bool,
+    shaped: Callable[[Reading], Any],
+) -> tuple[bytes, Any]:
     from talkbook.fsutil import read_regular
 
     data = read_regular(root, Path(path))
-    return hashlib.sha256(data).digest(), read(keyring, rel, data, keep_text)
+    return hashlib.sha256(data).digest(), shaped(read(keyring, rel, data, keep_text))
 
 
 def _no_prompt() -> None:

@@ -431,19 +431,29 @@ def _update(
 
 def _read_new(
     app, fresh: Columns, files: list[tuple[int, str, Stamp]], now: int
-) -> dict[int, loader.Reading]:
-    """The files the index never saw (all of them, cold): read, hashed and decrypted in the
-    workers (catalog.file_readings), so the parent does not read 21,000 files before the first
-    is decrypted. A symlink or other non-regular file is refused there, as read_regular does."""
+) -> dict[int, tuple[str, Row]]:
+    """The files the index never saw (all of them, cold): read, hashed, decrypted and made
+    rows (_row: state and reading, strings shared) in the workers (catalog.file_readings), so
+    the parent neither reads 21,000 files before the first is decrypted nor converts 21,000
+    readings after. A symlink or other non-regular file is refused there, as read_regular
+    does."""
     root = app.workspace.root
     pairs = [(rel, f"{root}/{rel}") for _, rel, _ in files]
-    done = loader.file_readings(app.keyring, root, pairs, keep_text=False)
-    readings: dict[int, loader.Reading] = {}
-    for (n, _, stamp), (digest, reading) in zip(files, done, strict=True):
+    done = loader.file_readings(app.keyring, root, pairs, keep_text=False, shape=_row)
+    rows: dict[int, tuple[str, Row]] = {}
+    for (n, _, stamp), (digest, row) in zip(files, done, strict=True):
         settled = stat.S_ISREG(stamp[0]) and _settled(stamp, now)
         fresh.stamps[n], fresh.digests[n] = (stamp if settled else None), digest
-        readings[n] = reading
-    return readings
+        rows[n] = row
+    return rows
+
+
+_ROW_STRINGS: dict[str, str] = {}  # _row's shared strings, one table per process (worker)
+
+
+def _row(reading: loader.Reading) -> tuple[str, Row]:
+    """(state, row) of a reading, its repeated strings one object (see _shared)."""
+    return reading.state, _shared(_reading_of(reading), _ROW_STRINGS)
 
 
 def _hashed(
@@ -479,26 +489,25 @@ def _fill(
     fresh: Columns,
     sources: list[int | None],
     todo: list[tuple[str, bytes]],
-    new: dict[int, loader.Reading],
+    new: dict[int, tuple[str, Row]],
 ) -> None:
     """The readings of `fresh`: the known chunks as they are when every entry is kept in place
     (stamps changed, bytes did not: no decoding), else the kept ones, the changed ones (`todo`,
-    decrypted here, in order) and the new ones (`new`, already read, by position)."""
+    decrypted here, in order) and the new ones (`new`, already read and made rows)."""
     if not todo and sources == list(range(len(known.rels))) and known._chunks is not None:
         fresh._chunks = known._chunks
         return
     old = known.readings() if any(i is not None for i in sources) else []
     done = iter(loader.readings(app.keyring, todo, keep_text=False))
-    memo: dict[str, str] = {}
     readings: list[Row] = []
     for n, i in enumerate(sources):
         if i is not None:
             readings.append(old[i])
             continue
-        reading = new[n] if n in new else next(done)
-        fresh.states[n] = reading.state
-        readings.append(_shared(_reading_of(reading), memo))
+        fresh.states[n], row = new[n] if n in new else _row(next(done))
+        readings.append(row)
     fresh._readings, fresh._reuse = readings, (known, sources)
+    _ROW_STRINGS.clear()
 
 
 def _ends(rels: list[str]) -> list[int]:
