@@ -148,3 +148,17 @@ def test_one_core_sweeps_here(workspace: Setup, cadre: str, monkeypatch) -> None
     catalog.load(app_of(workspace))
     catalog.load(app_of(workspace))
     assert forks == []
+
+
+def test_an_interrupted_build_still_waits_for_the_child(
+    workspace: Setup, cadre: str, verdicts: list[bool], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalog.load(app_of(workspace))
+
+    def interrupted(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(index, "_built", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        catalog.load(app_of(workspace))
+    assert verdicts and no_child_left()

@@ -222,8 +222,13 @@ def _catalog(app, paths: list[Path] | None) -> loader.Catalog:
     pending = _Pending(app, trusted=True)
     guess = None
     if pending.sweep is not None:  # a child sweeps the tree: build from the index meanwhile
-        with contextlib.suppress(ValueError):  # damaged readings: decided after the sweep
+        try:
             guess = _built(app, pending.known, paths)
+        except ValueError:  # damaged readings: decided after the sweep
+            pass
+        except BaseException:  # interrupted: the child is waited for all the same
+            pending.sweep.unchanged()
+            raise
     summary = pending.finish()
     if guess is not None and summary.columns is pending.known:
         return guess
