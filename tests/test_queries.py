@@ -563,11 +563,12 @@ def test_a_table_sanitizes_each_line_once_and_keeps_its_columns() -> None:
 
 
 def test_a_listing_asks_each_label_once() -> None:
-    """display_rows shows what display_row shows, row by row, asking the workspace for each
-    occasion's and talk type's label once per listing (the config is walked on each ask)."""
+    """A table shows each row as display_row does, column by column (display_columns), asking
+    the workspace for each occasion's and talk type's label once per listing (the config is
+    walked on each ask)."""
     from types import SimpleNamespace
 
-    from talkbook.views import display_row, display_rows
+    from talkbook.views import display_columns, display_row, table_text
 
     asked: list[tuple[str, object]] = []
 
@@ -582,7 +583,11 @@ def test_a_listing_asks_each_label_once() -> None:
          "talk_type": "routine", "status": "held", "method": None, "at": "2026-01-02T09:30"}
         for n in range(5)
     ]  # fmt: skip
-    shown = display_rows(ws, rows)  # type: ignore[arg-type]
+    columns = list(rows[0])
+    shown = table_text(rows, columns, columns, shown=display_columns(ws))  # type: ignore[arg-type]
     assert len(asked) == 4  # post_change, routine, and the unhashable list each time it comes
-    assert shown == [display_row(ws, row) for row in rows]  # type: ignore[arg-type]
-    assert shown[0]["speaker"] == "李明" and shown[0]["at"] == "2026-01-02 09:30"
+    asked.clear()
+    by_row = table_text([display_row(ws, row) for row in rows], columns, columns)  # type: ignore[arg-type]
+    assert shown == by_row
+    assert display_row(ws, rows[0])["speaker"] == "李明"  # type: ignore[arg-type]
+    assert display_row(ws, rows[0])["at"] == "2026-01-02 09:30"  # type: ignore[arg-type]

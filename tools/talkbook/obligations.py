@@ -8,8 +8,7 @@ A retired cadre (profile field `retired`, from that day on) owes and is owed not
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from talkbook import rules
 from talkbook.catalog import Catalog, Item
@@ -20,8 +19,7 @@ from talkbook.workspace import Workspace
 DEFAULT_HORIZON_DAYS = 30
 
 
-@dataclass(frozen=True)
-class Obligation:
+class Obligation(NamedTuple):  # immutable, and built in a third of a frozen dataclass's time
     cadre: str
     reason: str  # an occasion id, "cadence", "follow_up" or "approval"
     deadline: dt.date

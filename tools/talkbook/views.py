@@ -1,8 +1,9 @@
 """Rows and text for the terminal: what list, due, followups and show print.
 
 Contract: `table_text` lays rows out in columns measured in terminal cells (a CJK character takes
-two); `status_label`, `method_label` and `display_row` turn the codes kept in files, JSON and CSV
-into the words of the reader's language for a table; `show_text` is `talkbook show` (summary.py).
+two); `status_label`, `method_label`, `display_columns` (a whole table's columns) and
+`display_row` turn the codes kept in files, JSON and CSV into the words of the reader's language
+for a table; `show_text` is `talkbook show` (summary.py).
 
 Only for the person at the terminal, who holds the key: names appear here and nowhere else.
 Every line a table prints, and `show`'s text, passes through `terminal_safe`: no control
@@ -112,15 +113,20 @@ def _cell(value: Any, yes: str) -> str:
     return value if type(value) is str else str(value)
 
 
+Shown = dict[str, Callable[[Any], Any]]  # per column: how its value reads (display_columns)
+
+
 def table_text(
     rows: list[dict[str, Any]],
     columns: list[str],
     headers: list[str] | None = None,
     empty: str | None = NOTHING,
+    shown: Shown | None = None,
 ) -> str:
-    """Columns padded to the widest cell; `headers` name them (`column_titles` otherwise).
-    No rows: `empty` ("(nothing)" in the reader's language), or the header and its rule alone
-    when `empty` is None.
+    """Columns padded to the widest cell; `headers` name them (`column_titles` otherwise);
+    `shown` turns a column's values into what the table shows (display_columns), column by
+    column: no row is copied. No rows: `empty` ("(nothing)" in the reader's language), or the
+    header and its rule alone when `empty` is None.
 
     Every line passes through terminal_safe whole, once: it swaps one character for one (U+FFFD
     takes one column, as each character it replaces does), so widths measured before are the
@@ -128,15 +134,37 @@ def table_text(
     if not rows and empty is not None:
         return _("(nothing)") if empty == NOTHING else empty
     titles = headers or column_titles(columns)
+    table = [list(map(row.get, columns)) for row in rows]  # each row once, its cells in C
+    by_column = zip(*table, strict=True) if table else [()] * len(columns)
+    padded = [
+        _padded(title, _column_cells(values, (shown or {}).get(column)))
+        for title, column, values in zip(titles, columns, by_column, strict=True)
+    ]
+    # map over C functions: no Python frame per line of a ten-thousand-line listing
+    joined = map("  ".join, zip(*padded, strict=True))
+    lines = map(functools.partial(UNSAFE.sub, "\ufffd"), joined)
+    return "\n".join(map(str.rstrip, lines))
+
+
+def _column_cells(values: tuple[Any, ...], show: Callable[[Any], Any] | None) -> list[str]:
+    """A column's cells: its values as `show` turns them, then as `_cell` writes them."""
+    if show is not None:
+        values = tuple(map(show, values))
+    if set(map(type, values)) <= {str}:  # most columns: text already, as it is shown
+        return list(values)
     yes = _("yes")
-    padded = []
-    for title, column in zip(titles, columns, strict=True):
-        values = [row.get(column) for row in rows]
-        cells = [title, *(v if type(v) is str else _cell(v, yes) for v in values)]
-        width = max(map(_width, set(cells)))
-        pad = {v: v + " " * (width - _width(v)) for v in set(cells)}  # names, labels repeat
-        padded.append([pad[title], "-" * width, *map(pad.__getitem__, cells[1:])])
-    return "\n".join(terminal_safe("  ".join(line)).rstrip() for line in zip(*padded, strict=True))
+    return [v if type(v) is str else _cell(v, yes) for v in values]
+
+
+def _padded(title: str, cells: list[str]) -> list[str]:
+    """The title, its rule and the cells, each padded to the column's width."""
+    distinct = set(cells)  # names, labels and dates repeat down a long listing
+    measure = len if all(map(str.isascii, distinct)) else _width  # ids, times: one per character
+    widths = {v: measure(v) for v in distinct}
+    widths[title] = _width(title)
+    width = max(widths.values())
+    pad = {v: v + " " * (width - w) for v, w in widths.items()}
+    return [pad[title], "-" * width, *map(pad.__getitem__, cells)]
 
 
 @functools.lru_cache(maxsize=256)
@@ -173,50 +201,49 @@ def staff_names(ws: Workspace) -> dict[str, str]:
     return {pid: person.name for pid, person in ws.people.items()}
 
 
-def display_row(
-    ws: Workspace, row: dict[str, Any], staff: dict[str, str] | None = None
-) -> dict[str, Any]:
-    """A row of codes as a table shows it: labels in the reader's language, names of staff."""
-    return _displayed(row, staff_names(ws) if staff is None else staff, ws.label)
-
-
-def display_rows(ws: Workspace, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """display_row for a whole listing: staff names read once, each occasion's and talk type's
-    label looked up once (ten thousand talks share a dozen of them)."""
-    labels: dict[tuple[str, Any], str] = {}
-
-    def label(table: str, code: Any) -> str:
-        try:
-            return labels[table, code]
-        except KeyError:
-            found = labels[table, code] = ws.label(table, code)
-            return found
-        except TypeError:  # a code that is no string (a hand-edited file): asked each time
-            return ws.label(table, code)
-
+def display_columns(ws: Workspace) -> Shown:
+    """How each column of codes reads in a table: labels in the reader's language, staff by
+    name, times as people write them; a column not named here shows as it is. Staff names are
+    read once, and each occasion's and talk type's label asked once per listing (ten thousand
+    talks share a dozen of them)."""
     staff = staff_names(ws)
-    return [_displayed(row, staff, label) for row in rows]
+
+    def person(pid: Any) -> Any:
+        return pid if pid is None else staff.get(str(pid), str(pid))
+
+    return {
+        "status": _once(status_label),
+        "method": _once(method_label),
+        "occasion": _once(functools.partial(ws.label, "occasions")),
+        "talk_type": _once(functools.partial(ws.label, "talk_types")),
+        "speaker": person,
+        "recorder": person,
+        "at": when_text,
+        "held_at": when_text,
+    }
 
 
-def _displayed(
-    row: dict[str, Any], staff: dict[str, str], label: Callable[[str, Any], str]
-) -> dict[str, Any]:
-    shown = dict(row)
-    if "status" in row:
-        shown["status"] = status_label(row["status"])
-    if "method" in row:
-        shown["method"] = method_label(row["method"])
-    if "occasion" in row:
-        shown["occasion"] = label("occasions", row["occasion"])
-    if "talk_type" in row:
-        shown["talk_type"] = label("talk_types", row["talk_type"])
-    for key in ("speaker", "recorder"):
-        if row.get(key) is not None:
-            shown[key] = staff.get(str(row[key]), str(row[key]))
-    for key in ("at", "held_at"):
-        if key in row:
-            shown[key] = when_text(row[key])
-    return shown
+def _once(label: Callable[[Any], str]) -> Callable[[Any], str]:
+    """`label`, asked once per code (a code that is no string, from a hand-edited file, each
+    time: 1 and True are one key to a dict)."""
+    found: dict[Any, str] = {}
+
+    def once(code: Any) -> str:
+        if type(code) is not str and code is not None:
+            return label(code)
+        try:
+            return found[code]
+        except KeyError:
+            answer = found[code] = label(code)
+            return answer
+
+    return once
+
+
+def display_row(ws: Workspace, row: dict[str, Any]) -> dict[str, Any]:
+    """A row of codes as a table shows it: labels in the reader's language, names of staff."""
+    shown = display_columns(ws)
+    return {key: shown[key](value) if key in shown else value for key, value in row.items()}
 
 
 def created_dates(app: App) -> dict[str, dt.date]:

@@ -26,10 +26,10 @@ def _print(app: App, rows: list[dict[str, Any]], columns: list[str], table: list
     elif fmt == "csv":
         echo_csv(rows, columns)
     else:
-        from talkbook.views import column_titles, display_rows, table_text
+        from talkbook.views import column_titles, display_columns, table_text
 
-        shown = display_rows(app.workspace, rows)
-        click.echo(table_text(shown, table, column_titles(table), empty=None))
+        shown = display_columns(app.workspace)
+        click.echo(table_text(rows, table, column_titles(table), empty=None, shown=shown))
 
 
 @cli.command("list")

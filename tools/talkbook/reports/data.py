@@ -121,13 +121,14 @@ def cadence_rules(ws: Workspace) -> list[dict[str, Any]]:
 
 def _last_talks(catalog: Catalog, as_of: dt.date) -> dict[str, str]:
     """Each cadre's last talk held on or before the day, in one pass over the records."""
-    last: dict[str, str] = {}
+    last: dict[str, dt.date] = {}
     for record in catalog.records.values():
         day = _held(record)
-        cadre = str(record.meta.get("cadre"))
-        if day is not None and day <= as_of and day.isoformat() > last.get(cadre, ""):
-            last[cadre] = day.isoformat()
-    return last
+        if day is not None and day <= as_of:
+            cadre = str(record.meta.get("cadre"))
+            if cadre not in last or day > last[cadre]:
+                last[cadre] = day
+    return {cadre: day.isoformat() for cadre, day in last.items()}
 
 
 def coverage(ctx: Context) -> dict[str, Any]:
@@ -183,10 +184,11 @@ def coverage(ctx: Context) -> dict[str, Any]:
 # --------------------------------------------------------------------------- due
 def due(ctx: Context) -> dict[str, Any]:
     found = obligations.due(ctx.ws, ctx.catalog, ctx.as_of, ctx.created(), ctx.within)
+    labels = {reason: reason_label(ctx.ws, reason) for reason in {o.reason for o in found}}
     rows = []
     for owed in found:
         row = owed.as_dict(ctx.as_of, ctx.catalog)
-        row["reason_label"] = reason_label(ctx.ws, owed.reason)
+        row["reason_label"] = labels[owed.reason]
         rows.append(row)
     columns = ["cadre", "name", "reason", "talk", "since", "deadline", "days_left", "overdue"]
     return {
@@ -261,6 +263,12 @@ def _months(since: dt.date, until: dt.date) -> list[str]:
     return months
 
 
+@functools.lru_cache(maxsize=4096)
+def _month(day: dt.date) -> str:
+    """`2026-03`, asked once per day: strftime costs ten times a dict lookup."""
+    return day.strftime("%Y-%m")
+
+
 def occasions(ctx: Context) -> dict[str, Any]:
     logged: Counter[tuple[str, str]] = Counter()
     met: Counter[tuple[str, str]] = Counter()
@@ -268,10 +276,10 @@ def occasions(ctx: Context) -> dict[str, Any]:
         for event in rules.as_list(profile.meta.get("events")):
             day = _date(event.get("date"))
             if day is not None and ctx.since <= day <= ctx.until:
-                logged[(day.strftime("%Y-%m"), str(event.get("occasion")))] += 1
+                logged[(_month(day), str(event.get("occasion")))] += 1
     for _talk, record, day in _held_in_range(ctx):
         if record.meta.get("occasion"):
-            met[(day.strftime("%Y-%m"), str(record.meta["occasion"]))] += 1
+            met[(_month(day), str(record.meta["occasion"]))] += 1
     rows: list[dict[str, Any]] = [
         {
             "month": month,
