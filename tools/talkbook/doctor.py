@@ -17,7 +17,7 @@ Contract:
   hands.
 - `sweep_private()` runs before every command: private editing folders (`talkbook-PID-…`, made
   by editor.py) and signing-agent folders (`talkbook-agent-PID-…`, made by crypto/signing.py) of
-  this user in the tmpfs candidates and the temp folder, whose process PID is gone, are wiped
+  this user in the tmpfs candidates and the temp folders, whose process PID is gone, are wiped
   (files zero-filled, then removed) and such an agent is stopped. A folder of a live process,
   of another user, or not named with a pid is never touched.
 
@@ -33,13 +33,11 @@ import os
 import re
 import signal
 import stat
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from talkbook.editor import private_dir_candidates, wipe_tree
 from talkbook.errors import TalkbookError
 from talkbook.fsutil import pid_alive, stale_temp_files
 from talkbook.i18n import _
@@ -137,11 +135,17 @@ def _folders(root: Path) -> Iterator[Path]:
 
 # -- what dead processes left in memory ----------------------------------------------------------
 def private_parents() -> list[Path]:
-    """Where editor.py and signing.py make their folders: the tmpfs candidates, the temp folder."""
-    found = private_dir_candidates()
-    for extra in (Path("/dev/shm"), Path(tempfile.gettempdir())):
-        if extra.is_dir() and extra not in found:
-            found.append(extra)
+    """Every folder editor.py and signing.py may make theirs in, that exists: editor's tmpfs
+    candidates and wherever tempfile.gettempdir() may point (any of its candidates, so whichever
+    one a dead process picked). Listed here, not asked of editor and tempfile: their imports
+    would cost every command several milliseconds (tests/test_imports.py checks they agree)."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    temp = [os.environ.get(name) for name in ("TMPDIR", "TEMP", "TMP")]
+    names = [runtime, "/dev/shm", f"/run/user/{os.getuid()}", *temp, "/tmp", "/var/tmp", "/usr/tmp"]
+    found: list[Path] = []
+    for name in names:
+        if name and (path := Path(name)) not in found and path.is_dir():
+            found.append(path)
     return found
 
 
@@ -171,6 +175,8 @@ def sweep_private(parents: list[Path] | None = None) -> list[Path]:
     """Wipe what dead talkbook processes of this user left in private folders; what went."""
     swept = []
     for folder in stale_private_folders(parents):
+        from talkbook.editor import wipe_tree  # here: nearly always there is nothing to wipe
+
         if AGENT_FOLDER.fullmatch(folder.name):
             _stop_agents(folder)
         try:

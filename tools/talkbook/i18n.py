@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import gettext as _gettext
 import os
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -58,9 +57,24 @@ def use(language: str) -> None:
     """Read messages in `language` from now on (zh-CN or en; anything else means en)."""
     global _translation, _language
     _language = language if language in LANGUAGES else "en"
-    _translation = _gettext.translation(
-        DOMAIN, LOCALE_DIR, languages=[_CATALOG_NAMES[_language]], fallback=True
-    )
+    _translation = _catalog(_language)
+
+
+_catalogs: dict[str, _gettext.NullTranslations] = {}
+
+
+def _catalog(language: str) -> _gettext.NullTranslations:
+    """The package's compiled catalog for `language`, read once per process; none (messages as
+    written) when it is missing. Opened by its path: gettext.translation() would search for it
+    by locale names, importing the locale module to expand them, on every command."""
+    if language not in _catalogs:
+        path = LOCALE_DIR / _CATALOG_NAMES[language] / "LC_MESSAGES" / f"{DOMAIN}.mo"
+        try:
+            with open(path, "rb") as file:
+                _catalogs[language] = _gettext.GNUTranslations(file)
+        except OSError:
+            _catalogs[language] = _gettext.NullTranslations()
+    return _catalogs[language]
 
 
 def normalize(value: str | None) -> str | None:
@@ -93,6 +107,8 @@ def workspace_language(explicit: Path | None, env: Mapping[str, str]) -> str | N
     """The `locale` of the workspace a command would use (--workspace, TALKBOOK_WORKSPACE, the
     nearest talkbook.toml upwards), read cheaply and without trusting it: it only picks a
     language. Nothing found, or a file that does not parse, names none."""
+    import tomllib  # here: a command whose language is given reads no TOML for it
+
     from talkbook.workspace import CONFIG_NAME
 
     chosen = explicit or (Path(v) if (v := env.get("TALKBOOK_WORKSPACE")) else None)

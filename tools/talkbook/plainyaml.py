@@ -1,10 +1,10 @@
 """The common front matter, read fast: a strict subset of block YAML, line by line.
 
-`Reader(convert).load(front)` gives the front matter exactly as models' guarded loader would,
-each scalar passed through `convert` (models.to_plain) and each key through `str` — the same
-values, of the same types, in the same order — or None when the text holds anything outside
+`Reader(convert).load(front)` gives the front matter exactly as yamlguard's guarded loader
+would, each scalar passed through `convert` (models.to_plain) and each key through `str` — the
+same values, of the same types, in the same order — or None when the text holds anything outside
 the subset: then the guarded loader reads it, and refuses what it refuses. Nearly every file
-talkbook itself wrote is inside the subset (it is what models' dumper writes), and reading it
+talkbook itself wrote is inside the subset (it is what yamlguard's dumper writes), and reading it
 here costs a fraction of PyYAML composing and constructing it in Python, on every file a cold
 index decrypts.
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-import secrets
 import struct
 from collections.abc import Callable
 from datetime import datetime
@@ -364,6 +363,8 @@ def generate_key_file(out: Path, passphrase: str | None = None) -> str:
 
 def _write_private(out: Path, content: bytes) -> None:
     """Atomically write a 0600 file: temp file in the same folder, fsync, rename."""
+    import secrets  # here: only keygen writes a key, and secrets loads random with it
+
     tmp = out.with_name(f".{out.name}.{secrets.token_hex(8)}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
