@@ -160,11 +160,11 @@ def _padded(title: str, cells: list[str]) -> list[str]:
     """The title, its rule and the cells, each padded to the column's width."""
     distinct = set(cells)  # names, labels and dates repeat down a long listing
     measure = len if all(map(str.isascii, distinct)) else _width  # ids, times: one per character
-    widths = {v: measure(v) for v in distinct}
+    widths = dict(zip(distinct, map(measure, distinct), strict=True))
     widths[title] = _width(title)
     width = max(widths.values())
-    pad = {v: v + " " * (width - w) for v, w in widths.items()}
-    return [pad[title], "-" * width, *map(pad.__getitem__, cells)]
+    pad = {v: v + " " * (width - w) for v, w in widths.items() if w < width}
+    return [pad.get(title, title), "-" * width, *map(pad.get, cells, cells)]  # get(v, v)
 
 
 @functools.lru_cache(maxsize=256)
