@@ -15,6 +15,8 @@ import os
 import re
 import shutil
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -520,3 +522,16 @@ def test_redact_by_a_reader_of_no_profile_leaves_no_cadre_name(world: World) -> 
         outputs.append(ok(world.report(*args, pid="P-03")).stdout)
     for text in outputs:
         assert "张伟" not in text
+
+
+def test_a_csv_report_loads_no_template_engine() -> None:
+    """CSV is written by the csv module alone: Jinja, a tenth of a second to import, is loaded
+    for Markdown and HTML only."""
+    script = (
+        "import sys\n"
+        "from talkbook.reports.render import to_csv\n"
+        "to_csv({'columns': ['a'], 'rows': [{'a': 1}]})\n"
+        "print('jinja2' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.stdout.strip() == "False", done.stderr

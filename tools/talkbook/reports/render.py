@@ -30,7 +30,6 @@ from markupsafe import Markup
 
 from talkbook.i18n import _
 from talkbook.reports import charts
-from talkbook.templating import render as render_template
 from talkbook.workspace import Workspace
 
 BOM_ENCODING = "utf-8-sig"
@@ -174,6 +173,8 @@ def render(
     if fmt == "md":
         # Markdown viewers render raw HTML: a tag in the data (`<img src=…>`) would load a URL.
         data, page = _no_tags(data), _no_tags(page)
+    from talkbook.templating import render as render_template  # Jinja: not for CSV
+
     context = {**page, "report": data, "bar_chart": bar_chart}
     text = render_template(f"reports/{name}.{fmt}.j2", ws.locale, context, ws.templates_dir)
     if redactor is not None:
