@@ -237,8 +237,11 @@ def retired(catalog: Catalog, as_of: dt.date) -> set[str]:
     Only profiles the reader can decrypt are known to be retired."""
     gone = set()
     for cadre_id, profile in catalog.profiles.items():
+        retired_on = profile.meta.get("retired")
+        if not retired_on:
+            continue  # most cadres: no ValueError raised and caught for each of them
         try:
-            day = parse_date(str(profile.meta.get("retired") or ""))
+            day = parse_date(str(retired_on))
         except ValueError:
             continue
         if day <= as_of:
