@@ -1,7 +1,8 @@
 """The sweep of the tree in a forked child (index._Sweep): while a command builds its catalog
-from the index, a child lists the tree and lstats every file; only its verdict "unchanged"
-lets the index's answer stand, and anything else — a change, a refused symlink, a crash —
-makes the parent sweep itself."""
+from the index, a child lists the tree and lstats every file; only its answer "unchanged"
+lets the index's answer stand. On a change it sends what it found, so that the parent does
+not sweep again; anything else — a refused symlink, a crash — makes the parent sweep itself.
+Files the index keeps no stamp for (just written) are hashed, not a reason to save."""
 
 from __future__ import annotations
 
@@ -24,14 +25,15 @@ def verdicts(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     monkeypatch.setattr(catalog, "processes", lambda: 2)
     monkeypatch.setattr(index, "RACY_NS", 0)  # every stamp kept at once: no waiting
     seen: list[bool] = []
-    real = index._Sweep.unchanged
+    real = index._Sweep.answer
 
-    def recorded(self: index._Sweep) -> bool:
-        seen.append(real(self))
+    def recorded(self: index._Sweep) -> object:
+        answer = real(self)
+        seen.append(answer is index.UNCHANGED)
         children.append(self.pid)
-        return seen[-1]
+        return answer
 
-    monkeypatch.setattr(index._Sweep, "unchanged", recorded)
+    monkeypatch.setattr(index._Sweep, "answer", recorded)
     return seen
 
 
@@ -162,3 +164,67 @@ def test_an_interrupted_build_still_waits_for_the_child(
     with pytest.raises(KeyboardInterrupt):
         catalog.load(app_of(workspace))
     assert verdicts and no_child_left()
+
+
+def sweeps_here(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The sweeps taken in this process (not in the child)."""
+    parent, taken = os.getpid(), []
+    real = index._Swept.taken.__func__  # type: ignore[attr-defined]
+
+    def counted(cls, root, folders):  # type: ignore[no-untyped-def]
+        if os.getpid() == parent:
+            taken.append(1)
+        return real(cls, root, folders)
+
+    monkeypatch.setattr(index._Swept, "taken", classmethod(counted))
+    return taken
+
+
+def test_a_change_is_sent_back_and_not_swept_again(
+    workspace: Setup, cadre: str, tmp_path: Path, verdicts: list[bool], monkeypatch
+) -> None:
+    catalog.load(app_of(workspace))
+    renamed(workspace, cadre, "张卫国", tmp_path)
+    taken = sweeps_here(monkeypatch)
+    assert catalog.load(app_of(workspace)).cadre_name(cadre) == "张卫国"
+    assert verdicts[-1] is False and taken == []
+
+
+def just_written(ws: Setup, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The index saved while every file was racy (no stamp kept), then time moving on."""
+    monkeypatch.setattr(index, "RACY_NS", 10**18)
+    summary = index.refresh(app_of(ws))
+    assert all(stamp is None for stamp in summary.columns.stamps)
+    monkeypatch.setattr(index, "RACY_NS", 0)
+    return summary.columns.rels
+
+
+def test_files_just_written_are_hashed_and_nothing_is_saved(
+    workspace: Setup, cadre: str, verdicts: list[bool], monkeypatch
+) -> None:
+    just_written(workspace, monkeypatch)
+    saves: list[int] = []
+    monkeypatch.setattr(index.Store, "save", lambda *a: saves.append(1))
+    assert catalog.load(app_of(workspace)).cadre_name(cadre) == "张伟"
+    assert verdicts[-1] is True and saves == []
+    monkeypatch.setattr(index, "SWEEP_APART_FROM", 10**9)  # the same in this process
+    assert index.refresh(app_of(workspace)).decrypted == 0 and saves == []
+
+
+def test_a_file_just_written_then_changed_is_read_again(
+    workspace: Setup, cadre: str, tmp_path: Path, verdicts: list[bool], monkeypatch
+) -> None:
+    just_written(workspace, monkeypatch)
+    renamed(workspace, cadre, "张卫国", tmp_path)
+    assert catalog.load(app_of(workspace)).cadre_name(cadre) == "张卫国"
+    assert verdicts[-1] is False
+
+
+def test_many_files_without_a_stamp_are_saved_with_their_stamps(
+    workspace: Setup, cadre: str, verdicts: list[bool], monkeypatch
+) -> None:
+    rels = just_written(workspace, monkeypatch)
+    monkeypatch.setattr(index, "RACY_REHASH", len(rels) - 1)
+    catalog.load(app_of(workspace))
+    assert verdicts[-1] is False
+    assert None not in index.refresh(app_of(workspace)).columns.stamps

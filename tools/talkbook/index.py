@@ -89,6 +89,7 @@ RACY_NS = 2_000_000_000  # a file changed this recently may change again within 
 EXCLUDE_LINE = "/.talkbook/"
 LABEL = b"talkbook index key"
 GONE = ()  # the stamp of a file gone between the listing and its lstat
+RACY_REHASH = 64  # files kept without a stamp that a refresh hashes again rather than save
 SWEEP_APART_FROM = 2048  # files: below this a child costs more than the sweep it takes over
 
 Stamp = tuple[int, int, int, int, int]  # st_mode, st_size, st_mtime_ns, st_ino, st_ctime_ns
@@ -227,7 +228,7 @@ def _catalog(app, paths: list[Path] | None) -> loader.Catalog:
         except ValueError:  # damaged readings: decided after the sweep
             pass
         except BaseException:  # interrupted: the child is waited for all the same
-            pending.sweep.unchanged()
+            pending.sweep.answer()
             raise
     summary = pending.finish()
     if guess is not None and summary.columns is pending.known:
@@ -281,7 +282,8 @@ class _Pending:
     """A refresh begun: the index loaded (`known`) and, for a large one on a machine with more
     than one core, the sweep of the tree (listing, lstat of every file) started in a child
     process (`sweep`), so that the caller can decode and build from `known` meanwhile;
-    `finish` takes the child's verdict (unchanged: `known` as it is) or sweeps here."""
+    `finish` takes the child's answer (unchanged: `known` as it is; else what it found) or
+    sweeps here."""
 
     def __init__(self, app, trusted: bool, apart: bool = True) -> None:
         self.app = app
@@ -297,24 +299,23 @@ class _Pending:
 
     def finish(self) -> Summary:
         known, store = self.known, self.store
-        if self.sweep is not None and self.sweep.unchanged():
+        found = self.sweep.answer() if self.sweep is not None else None
+        if found is UNCHANGED:
             return _summary(known, 0, self.rebuilt)
         root = self.app.workspace.root
-        listed = Listing(root, store.folders if store else None)
-        rels = listed.files()
-        now = time.time_ns()  # before the stamps: a file changed after it may look settled
-        stamps = _stamps(root, rels)
-        if rels == known.rels and stamps == known.stamps:  # the common case: nothing changed
+        folders = store.folders if store else None
+        swept = found if isinstance(found, _Swept) else _Swept.taken(root, folders)
+        if swept.rels == known.rels and _unchanged(root, swept.stamps, known):
             fresh, decrypted = known, 0
         else:
             try:
-                fresh, decrypted = _update(self.app, known, rels, stamps, now)
+                fresh, decrypted = _update(self.app, known, swept.rels, swept.stamps, swept.now)
             except ValueError:  # wrong readings: see _catalog
                 return _refresh(self.app, trusted=False)
         if store is not None and (
-            fresh is not known or self.rebuilt or listed.folders != store.folders
+            fresh is not known or self.rebuilt or swept.folders != store.folders
         ):
-            store.save(fresh, listed.folders)
+            store.save(fresh, swept.folders)
         return _summary(fresh, decrypted, self.rebuilt)
 
 
@@ -325,15 +326,57 @@ def _summary(fresh: Columns, decrypted: int, rebuilt: str) -> Summary:
     return summary
 
 
+@dataclass
+class _Swept:
+    """The tree as one sweep found it: the listing, the talk folders, each file's stamp, and
+    the time taken before the stamps (a file changed after it may look settled)."""
+
+    rels: list[str]
+    folders: dict[str, Any]
+    stamps: list[Stamp | tuple[()]]
+    now: int
+
+    @classmethod
+    def taken(cls, root: Path, folders: dict[str, Any] | None) -> _Swept:
+        listed = Listing(root, folders)
+        rels = listed.files()
+        now = time.time_ns()
+        return cls(rels, listed.folders, _stamps(root, rels), now)
+
+
+def _unchanged(root: Path, stamps: list[Stamp | tuple[()]], known: Columns) -> bool:
+    """Whether files listed as the index lists them are the bytes it read: every stamp the
+    same, but for at most RACY_REHASH entries it kept no stamp for (written within RACY_NS of
+    the save: the files a command has just written) whose SHA-256 is the one it holds. Those
+    keep no stamp and are hashed again next time: cheaper than saving the index for them."""
+    if stamps == known.stamps:
+        return True
+    differ = [n for n, (a, b) in enumerate(zip(stamps, known.stamps, strict=True)) if a != b]
+    if len(differ) > RACY_REHASH or any(known.stamps[n] is not None for n in differ):
+        return False
+    for n in differ:
+        stamp: tuple[int, ...] = stamps[n]
+        if not stamp or not stat.S_ISREG(stamp[0]):  # GONE, or no longer a regular file
+            return False
+        path = f"{root}/{known.rels[n]}"
+        if hashlib.sha256(_read(root, path)).digest() != known.digests[n]:
+            return False
+    return True
+
+
+UNCHANGED = "unchanged"  # a sweep's answer: the tree is what the index holds
+
+
 class _Sweep:
-    """The tree swept in a forked child: listed and each file's lstat taken as a refresh does,
-    compared there with the index, and one byte back through a pipe — b"=" when the listing,
-    the stamps and the talk folders are what the index holds, anything else (a change, an
-    error, a refused symlink, a crash) meaning "sweep here". The child only reads file
-    metadata; it holds what this process holds and sends nothing else back."""
+    """The tree swept in a forked child (_Swept.taken) and compared there with the index
+    (_unchanged). Back through a pipe comes b"=" when nothing changed, or b"~" and what it
+    found (marshal: plain lists, tuples, ints, strings) so that the parent need not sweep
+    again; anything else (an error, a refused symlink, a crash) means "sweep here". The child
+    only reads file metadata and the bytes of files to hash; it holds what this process holds
+    and sends back nothing this process could not have found itself."""
 
     def __init__(self, pid: int, answer: int) -> None:
-        self.pid, self.answer = pid, answer
+        self.pid, self.answer_fd = pid, answer
 
     @classmethod
     def start(cls, root: Path, folders: dict[str, Any], known: Columns) -> _Sweep | None:
@@ -352,27 +395,41 @@ class _Sweep:
         os.close(reply)
         return cls(pid, answer)
 
-    def unchanged(self) -> bool:
+    def answer(self) -> str | _Swept | None:
+        """UNCHANGED, what the child found, or None: sweep here."""
         try:
-            verdict = os.read(self.answer, 1)
+            with os.fdopen(self.answer_fd, "rb") as pipe:
+                said = pipe.read()
         finally:
-            os.close(self.answer)
             os.waitpid(self.pid, 0)
-        return verdict == b"="
+        if said == b"=":
+            return UNCHANGED
+        if not said.startswith(b"~"):
+            return None
+        try:
+            rels, folders, stamps, now = marshal.loads(said[1:])
+        except (ValueError, EOFError, TypeError):
+            return None
+        return _Swept(rels, folders, stamps, now)
 
 
 def _sweep_and_exit(reply: int, root: Path, folders: dict[str, Any], known: Columns) -> None:
-    verdict = b"?"
+    said = b"?"
     try:
-        listed = Listing(root, folders)
-        rels = listed.files()
-        same = rels == known.rels and _stamps(root, rels) == known.stamps
-        verdict = b"=" if same and listed.folders == folders else b"~"
+        swept = _Swept.taken(root, folders)
+        if (
+            swept.rels == known.rels
+            and swept.folders == folders
+            and _unchanged(root, swept.stamps, known)
+        ):
+            said = b"="
+        else:
+            said = b"~" + marshal.dumps((swept.rels, swept.folders, swept.stamps, swept.now))
     except BaseException:  # noqa: BLE001 - any failure means "sweep in the parent"
-        verdict = b"?"
+        said = b"?"
     finally:
-        with contextlib.suppress(OSError):
-            os.write(reply, verdict)
+        with contextlib.suppress(OSError), os.fdopen(reply, "wb") as pipe:
+            pipe.write(said)
         os._exit(0)
 
 
