@@ -1,6 +1,7 @@
 """A warm read command imports only what it uses: no YAML library (it reads front matter from
 the index, parses no text), no agent server, no editor or tempfile for the sweep of private
-folders, no `secrets`. A regression guard on what is imported, not a timer: the bench times."""
+folders, no `secrets`; and its trust check starts no git process. A regression guard on what is
+imported and run, not a timer: the bench times."""
 
 from __future__ import annotations
 
@@ -104,3 +105,22 @@ def test_a_dead_processs_folder_in_the_temp_folder_is_swept(monkeypatch, tmp_pat
     (left / "T-abcdef.md").write_text("decrypted", encoding="utf-8")
     assert left in doctor.sweep_private()
     assert not left.exists()
+
+
+def test_a_verified_head_is_checked_without_starting_git(
+    workspace: Setup, cadre: str, monkeypatch
+) -> None:
+    """trust.ensure before every read: HEAD is read from .git's files (gittrail.head), so a
+    chain already verified up to it costs no git process."""
+    from talkbook import trust
+
+    trust.ensure(workspace.root)  # verified up to HEAD from here on
+    started: list[object] = []
+
+    def refuse(args, *rest, **kwargs):
+        started.append(args)
+        raise AssertionError("a git process was started")
+
+    monkeypatch.setattr(subprocess, "Popen", refuse)
+    trust.ensure(workspace.root)
+    assert started == []

@@ -19,7 +19,6 @@ that only an unverified commit introduced.
 from __future__ import annotations
 
 import json
-import subprocess
 import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -55,6 +54,8 @@ class Signature:
 
 # --------------------------------------------------------------------------- git, read only
 def _git(root: Path, *args: str, stdin: str | None = None) -> str:
+    import subprocess  # here, as in _blob and _is_ancestor: a warm read asks git nothing
+
     done = subprocess.run(
         ["git", "-C", str(root), *args],
         input=stdin,
@@ -80,12 +81,12 @@ def git_dir(root: Path) -> Path:
 
 
 def head(root: Path) -> str | None:
-    done = subprocess.run(
-        ["git", "-C", str(root), "rev-parse", "--verify", "-q", "HEAD"],
-        capture_output=True,
-        text=True,
-    )
-    return done.stdout.strip() or None
+    """The commit HEAD names (None without commits), as gittrail reads it: from the plain files
+    git keeps it in, git asked for anything else. A warm read, whose chain is verified up to
+    HEAD already, thus starts no git process here (nor imports subprocess)."""
+    from talkbook import gittrail
+
+    return gittrail.head(root)
 
 
 def signatures(root: Path, shas: Iterable[str]) -> dict[str, Signature]:
@@ -148,6 +149,8 @@ def _objects(root: Path, specs: list[str]) -> dict[str, str]:
 
 
 def _blob(root: Path, object_id: str) -> bytes:
+    import subprocess
+
     return subprocess.run(
         ["git", "-C", str(root), "cat-file", "blob", object_id], capture_output=True, check=True
     ).stdout
@@ -380,6 +383,8 @@ def _refuse_without_root(root: Path, tip: str) -> None:
 
 
 def _is_ancestor(root: Path, older: str, newer: str) -> bool:
+    import subprocess
+
     done = subprocess.run(
         ["git", "-C", str(root), "merge-base", "--is-ancestor", older, newer],
         capture_output=True,
