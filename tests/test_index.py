@@ -59,6 +59,7 @@ def renamed(ws: Setup, cadre: str, name: str, tmp_path: Path) -> None:
 
 
 def test_talkbook_index_builds_then_answers_from_the_index(workspace: Setup, cadre: str) -> None:
+    shutil.rmtree(workspace.root / index.FOLDER)  # the one adding the cadre left an index
     first = ok(workspace.as_("P-01", "index"))
     assert "1 files, 1 decrypted now, 0 from the index, 0 not readable" in first.stderr
     again = ok(workspace.as_("P-01", "index"))
@@ -72,7 +73,8 @@ def test_an_edit_shows_in_the_next_load_and_only_it_is_decrypted(
 ) -> None:
     ok(workspace.as_("P-01", "plan", cadre, "--speaker", "P-03", "--at", "2026-03-10T09:30"))
     assert catalog.load(app_of(workspace)).cadre_name(cadre) == "张伟"
-    assert len(counted) == 2
+    plan = next(workspace.root.glob("talks/*/*/plan.md.age")).relative_to(workspace.root)
+    assert counted == [str(plan)]  # by the plan command, as it noted what it wrote
     counted.clear()
     assert catalog.load(app_of(workspace)).cadre_name(cadre) == "张伟"
     assert counted == []
@@ -471,3 +473,25 @@ def test_a_file_name_not_in_utf8_is_one_malformed_file_not_a_crash(
     listed = workspace.as_("P-01", "list", "cadres", "--format", "json")
     assert listed.exit_code == 0, listed.stderr
     assert cadre in listed.stdout
+
+
+def test_what_a_command_writes_is_in_the_index_it_leaves(
+    workspace: Setup, cadre: str, counted: list[str]
+) -> None:
+    """A command that refreshed the index (plan reads the catalog) tells it what it wrote:
+    the next load decrypts nothing, and has the new plan."""
+    ok(workspace.as_("P-01", "index"))
+    ok(workspace.as_("P-01", "plan", cadre, "--speaker", "P-03", "--at", "2026-03-10T09:30"))
+    counted.clear()
+    summary = index.refresh(app_of(workspace))
+    assert counted == [] and summary.decrypted == 0
+    assert len(catalog.load(app_of(workspace)).plans) == 1
+    assert None in summary.columns.stamps  # just written: hashed again, not trusted by stamp
+
+
+def test_only_indexed_paths_are_noted(workspace: Setup) -> None:
+    assert index._indexed("cadres/C-1.md.age")
+    assert index._indexed("talks/2026/T-1/plan.md.age")
+    assert not index._indexed("talkbook.toml")
+    assert not index._indexed("cadres/sub/C-1.md.age")
+    assert not index._indexed("talks/2026/T-1/notes.txt")

@@ -108,6 +108,7 @@ class App:
         self._trusted = False
         self._signer: Any = None
         self._lock: Any = None  # lock.WriteLock while this App writes
+        self.index_seen: Any = None  # index.Seen: the encrypted index as last refreshed here
 
     # -- context, loaded on first use --------------------------------------------------------
     @property
@@ -274,6 +275,10 @@ class App:
                 raise
             checkpoint("committed")
             lock.clear(git_dir)
+        if self.index_seen is not None:  # the index learns what was written (a cache)
+            from talkbook.index import note_written
+
+            note_written(self, paths)
 
     # -- documents ----------------------------------------------------------------------------
     def rel(self, path: Path) -> str:

@@ -301,6 +301,7 @@ class _Pending:
         known, store = self.known, self.store
         found = self.sweep.answer() if self.sweep is not None else None
         if found is UNCHANGED:
+            self.app.index_seen = Seen(store, known, store.folders) if store else None
             return _summary(known, 0, self.rebuilt)
         root = self.app.workspace.root
         folders = store.folders if store else None
@@ -316,7 +317,60 @@ class _Pending:
             fresh is not known or self.rebuilt or swept.folders != store.folders
         ):
             store.save(fresh, swept.folders)
+        self.app.index_seen = Seen(store, fresh, swept.folders) if store else None
         return _summary(fresh, decrypted, self.rebuilt)
+
+
+@dataclass
+class Seen:
+    """The index as this process last refreshed it (kept on the app, `app.index_seen`): what
+    note_written starts from."""
+
+    store: Store
+    columns: Columns
+    folders: dict[str, Any]
+
+
+def note_written(app, paths: list[Path]) -> None:
+    """After a write's commit: the index holds the files just written, so that the next
+    command neither decrypts them nor saves the index for them. Only when this process
+    refreshed the index before (else the next command's refresh finds them). Their stamps
+    are kept as racy ones (None: written now, their bytes hashed next time, see _unchanged);
+    every other entry as the refresh left it, reused later only where its stamp or bytes
+    still match. A cache: a file that cannot be read here is left to the next refresh."""
+    seen = getattr(app, "index_seen", None)
+    written = {app.workspace.relative(path) for path in paths}
+    written = {rel for rel in written if _indexed(rel)}
+    if seen is None or not written:
+        return
+    known, root = seen.columns, app.workspace.root
+    rels = sorted(set(known.rels) | written)
+    at = {rel: i for i, rel in enumerate(known.rels)}
+    now = time.time_ns()
+    fd = os.open(root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        kept = [None if rel in written else known.stamps[at[rel]] for rel in rels]
+        # lstat now: what was written, and what the index kept no stamp for (_update takes a
+        # missing stamp for a file gone)
+        stamps = [
+            _stamp(rel, fd) if old is None else old for rel, old in zip(rels, kept, strict=True)
+        ]
+    finally:
+        os.close(fd)
+    try:
+        fresh, _ = _update(app, known, rels, stamps, now)
+    except (ValueError, OSError, TalkbookError):
+        return
+    seen.store.save(fresh, seen.folders)
+    seen.columns = fresh
+
+
+def _indexed(rel: str) -> bool:
+    """Whether Listing lists this path: cadres/*.md.age, talks/*/*/*.age."""
+    parts = rel.split("/")
+    if parts[0] == "cadres":
+        return len(parts) == 2 and parts[1].endswith(".md.age")
+    return parts[0] == "talks" and len(parts) == 4 and parts[3].endswith(".age")
 
 
 def _summary(fresh: Columns, decrypted: int, rebuilt: str) -> Summary:
@@ -576,12 +630,16 @@ def _ends(rels: list[str]) -> list[int]:
     """Where the readings' chunks end: after each path whose CRC-32 ends in CHUNK_BITS zero
     bits (about 2**CHUNK_BITS entries a chunk), and at the end. Set by the paths themselves,
     so adding or removing a file changes its own chunk only, and a save after one change
-    encodes a few hundred readings, not all of them."""
-    crc, mask = zlib.crc32, (1 << CHUNK_BITS) - 1
-    ends = [n + 1 for n, rel in enumerate(rels) if not crc(os.fsencode(rel)) & mask]  # any name
+    encodes a few hundred readings, not all of them. The CRC is of the name's bytes as
+    os.fsencode gives them (any name, UTF-8 or not), encoded here without its call per path."""
+    crc, mask, (encoding, errors) = zlib.crc32, (1 << CHUNK_BITS) - 1, _FS_ENCODING
+    ends = [n + 1 for n, rel in enumerate(rels) if not crc(rel.encode(encoding, errors)) & mask]
     if rels and (not ends or ends[-1] != len(rels)):
         ends.append(len(rels))
     return ends
+
+
+_FS_ENCODING = (sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())  # os.fsencode's
 
 
 def _reading_of(r: loader.Reading) -> Row:
