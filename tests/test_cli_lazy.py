@@ -12,6 +12,7 @@ import sys
 import click
 
 from conftest import Setup, ok, run
+from talkbook.catalog import Catalog
 from talkbook.cli import cli
 from talkbook.cli._shared import COMMAND_MODULES
 
@@ -64,11 +65,13 @@ def test_help_and_suggestions_still_know_every_command() -> None:
 def test_no_cyclic_collection_while_a_command_runs(monkeypatch) -> None:
     seen: list[bool] = []
 
-    def rows(app, which, **typed):
+    def rows(app, catalog, which, typed):
         seen.append(gc.isenabled())
         return [], [], False, 0
 
-    monkeypatch.setattr("talkbook.listing.cadre_rows", rows)
+    monkeypatch.setattr("talkbook.listing.listed_cadres", rows)
+    monkeypatch.setattr("talkbook.app.App.ensure_trust", lambda app: None)
+    monkeypatch.setattr("talkbook.catalog.load_into", lambda app, compute: compute(Catalog()))
     assert gc.isenabled()
     run("list", "cadres", "--format", "json")
     assert seen == [False]

@@ -14,7 +14,7 @@ import pytest
 from conftest import Setup, ok
 from talkbook import catalog, index
 from talkbook.app import App
-from talkbook.errors import UnsafePath
+from talkbook.errors import TalkbookError, UnsafePath
 
 
 @pytest.fixture
@@ -228,3 +228,47 @@ def test_many_files_without_a_stamp_are_saved_with_their_stamps(
     catalog.load(app_of(workspace))
     assert verdicts[-1] is False
     assert None not in index.refresh(app_of(workspace)).columns.stamps
+
+
+def test_what_is_computed_meanwhile_stands_when_nothing_changed(
+    workspace: Setup, cadre: str, verdicts: list[bool]
+) -> None:
+    catalog.load(app_of(workspace))
+    calls: list[str] = []
+
+    def name(found: catalog.Catalog) -> str:
+        calls.append(found.cadre_name(cadre))
+        return calls[-1]
+
+    assert index.computed(app_of(workspace), name) == "张伟"
+    assert verdicts[-1] is True and calls == ["张伟"]
+
+
+def test_what_is_computed_meanwhile_is_computed_again_after_a_change(
+    workspace: Setup, cadre: str, tmp_path: Path, verdicts: list[bool]
+) -> None:
+    catalog.load(app_of(workspace))
+    renamed(workspace, cadre, "张卫国", tmp_path)
+    calls: list[str] = []
+
+    def refusing_the_old_name(found: catalog.Catalog) -> str:
+        calls.append(found.cadre_name(cadre))
+        if calls[-1] == "张伟":
+            raise TalkbookError("computed from the index as it was")
+        return calls[-1]
+
+    assert index.computed(app_of(workspace), refusing_the_old_name) == "张卫国"
+    assert verdicts[-1] is False and calls == ["张伟", "张卫国"]
+
+
+def test_an_error_computed_meanwhile_is_raised_once_the_tree_proves_unchanged(
+    workspace: Setup, cadre: str, verdicts: list[bool]
+) -> None:
+    catalog.load(app_of(workspace))
+
+    def refusing(found: catalog.Catalog) -> None:
+        raise TalkbookError("refused")
+
+    with pytest.raises(TalkbookError, match="refused"):
+        index.computed(app_of(workspace), refusing)
+    assert verdicts[-1] is True and no_child_left()

@@ -28,7 +28,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from talkbook.errors import DecryptionError, InvalidDocument, NotRecipient, TalkbookError
 from talkbook.i18n import _
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 OK, UNFIT, MALFORMED, BROKEN, UNREADABLE = "ok", "unfit", "malformed", "broken", "unreadable"
 STATES = (OK, UNFIT, MALFORMED, BROKEN, UNREADABLE)
+T = TypeVar("T")
 PARALLEL_FROM = 64  # fewer files than this are decrypted in this process: forking costs more
 
 
@@ -398,3 +399,11 @@ def load(app, paths: list[Path] | None = None) -> Catalog:
     from talkbook import index
 
     return index.catalog(app, paths)
+
+
+def load_into(app, compute: Callable[[Catalog], T]) -> T:
+    """compute(load(app)), begun while the tree is checked for changes (index.computed):
+    `compute` only reads and returns what the command shows; it may run twice."""
+    from talkbook import index
+
+    return index.computed(app, compute)

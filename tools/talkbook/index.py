@@ -63,10 +63,10 @@ import stat
 import sys
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from talkbook import catalog as loader
 from talkbook.errors import TalkbookError
@@ -88,6 +88,7 @@ MAGIC = f"talkbook-index marshal-{marshal.version} py{_PYTHON}\n".encode()
 RACY_NS = 2_000_000_000  # a file changed this recently may change again within one mtime tick
 EXCLUDE_LINE = "/.talkbook/"
 LABEL = b"talkbook index key"
+T = TypeVar("T")
 GONE = ()  # the stamp of a file gone between the listing and its lstat
 RACY_REHASH = 64  # files kept without a stamp that a refresh hashes again rather than save
 SWEEP_APART_FROM = 2048  # files: below this a child costs more than the sweep it takes over
@@ -202,8 +203,69 @@ class Summary:
 # -- the run ------------------------------------------------------------------------------------
 def catalog(app, paths: list[Path] | None = None) -> loader.Catalog:
     """The catalog of `paths` (every encrypted file when None), refreshed through the index."""
+    return computed(app, _itself, paths)
+
+
+def _itself(value: Any) -> Any:
+    return value
+
+
+def computed(app, compute: Callable[[loader.Catalog], T], paths: list[Path] | None = None) -> T:
+    """compute(the catalog of `paths`), refreshed through the index. While a child sweeps the
+    tree (_Sweep), it is computed from the index as loaded, and kept when the child answers
+    that nothing changed; else computed again from the refreshed index. So `compute` must
+    only read and return (it may run twice), and what it raises is raised only once the
+    answer says it saw the tree as it is."""
     with _no_gc():
-        return _catalog(app, paths)
+        pending = _Pending(app, trusted=True)
+        guess = _guessed(app, pending, compute, paths) if pending.sweep is not None else None
+        summary = pending.finish()
+        if guess is not None and summary.columns is pending.known:
+            return guess.result()
+        try:
+            built = _built(app, summary.columns, paths)
+        except ValueError:  # only a writer's bug gets wrong readings past the HMAC: start over
+            built = _built(app, _refresh(app, trusted=False).columns, paths)
+        return compute(built)
+
+
+@dataclass
+class _Guess(Generic[T]):
+    """What compute gave (or raised) from the index as loaded, before the sweep's answer."""
+
+    value: T | None = None
+    error: Exception | None = None
+
+    def result(self) -> T:
+        if self.error is not None:
+            raise self.error
+        return self.value  # type: ignore[return-value]
+
+
+def _guessed(
+    app, pending: _Pending, compute: Callable[[loader.Catalog], T], paths: list[Path] | None
+) -> _Guess[T] | None:
+    """compute from the index as loaded (None: its readings are damaged, decided after the
+    sweep); the child is waited for all the same if this is interrupted."""
+    try:
+        built = _built(app, pending.known, paths)
+    except ValueError:
+        return None
+    except BaseException:
+        _abandon(pending)
+        raise
+    try:
+        return _Guess(compute(built))
+    except Exception as exc:  # raised only if the tree proves unchanged
+        return _Guess(error=exc)
+    except BaseException:
+        _abandon(pending)
+        raise
+
+
+def _abandon(pending: _Pending) -> None:
+    if pending.sweep is not None:
+        pending.sweep.answer()
 
 
 @contextlib.contextmanager
@@ -217,26 +279,6 @@ def _no_gc() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-def _catalog(app, paths: list[Path] | None) -> loader.Catalog:
-    pending = _Pending(app, trusted=True)
-    guess = None
-    if pending.sweep is not None:  # a child sweeps the tree: build from the index meanwhile
-        try:
-            guess = _built(app, pending.known, paths)
-        except ValueError:  # damaged readings: decided after the sweep
-            pass
-        except BaseException:  # interrupted: the child is waited for all the same
-            pending.sweep.answer()
-            raise
-    summary = pending.finish()
-    if guess is not None and summary.columns is pending.known:
-        return guess
-    try:
-        return _built(app, summary.columns, paths)
-    except ValueError:  # only a writer's bug gets wrong readings past the HMAC: start over
-        return _built(app, _refresh(app, trusted=False).columns, paths)
 
 
 def _built(app, columns: Columns, paths: list[Path] | None) -> loader.Catalog:

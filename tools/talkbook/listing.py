@@ -20,7 +20,7 @@ from typing import Any
 
 from talkbook import names
 from talkbook.app import App
-from talkbook.catalog import Catalog, Item, load
+from talkbook.catalog import Catalog, Item, load_into
 from talkbook.errors import TalkbookError
 from talkbook.i18n import _
 from talkbook.rules import as_list
@@ -193,7 +193,12 @@ def talk_rows(app: App, **typed: Any) -> tuple[list[dict[str, Any]], list[str], 
     """The talks the identity can read, soonest first, that match the filters; the notes on
     files left out; whether any filter was given."""
     app.ensure_trust()  # the settings read here are verified ones
-    catalog = load(app)
+    return load_into(app, lambda catalog: listed_talks(app, catalog, typed))
+
+
+def listed_talks(
+    app: App, catalog: Catalog, typed: dict[str, Any]
+) -> tuple[list[dict[str, Any]], list[str], bool]:
     wanted = parse_filters(app, catalog, **typed)
     staff, filtered, people = staff_names(app.workspace), wanted.given(), cadre_people(catalog)
     rows = [talk_row(app, catalog, tid, plan, people) for tid, plan in catalog.plans.items()]
@@ -264,7 +269,12 @@ def cadre_rows(
     out; whether any filter was given; how many retired cadres `which` ("active", "retired" or
     "all") left out."""
     app.ensure_trust()  # the settings read here are verified ones
-    catalog = load(app)
+    return load_into(app, lambda catalog: listed_cadres(app, catalog, which, typed))
+
+
+def listed_cadres(
+    app: App, catalog: Catalog, which: str, typed: dict[str, Any]
+) -> tuple[list[dict[str, Any]], list[str], bool, int]:
     wanted = parse_filters(app, catalog, **typed)
     talks_of: dict[str, Talks] = {}
     for talk_id, plan in catalog.plans.items():

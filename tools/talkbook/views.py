@@ -23,7 +23,7 @@ from typing import Any
 
 from talkbook import gittrail, i18n, obligations
 from talkbook.app import App
-from talkbook.catalog import Catalog, load
+from talkbook.catalog import Catalog, load_into
 from talkbook.i18n import N_, _
 from talkbook.workspace import Workspace
 
@@ -260,9 +260,13 @@ def due_rows(app: App, as_of: dt.date | None, within: int) -> tuple[list[dict], 
     """The obligations, and a word on the files they could not take into account."""
     app.ensure_trust()  # the settings read here are verified ones
     day = as_of or app.today()
-    catalog = load(app)
-    found = obligations.due(app.workspace, catalog, day, created_dates(app), within)
-    return [o.as_dict(day, catalog) for o in found], skipped_note(catalog)
+    created = created_dates(app)
+
+    def due(catalog: Catalog) -> tuple[list[dict], list[str]]:
+        found = obligations.due(app.workspace, catalog, day, created, within)
+        return [o.as_dict(day, catalog) for o in found], skipped_note(catalog)
+
+    return load_into(app, due)
 
 
 def skipped_note(catalog: Catalog) -> list[str]:
@@ -286,7 +290,10 @@ def skipped_note(catalog: Catalog) -> list[str]:
 def followup_rows(app: App, as_of: dt.date | None) -> tuple[list[dict], list[str]]:
     app.ensure_trust()  # the settings read here are verified ones
     day = as_of or app.today()
-    catalog = load(app)
+    return load_into(app, lambda catalog: _followup_rows(catalog, day))
+
+
+def _followup_rows(catalog: Catalog, day: dt.date) -> tuple[list[dict], list[str]]:
     found = sorted(
         obligations.followup_obligations(catalog, day, upcoming=True), key=lambda o: o.deadline
     )

@@ -456,10 +456,18 @@ def parse_date(value: str | None) -> dt.date | None:
 
 
 def echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+    click.echo(json_text(data))
+
+
+def json_text(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, indent=2)
 
 
 def echo_csv(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    click.echo(csv_text(rows, columns), nl=False)
+
+
+def csv_text(rows: list[dict[str, Any]], columns: list[str]) -> str:
     """The rows as CSV (codes, header first), through the csv module."""
     import csv
     import io
@@ -468,7 +476,7 @@ def echo_csv(rows: list[dict[str, Any]], columns: list[str]) -> None:
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
-    click.echo(buffer.getvalue(), nl=False)
+    return buffer.getvalue()
 
 
 def echo_notes(notes: list[str]) -> None:

@@ -12,24 +12,23 @@ from typing import Any
 import click
 
 from talkbook.app import App
-from talkbook.cli._shared import cli, echo_csv, echo_json, echo_notes, parse_date, pass_app
+from talkbook.cli._shared import cli, csv_text, echo_notes, json_text, parse_date, pass_app
 from talkbook.i18n import _
 
 TALK_TABLE = ["id", "cadre", "name", "speaker", "at", "status", "occasion", "method"]
 CADRE_TABLE = ["id", "name", "unit", "post", "last_talk", "talks", "events"]
 
 
-def _print(app: App, rows: list[dict[str, Any]], columns: list[str], table: list[str], fmt: str):
+def _text(app: App, rows: list[dict[str, Any]], columns: list[str], table: list[str], fmt: str):
     """JSON: every field, as codes. CSV: the same fields, header first. Table: labels."""
     if fmt == "json":
-        echo_json([{c: row.get(c) for c in columns} for row in rows])
-    elif fmt == "csv":
-        echo_csv(rows, columns)
-    else:
-        from talkbook.views import column_titles, display_columns, table_text
+        return json_text([{c: row.get(c) for c in columns} for row in rows]) + "\n"
+    if fmt == "csv":
+        return csv_text(rows, columns)
+    from talkbook.views import column_titles, display_columns, table_text
 
-        shown = display_columns(app.workspace)
-        click.echo(table_text(rows, table, column_titles(table), empty=None, shown=shown))
+    shown = display_columns(app.workspace)
+    return table_text(rows, table, column_titles(table), empty=None, shown=shown) + "\n"
 
 
 @cli.command("list")
@@ -60,21 +59,27 @@ def list_command(app: App, what: str, which: str | None, fmt: str, **typed: str 
     \b
     Example: talkbook list talks --occasion 岗位变动 --since 2026-01-01 --format csv
     """
-    from talkbook.listing import CADRE_COLUMNS, TALK_COLUMNS, cadre_rows, talk_rows
+    from talkbook.catalog import Catalog, load_into
+    from talkbook.listing import CADRE_COLUMNS, TALK_COLUMNS, listed_cadres, listed_talks
 
     typed["since"] = parse_date(typed["since"])  # type: ignore[assignment]
     typed["until"] = parse_date(typed["until"])  # type: ignore[assignment]
-    if what == "cadres":
-        rows, notes, filtered, left_out = cadre_rows(app, which or "active", **typed)
-        columns = CADRE_TABLE + (["retired"] if which else [])
-        _print(app, rows, CADRE_COLUMNS, columns, fmt)
-        if left_out:
-            notes.append(
-                _("{n} retired cadre(s) left out (--all to include them)").format(n=left_out)
-            )
-    else:
-        rows, notes, filtered = talk_rows(app, **typed)
-        _print(app, rows, TALK_COLUMNS, TALK_TABLE, fmt)
+    app.ensure_trust()  # the settings read here are verified ones
+    columns = CADRE_TABLE + (["retired"] if which else [])
+
+    def cadres(catalog: Catalog) -> tuple[list[dict[str, Any]], list[str], bool, int, str]:
+        rows, notes, filtered, left_out = listed_cadres(app, catalog, which or "active", typed)
+        return rows, notes, filtered, left_out, _text(app, rows, CADRE_COLUMNS, columns, fmt)
+
+    def talks(catalog: Catalog) -> tuple[list[dict[str, Any]], list[str], bool, int, str]:
+        rows, notes, filtered = listed_talks(app, catalog, typed)
+        return rows, notes, filtered, 0, _text(app, rows, TALK_COLUMNS, TALK_TABLE, fmt)
+
+    # the rows and their text are made while the tree is checked for changes (load_into)
+    rows, notes, filtered, left_out, text = load_into(app, cadres if what == "cadres" else talks)
+    click.echo(text, nl=False)
+    if left_out:
+        notes.append(_("{n} retired cadre(s) left out (--all to include them)").format(n=left_out))
     if not rows:
         nothing = {
             ("cadres", True): _("no cadre matches these filters"),

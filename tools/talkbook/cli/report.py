@@ -85,7 +85,7 @@ def report(
         if (talk is not None) != (name == FORM):
             raise TalkbookError(_("only report form takes a talk id: talkbook report form T-…"))
     options = Options(parse_date(as_of), parse_date(since), parse_date(until), within, redact)
-    reports = Reports(app, options)
+    reports = Reports(app, options, (name, chosen, talk) if name else None)
     if everything:
         _write_all(app, reports, out, (fmt,) if fmt else FORMATS)
     else:

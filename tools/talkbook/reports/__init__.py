@@ -65,10 +65,13 @@ def speaking(language: str) -> Iterator[None]:
 
 
 class Reports:
-    def __init__(self, app: Any, options: Options) -> None:
-        from talkbook.catalog import load
-        from talkbook.reports.data import Context
-        from talkbook.views import created_dates
+    def __init__(
+        self, app: Any, options: Options, ahead: tuple[str, str, str | None] | None = None
+    ) -> None:
+        """`ahead`: (name, format, talk) of the report to produce while the catalog's tree is
+        checked for changes (catalog.load_into); `produce` then gives it without rendering
+        it again."""
+        from talkbook.catalog import load_into
 
         day = options.as_of or app.today()
         since = options.since or day.replace(month=1, day=1)
@@ -77,7 +80,22 @@ class Reports:
             raise TalkbookError(_("--since is after --until"))
         app.ensure_trust()  # settings and templates from a verified revision
         self.ws = app.workspace
-        catalog = load(app)
+        self._produced: dict[tuple[str, str, str | None], bytes] = {}
+
+        def prepared(catalog: Any) -> None:
+            self._prepare(app, options, catalog, day, since, until)
+            if ahead is not None:
+                self.produce(*ahead)
+
+        load_into(app, prepared)
+
+    def _prepare(
+        self, app: Any, options: Options, catalog: Any, day: dt.date, since: dt.date, until: dt.date
+    ) -> None:
+        from talkbook.reports.data import Context
+        from talkbook.views import created_dates
+
+        self._produced = {}
         self.context = Context(
             ws=self.ws,
             catalog=catalog,
@@ -128,7 +146,11 @@ class Reports:
         from talkbook.reports.render import render
 
         check_name(name, fmt)
-        return render(self.ws, name, fmt, self.data(name, talk), self.page, self.redactor)
+        key = (name, fmt, talk)
+        if key not in self._produced:
+            data = self.data(name, talk)
+            self._produced[key] = render(self.ws, name, fmt, data, self.page, self.redactor)
+        return self._produced[key]
 
     def write_all(self, folder: Path, formats: tuple[str, ...] = FORMATS) -> list[Path]:
         """Every report (the form is per talk: not among them) in every format asked for.
