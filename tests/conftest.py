@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,6 +112,23 @@ class Setup:
 def make_key(folder: Path, name: str) -> tuple[Path, str]:
     path = folder / f"{name}.txt"
     return path, generate_key_file(path)
+
+
+def modules_after(ws: Setup, *args: str) -> list[str]:
+    """The modules a fresh process imported to run `talkbook ARGS` (as the console command
+    runs it: printed by an exit handler, since main() ends the process itself)."""
+    script = (
+        "import atexit, json, sys\n"
+        "from talkbook.cli import main\n"
+        "sys.argv = ['talkbook', *json.loads(sys.argv[1])]\n"
+        "atexit.register(lambda: print(json.dumps(sorted(sys.modules)), file=sys.stderr))\n"
+        "main()\n"
+    )
+    argv = ["-w", str(ws.root), "-i", str(ws.keys["P-01"]), *args]
+    done = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(argv)], capture_output=True, text=True
+    )
+    return json.loads(done.stderr.strip().splitlines()[-1])
 
 
 @pytest.fixture

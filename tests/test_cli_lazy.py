@@ -5,13 +5,12 @@ while a command runs and back on after."""
 from __future__ import annotations
 
 import gc
-import json
 import subprocess
 import sys
 
 import click
 
-from conftest import Setup, ok, run
+from conftest import Setup, modules_after, ok, run
 from talkbook.catalog import Catalog
 from talkbook.cli import cli
 from talkbook.cli._shared import COMMAND_MODULES
@@ -26,28 +25,8 @@ def test_the_table_names_each_commands_module() -> None:
     assert registered == COMMAND_MODULES
 
 
-def _modules_after(workspace: Setup, *args: str) -> list[str]:
-    """The modules a fresh process imported to run `talkbook ARGS`."""
-    script = (
-        "import json, sys\n"
-        "from talkbook.cli import main\n"
-        "sys.argv = ['talkbook', *json.loads(sys.argv[1])]\n"
-        "try:\n"
-        "    main()\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "sys.stdout.flush()\n"
-        "print(json.dumps(sorted(sys.modules)), file=sys.stderr)\n"
-    )
-    argv = ["-w", str(workspace.root), "-i", str(workspace.keys["P-01"]), *args]
-    done = subprocess.run(
-        [sys.executable, "-c", script, json.dumps(argv)], capture_output=True, text=True
-    )
-    return json.loads(done.stderr.strip().splitlines()[-1])
-
-
 def test_a_read_command_loads_its_module_alone(workspace: Setup, cadre: str) -> None:
-    loaded = _modules_after(workspace, "list", "cadres")
+    loaded = modules_after(workspace, "list", "cadres")
     assert "talkbook.cli.queries" in loaded
     others = {"talkbook.cli.calendar", "talkbook.cli.demo", "talkbook.cli.sync", "git"}
     assert others.isdisjoint(loaded)
@@ -81,3 +60,23 @@ def test_no_cyclic_collection_while_a_command_runs(monkeypatch) -> None:
 def test_lazy_group_is_a_click_group() -> None:
     assert isinstance(cli, click.Group)
     assert cli.get_command(click.Context(cli), "due") is cli.commands["due"]
+
+
+def _console(*lines: str) -> subprocess.CompletedProcess:
+    code = "\n".join(("import sys", "from talkbook.cli import main, _leave", *lines))
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_the_console_command_ends_with_its_code_its_output_and_exit_handlers() -> None:
+    """main() leaves by os._exit after the exit handlers and a flush: what sys.exit would
+    have done, without freeing every object one by one."""
+    handler = "import atexit; atexit.register(lambda: print('handler ran', file=sys.stderr))"
+    done = _console(handler, "sys.argv = ['talkbook', '--version']", "main()")
+    assert done.returncode == 0 and "talkbook, version" in done.stdout
+    assert "handler ran" in done.stderr
+    wrong = _console("sys.argv = ['talkbook', 'lits']", "main()")
+    assert wrong.returncode == 2 and "lits" in wrong.stderr and wrong.stdout == ""
+    text = _console("_leave('说明')")
+    assert text.returncode == 1 and text.stderr == "说明\n"

@@ -5,7 +5,6 @@ imported and run, not a timer: the bench times."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import tempfile
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Setup
+from conftest import Setup, modules_after
 from talkbook import doctor, editor
 
 # What a warm listing does not need, and what loaded it before (each cost a few ms per command)
@@ -33,32 +32,12 @@ NOT_FOR_A_WARM_READ = {
 TEXT: dict = {"capture_output": True, "text": True}
 
 
-def _modules_after(workspace: Setup, *args: str) -> set[str]:
-    """The modules a fresh process imported to run `talkbook ARGS`."""
-    script = (
-        "import json, sys\n"
-        "from talkbook.cli import main\n"
-        "sys.argv = ['talkbook', *json.loads(sys.argv[1])]\n"
-        "try:\n"
-        "    main()\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "sys.stdout.flush()\n"
-        "print(json.dumps(sorted(sys.modules)), file=sys.stderr)\n"
-    )
-    argv = ["-w", str(workspace.root), "-i", str(workspace.keys["P-01"]), *args]
-    done = subprocess.run(
-        [sys.executable, "-c", script, json.dumps(argv)], capture_output=True, text=True
-    )
-    return set(json.loads(done.stderr.strip().splitlines()[-1]))
-
-
 @pytest.mark.parametrize("command", [["list", "talks"], ["list", "cadres"], ["due"]])
 def test_a_warm_read_loads_no_yaml_agent_server_or_editor(
     workspace: Setup, cadre: str, command: list[str]
 ) -> None:
-    _modules_after(workspace, *command)  # the index is up to date after this one
-    loaded = _modules_after(workspace, *command)
+    modules_after(workspace, *command)  # the index is up to date after this one
+    loaded = set(modules_after(workspace, *command))
     assert "talkbook.index" in loaded  # it did read, from the index
     assert {name: why for name, why in NOT_FOR_A_WARM_READ.items() if name in loaded} == {}
 

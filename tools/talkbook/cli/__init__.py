@@ -8,7 +8,8 @@ command registered.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import sys
+from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
     from talkbook.cli._shared import cli
@@ -17,9 +18,38 @@ __all__ = ["cli", "main"]
 
 
 def main() -> None:
+    """The console command: the group, then the process ends without freeing what it built."""
     from talkbook.cli._shared import cli
 
-    cli(prog_name="talkbook")
+    try:
+        cli(prog_name="talkbook")
+    except SystemExit as done:
+        _leave(done.code)
+    _leave(0)
+
+
+def _leave(code: object) -> NoReturn:
+    """End the process as sys.exit(code) would, but without the interpreter's teardown: the
+    exit handlers run (atexit: an ssh-agent started for signing is stopped, its folder
+    removed) and the standard streams are flushed, and the hundreds of thousands of objects
+    a warm listing built are not freed one by one (a tenth of its time) — the system takes
+    the memory back. Everything the commands write is closed before they return."""
+    import atexit
+    import contextlib
+    import os
+
+    if code is None:
+        status = 0
+    elif isinstance(code, int):
+        status = code
+    else:  # sys.exit("text"): the text on stderr, status 1
+        print(code, file=sys.stderr)
+        status = 1
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe (… | head) or stream
+            stream.flush()
+    os._exit(status & 0xFF)
 
 
 def __getattr__(name: str) -> Any:
