@@ -257,16 +257,16 @@ def test_pairs_from_a_revision_and_from_the_staged_index(keys, tmp_path: Path) -
 
 
 def test_an_item_from_the_index_decrypts_its_body_once_when_asked() -> None:
-    fetched: list[int] = []
+    fetched: list[str] = []
 
-    def fetch() -> str:
-        fetched.append(1)
+    def fetch(rel: str) -> str:
+        fetched.append(rel)
         return PROFILE
 
     item = catalog.Item("profile", REL, meta={"id": "C-aaaaaa", "name": "张伟"}, fetch=fetch)
     assert item.meta["name"] == "张伟" and fetched == []
     assert "注意语气" in item.doc.body and item.text == PROFILE
-    assert fetched == [1]
+    assert fetched == [REL]  # its own path, asked once
     built = catalog.Item("profile", REL, Document({"name": "张伟"}), "text")
     assert (built.meta, built.text, built.doc.meta) == ({"name": "张伟"}, "text", {"name": "张伟"})
 
@@ -280,7 +280,7 @@ def test_the_catalog_files_each_state_where_read_commands_look(keys) -> None:
         ("cadres/C-cccccc.md.age", sealed("---\nid: C-cccccc\nname: 5\nevents: 5\n---\n", public)),
     ]
     for reading in catalog.readings(keyring, pairs, keep_text=False):
-        catalog.add_reading(found, reading, lambda: PROFILE)
+        catalog.add_reading(found, reading, lambda rel: PROFILE)
     assert list(found.profiles) == ["C-aaaaaa"] and found.cadre_name("C-aaaaaa") == "张伟"
     assert found.unreadable == ["cadres/C-bbbbbb.md.age"]  # broken: nothing this identity can use
     assert [rel for rel, _ in found.malformed] == ["cadres/C-cccccc.md.age"]

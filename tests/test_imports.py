@@ -103,3 +103,11 @@ def test_a_verified_head_is_checked_without_starting_git(
     monkeypatch.setattr(subprocess, "Popen", refuse)
     trust.ensure(workspace.root)
     assert started == []
+
+
+@pytest.mark.parametrize("command", [["list", "talks"], ["list", "cadres"]])
+def test_a_warm_listing_starts_no_process(workspace: Setup, cadre: str, command: list[str]) -> None:
+    """HEAD comes from .git's files and no agent is started: subprocess is never imported
+    (crypto/agent.py and gittrail.head import it where they start one)."""
+    modules_after(workspace, *command)
+    assert "subprocess" not in modules_after(workspace, *command)

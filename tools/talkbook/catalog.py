@@ -60,7 +60,7 @@ class Item:
         text: str | None = None,
         *,
         meta: dict[str, Any] | None = None,
-        fetch: Callable[[], str] | None = None,
+        fetch: Callable[[str], str] | None = None,
     ) -> None:
         self.kind, self.rel = kind, rel
         self._doc, self._text, self._fetch = doc, text, fetch
@@ -73,7 +73,7 @@ class Item:
     @property
     def text(self) -> str:
         if self._text is None:
-            self._text = self._fetch() if self._fetch is not None else ""
+            self._text = self._fetch(self.rel) if self._fetch is not None else ""
         return self._text
 
     @property
@@ -379,7 +379,7 @@ def staged(root: Path, rels: list[str]) -> Iterator[tuple[str, bytes]]:
 
 
 # -- the catalog of read commands --------------------------------------------------------------
-def add_reading(catalog: Catalog, reading: Reading, fetch: Callable[[], str] | None) -> None:
+def add_reading(catalog: Catalog, reading: Reading, fetch: Callable[[str], str] | None) -> None:
     """File a reading where read commands look: usable, malformed (run validate) or not
     readable (a corrupt file too: it is nothing this identity can use)."""
     if reading.state == OK and reading.doc is not None:

@@ -531,10 +531,10 @@ def head(root: Path) -> str | None:
     keeps it in when they are the plain kind (HEAD naming a branch whose ref is a loose file,
     or a detached HEAD): every write asks, several times. Anything else (packed refs, reftable,
     a worktree, GIT_DIR set) is asked of git."""
-    import subprocess
-
     if (found := _head_from_files(root)) is not None:
         return found
+    import subprocess  # only here: a warm read that finds HEAD in the files starts no process
+
     done = subprocess.run(
         ["git", "-C", str(root), "rev-parse", "--verify", "-q", "HEAD"],
         capture_output=True, text=True, stdin=subprocess.DEVNULL,

@@ -288,13 +288,13 @@ def _built(app, columns: Columns, paths: list[Path] | None) -> loader.Catalog:
     readings = columns.readings()
     wanted = None if paths is None else {ws.relative(p) for p in paths}
     result = loader.Catalog()
-    add, item, partial, ok = result.add, loader.Item, functools.partial, loader.OK
+    add, item, ok = result.add, loader.Item, loader.OK
+    fetch = functools.partial(_text, app)  # one for all: an item passes its own path
     for i, (rel, state, reading) in enumerate(
         zip(columns.rels, columns.states, readings, strict=True)
     ):
         if wanted is not None and rel not in wanted:
             continue
-        fetch = partial(_text, app, rel)
         if state == ok:
             add(item(reading[0], rel, meta=reading[1], fetch=fetch))
         else:

@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import os
 import select
-import subprocess
 import sys
 import threading
 import time
@@ -251,6 +250,8 @@ def start(path: Path, keyring: Keyring) -> AgentClient:
 
 def _spawn(command: list[str], env: dict[str, str], handover: bytes) -> None:
     """Run the agent in its own session; hand it the key on stdin; wait for "ready"."""
+    import subprocess  # here: a command that only reaches a running agent starts no process
+
     process = subprocess.Popen(
         command,
         stdin=subprocess.PIPE,
