@@ -4,10 +4,11 @@ The workspace is built once by `talkbook demo DIR --cadres C --talks T --bulk` (
 builders) under build/bench/c<C>-t<T>/ and reused by later runs of the same size. One run then
 measures, on the custodian's key (who reads every file):
 
-- the floor: pyrage decrypting each file once in a plain loop, in this process;
+- the floor: pyrage decrypting each file once in a plain loop, in this process, the files
+  read once before and the best of two loops (so the disk never flatters a ratio);
 - the peer way: the `age` CLI decrypting each file (a sample when there are many, scaled);
 - talkbook's commands as a user runs them, each a process of its own: `index` cold (its cache
-  deleted) and warm, `validate`, `due`, `list`, each `report`, `plan` (which reads deferred
+  deleted; the best of two, as the floor) and warm, `validate`, `due`, `list`, each `report`, `plan` (which reads deferred
   topics; run on a throwaway branch of the bench's own workspace and reset after), `audit`,
   `git log -p` over 100 commits (the textconv driver as `talkbook setup` writes it, beside
   `age -d` as the driver in the same git log), `talkbook --help` beside
@@ -173,6 +174,18 @@ def once(bench: Bench, *args: str) -> tuple[float | None, str]:
     return spent, "" if code in (0, 1) else f"exit {code}"
 
 
+def cold_index_seconds(bench: Bench, runs: int = 2) -> float | None:
+    """`talkbook index` with no index there, the best of `runs` (measured as the floor is)."""
+    best: float | None = None
+    for _ in range(1 if bench.quick else runs):
+        shutil.rmtree(bench.root / ".talkbook", ignore_errors=True)
+        spent = once(bench, "index")[0]
+        if spent is None:
+            return None
+        best = spent if best is None else min(best, spent)
+    return best
+
+
 def plan_seconds(bench: Bench) -> tuple[float | None, str]:
     """`talkbook plan` twice (warm = the second), then the bench's workspace is put back."""
     head = git(bench, "rev-parse", "HEAD").strip()
@@ -282,7 +295,8 @@ def median_of(command: list[str], env: dict[str, str], runs: int = 5) -> float:
 # -- the run -----------------------------------------------------------------------------------
 def measure(bench: Bench, sample: int, say: Callable[[str], None]) -> list[Row]:
     floor = floor_seconds(bench)
-    rows = [Row("floor: pyrage.decrypt each file once (in-process)", floor, floor, measured="1×")]
+    name = "floor: pyrage.decrypt each file once (in-process; it and the cold index: best of 2)"
+    rows = [Row(name, floor, floor, measured="1×")]
     age, sampled = age_per_file(bench, sample)
     if age is None:
         rows.append(Row("peer: `age -d` each file", None, floor, note="no age CLI"))
@@ -291,8 +305,8 @@ def measure(bench: Bench, sample: int, say: Callable[[str], None]) -> list[Row]:
         what = f"peer: `age -d` each file (sample of {sampled}, scaled)"
         rows.append(Row(what, scaled, floor, measured=f"{age * 1000:.1f} ms/file"))
     say("floor and peer measured")
-    shutil.rmtree(bench.root / ".talkbook", ignore_errors=True)
-    rows.append(target(Row("index, cold", *once(bench, "index")[:1], floor), "≤ 1.0× floor", 1.0))
+    cold = Row("index, cold", cold_index_seconds(bench), floor)  # best of 2, as the floor
+    rows.append(target(cold, "≤ 1.0× floor", 1.0))
     rows.append(Row("index, warm", once(bench, "index")[0], floor))
     say("index measured")
     commands = [("validate", ["validate"], None), ("due", ["due"], 0.05)]
