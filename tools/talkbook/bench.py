@@ -8,8 +8,9 @@ measures, on the custodian's key (who reads every file):
   read once before and the best of two loops (so the disk never flatters a ratio);
 - the peer way: the `age` CLI decrypting each file (a sample when there are many, scaled);
 - talkbook's commands as a user runs them, each a process of its own: `index` cold (its cache
-  deleted; the best of two, as the floor) and warm, `validate`, `due`, `list`, each `report`, `plan` (which reads deferred
-  topics; run on a throwaway branch of the bench's own workspace and reset after), `audit`,
+  deleted; the best of two, as the floor) and warm, `validate`, `due`, `list`, each `report`,
+  `plan` (which reads deferred topics; run on a throwaway branch of the bench's own workspace
+  and reset after), `audit`,
   `git log -p` over 100 commits (the textconv driver as `talkbook setup` writes it, beside
   `age -d` as the driver in the same git log), `talkbook --help` beside
   `python -c "import click"`. Warm = the second of two runs.
