@@ -272,3 +272,34 @@ def test_an_error_computed_meanwhile_is_raised_once_the_tree_proves_unchanged(
     with pytest.raises(TalkbookError, match="refused"):
         index.computed(app_of(workspace), refusing)
     assert verdicts[-1] is True and no_child_left()
+
+
+def test_an_interrupt_in_the_child_ends_it_there(
+    workspace: Setup, cadre: str, verdicts: list[bool], monkeypatch, tmp_path: Path
+) -> None:
+    """A KeyboardInterrupt in the child never climbs the command's stack there (its lock,
+    its exit handlers): the child ends, and the parent sweeps."""
+    catalog.load(app_of(workspace))
+    parent, escaped = os.getpid(), tmp_path / "escaped"
+
+    def interrupted(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(index, "_sweep_and_exit", interrupted)
+    try:
+        assert catalog.load(app_of(workspace)).cadre_name(cadre) == "张伟"
+    finally:
+        if os.getpid() != parent:  # the child climbed out into this test: say so, and end
+            escaped.write_text("child", encoding="utf-8")
+            os._exit(0)
+    assert not escaped.exists()
+    assert verdicts[-1] is False and no_child_left()
+
+
+def test_a_few_talk_folders_changed_are_not_worth_a_save() -> None:
+    saved = {f"talks/2026/T-{n}": [[n, n, n], ["plan.md.age"]] for n in range(100)}
+    found = dict(saved, **{"talks/2026/T-new": [[1, 1, 1], ["plan.md.age"]]})
+    assert not index._worth_saving(saved, saved)
+    assert not index._worth_saving(found, saved)  # the folder a command just wrote into
+    many = {rel: [[0, 0, 0], names] for rel, (_, names) in saved.items()}
+    assert index._worth_saving(many, saved)  # a checkout touched them all

@@ -9,8 +9,11 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from conftest import Setup
 from talkbook.app import App
+from talkbook.lock import WorkspaceBusy
 from talkbook.models import parse
 
 
@@ -73,3 +76,26 @@ def test_a_busy_workspace_says_who_holds_it_and_reads_go_on(workspace: Setup, ca
     _out, err = writer.communicate(timeout=60)
     assert writer.returncode == 0, err
     assert git(workspace, "status", "--porcelain") == ""
+
+
+def test_a_forked_child_cannot_let_the_lock_go(tmp_path) -> None:
+    """flock belongs to the open file, which a forked child shares: only the process that
+    took the lock releases it (a child's release would let a second writer in)."""
+    from talkbook import lock
+
+    git_dir = tmp_path / ".git"
+    git_dir.mkdir()
+    held = lock.WriteLock.acquire(git_dir, "talkbook test", wait=0)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            held.release()
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    try:
+        with pytest.raises(WorkspaceBusy):
+            lock.WriteLock.acquire(git_dir, "talkbook second", wait=0)
+    finally:
+        held.release()
+    lock.WriteLock.acquire(git_dir, "talkbook third", wait=0).release()

@@ -59,6 +59,7 @@ import hmac
 import json
 import marshal
 import os
+import signal
 import stat
 import sys
 import time
@@ -356,7 +357,7 @@ class _Pending:
             except ValueError:  # wrong readings: see _catalog
                 return _refresh(self.app, trusted=False)
         if store is not None and (
-            fresh is not known or self.rebuilt or swept.folders != store.folders
+            fresh is not known or self.rebuilt or _worth_saving(swept.folders, store.folders)
         ):
             store.save(fresh, swept.folders)
         self.app.index_seen = Seen(store, fresh, swept.folders) if store else None
@@ -460,7 +461,23 @@ def _unchanged(root: Path, stamps: list[Stamp | tuple[()]], known: Columns) -> b
     return True
 
 
+def _worth_saving(found: dict[str, Any], saved: dict[str, Any]) -> bool:
+    """Whether the talk folders as found now differ from the index's in more than RACY_REHASH
+    folders: a few (the folder a command just wrote into) are listed again next time, which
+    costs less than saving the index for them. The cache only spares listings: a folder whose
+    entry is stale is listed again, never misread."""
+    if found == saved:
+        return False
+    changed = 0
+    for rel in found.keys() | saved.keys():
+        changed += found.get(rel) != saved.get(rel)
+        if changed > RACY_REHASH:
+            return True
+    return False
+
+
 UNCHANGED = "unchanged"  # a sweep's answer: the tree is what the index holds
+_STOPPING = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT}
 
 
 class _Sweep:
@@ -479,15 +496,28 @@ class _Sweep:
         if not hasattr(os, "fork") or loader.processes() < 2:
             return None
         answer, reply = os.pipe()
+        # No signal reaches the child before it drops Python's handlers: a KeyboardInterrupt
+        # raised in it would climb the command's own stack there (releasing its lock, running
+        # its exit handlers). In the child a signal ends it outright: its answer is then
+        # none, and the parent sweeps.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
         try:
             pid = os.fork()
         except OSError:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             os.close(answer)
             os.close(reply)
             return None
         if pid == 0:  # the child: never returns
-            os.close(answer)
-            _sweep_and_exit(reply, root, folders, known)
+            try:
+                for number in _STOPPING:
+                    signal.signal(number, signal.SIG_DFL)
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+                os.close(answer)
+                _sweep_and_exit(reply, root, folders, known)
+            finally:
+                os._exit(1)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         os.close(reply)
         return cls(pid, answer)
 
@@ -515,7 +545,7 @@ def _sweep_and_exit(reply: int, root: Path, folders: dict[str, Any], known: Colu
         swept = _Swept.taken(root, folders)
         if (
             swept.rels == known.rels
-            and swept.folders == folders
+            and not _worth_saving(swept.folders, folders)
             and _unchanged(root, swept.stamps, known)
         ):
             said = b"="

@@ -73,6 +73,7 @@ class WriteLock:
     command: str
     person: str | None = None
     since: dt.datetime = field(default_factory=lambda: dt.datetime.now().replace(microsecond=0))
+    owner: int = field(default_factory=os.getpid)  # a forked child shares the open file
 
     @classmethod
     def acquire(cls, git_dir: Path, command: str, wait: float | None = None) -> WriteLock:
@@ -113,7 +114,9 @@ class WriteLock:
         os.pwrite(self.fd, data, 0)
 
     def release(self) -> None:
-        if self.fd < 0:
+        """Let go; in a forked child nothing (flock belongs to the open file, which the child
+        shares: its LOCK_UN would let a second writer in while the command still writes)."""
+        if self.fd < 0 or os.getpid() != self.owner:
             return
         try:
             os.ftruncate(self.fd, 0)  # nobody holds it: no stale "who" for the next reader

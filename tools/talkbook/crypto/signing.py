@@ -72,7 +72,7 @@ class Signer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        atexit.register(_stop_agent, process, folder)
+        atexit.register(_stop_agent, process, folder, os.getpid())
         for _attempt in range(200):
             if os.path.exists(socket) or process.poll() is not None:
                 break
@@ -92,7 +92,9 @@ class Signer:
         return socket
 
 
-def _stop_agent(process: subprocess.Popen, folder: str) -> None:
+def _stop_agent(process: subprocess.Popen, folder: str, owner: int) -> None:
+    if os.getpid() != owner:  # a forked child's exit handlers: not its agent
+        return
     with contextlib.suppress(OSError):
         process.terminate()
         process.wait(timeout=2)
