@@ -152,15 +152,21 @@ def test_workers_take_the_ciphertext_from_the_parent_not_a_pipe(
     assert [r.rel for r in readings] == [rel for rel, _ in pairs]
 
 
+def on_disk(root: Path, public: str, n: int) -> list[tuple[str, str]]:
+    """many(public, n) written under root: (rel, path) of each."""
+    (root / "cadres").mkdir()
+    files = []
+    for rel, data in many(public, n):
+        (root / rel).write_bytes(data)
+        files.append((rel, str(root / rel)))
+    return files
+
+
 def test_files_are_read_hashed_and_decrypted_in_the_workers(
     keys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     keyring, public, _ = keys
-    (tmp_path / "cadres").mkdir()
-    files = []
-    for rel, data in many(public, 12):
-        (tmp_path / rel).write_bytes(data)
-        files.append((rel, str(tmp_path / rel)))
+    files = on_disk(tmp_path, public, 12)
     monkeypatch.setattr(catalog, "PARALLEL_FROM", 4)
     here: list[str] = []
     real = catalog._hashed_reading
@@ -182,11 +188,7 @@ def test_a_shape_is_given_to_each_reading_where_it_is_read(
 ) -> None:
     """What crosses the pipe is shape(reading), made in the worker; in order, as read alone."""
     keyring, public, _ = keys
-    (tmp_path / "cadres").mkdir()
-    files = []
-    for rel, data in many(public, 12):
-        (tmp_path / rel).write_bytes(data)
-        files.append((rel, str(tmp_path / rel)))
+    files = on_disk(tmp_path, public, 12)
     monkeypatch.setattr(catalog, "PARALLEL_FROM", 4)
     parent = os.getpid()
 
@@ -204,11 +206,7 @@ def test_a_file_the_workers_cannot_read_is_refused_as_read_regular_refuses_it(
     keys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     keyring, public, _ = keys
-    (tmp_path / "cadres").mkdir()
-    files = []
-    for rel, data in many(public, 6):
-        (tmp_path / rel).write_bytes(data)
-        files.append((rel, str(tmp_path / rel)))
+    files = on_disk(tmp_path, public, 6)
     (tmp_path / "elsewhere.age").write_bytes(b"x")
     os.unlink(files[2][1])
     os.symlink(tmp_path / "elsewhere.age", files[2][1])
