@@ -1,10 +1,11 @@
 """`talkbook list cadres|talks`: a row per cadre or talk the identity can read, filtered.
 
 Contract: `parse_filters` turns what the user typed (codes or labels in either language, ids or
-names) into codes, refusing an unknown value with one line (exit 2); `talk_rows` and `cadre_rows`
-return one dict of codes per talk or cadre, as JSON and CSV print them (a table turns codes into
-labels with views.display_columns), talks soonest first. Dates compare as ISO text: a talk by its
-`held_at` when its record is readable, else its `at`; a cadre by its last talk.
+names) into codes, refusing an unknown value with one line (exit 2); `listed_talks` and
+`listed_cadres` (run by the list command inside catalog.load_into) return one dict of codes per
+talk or cadre, as JSON and CSV print them (a table turns codes into labels with
+views.display_columns), talks soonest first. Dates compare as ISO text: a talk by its `held_at`
+when its record is readable, else its `at`; a cadre by its last talk.
 
 Security invariant: rows and the --text search see only what the identity decrypted: a profile it
 cannot read gives no name, no unit and no match, and the profile's `private` field is never
@@ -20,7 +21,7 @@ from typing import Any
 
 from talkbook import names
 from talkbook.app import App
-from talkbook.catalog import Catalog, Item, load_into
+from talkbook.catalog import Catalog, Item
 from talkbook.errors import TalkbookError
 from talkbook.i18n import _
 from talkbook.rules import as_list
@@ -189,16 +190,12 @@ def _talk_matches(
     return _mentions(wanted.text, iter(texts))
 
 
-def talk_rows(app: App, **typed: Any) -> tuple[list[dict[str, Any]], list[str], bool]:
-    """The talks the identity can read, soonest first, that match the filters; the notes on
-    files left out; whether any filter was given."""
-    app.ensure_trust()  # the settings read here are verified ones
-    return load_into(app, lambda catalog: listed_talks(app, catalog, typed))
-
-
 def listed_talks(
     app: App, catalog: Catalog, typed: dict[str, Any]
 ) -> tuple[list[dict[str, Any]], list[str], bool]:
+    """The talks in `catalog` (what the identity can read), soonest first, that match the
+    filters; the notes on files left out; whether any filter was given. Only reads: it runs
+    inside catalog.load_into, possibly twice."""
     wanted = parse_filters(app, catalog, **typed)
     staff, filtered, people = staff_names(app.workspace), wanted.given(), cadre_people(catalog)
     rows = [talk_row(app, catalog, tid, plan, people) for tid, plan in catalog.plans.items()]
@@ -262,19 +259,12 @@ def _cadre_matches(
     return _mentions(wanted.text, strings(meta, UNSEARCHED))
 
 
-def cadre_rows(
-    app: App, which: str = "active", **typed: Any
-) -> tuple[list[dict[str, Any]], list[str], bool, int]:
-    """The profiles the identity can read that match the filters, by id; the notes on files left
-    out; whether any filter was given; how many retired cadres `which` ("active", "retired" or
-    "all") left out."""
-    app.ensure_trust()  # the settings read here are verified ones
-    return load_into(app, lambda catalog: listed_cadres(app, catalog, which, typed))
-
-
 def listed_cadres(
     app: App, catalog: Catalog, which: str, typed: dict[str, Any]
 ) -> tuple[list[dict[str, Any]], list[str], bool, int]:
+    """The profiles in `catalog` that match the filters, by id; the notes on files left out;
+    whether any filter was given; how many retired cadres `which` ("active", "retired" or
+    "all") left out. Only reads, as listed_talks."""
     wanted = parse_filters(app, catalog, **typed)
     talks_of: dict[str, Talks] = {}
     for talk_id, plan in catalog.plans.items():
