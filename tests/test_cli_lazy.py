@@ -80,3 +80,25 @@ def test_the_console_command_ends_with_its_code_its_output_and_exit_handlers() -
     assert wrong.returncode == 2 and "lits" in wrong.stderr and wrong.stdout == ""
     text = _console("_leave('说明')")
     assert text.returncode == 1 and text.stderr == "说明\n"
+
+
+def test_the_console_command_frees_nothing_it_built_before_it_ends(
+    workspace: Setup, cadre: str
+) -> None:
+    """What a listing built stays (its App, the index it holds) and the collector stays off
+    to the end: the process ends by os._exit, so neither freeing nor a collection is paid."""
+    script = (
+        "import atexit, gc, sys\n"
+        "from talkbook.cli import _shared, main\n"
+        "sys.argv = ['talkbook', *sys.argv[1:]]\n"
+        "def seen():\n"
+        "    apps = _shared.kept_to_exit or []\n"
+        "    held = [app.index_seen is not None for app in apps]\n"
+        "    print('kept', held, 'collecting', gc.isenabled(), file=sys.stderr)\n"
+        "atexit.register(seen)\n"
+        "main()\n"
+    )
+    argv = ["-w", str(workspace.root), "-i", str(workspace.keys["P-01"]), "list", "cadres"]
+    done = subprocess.run([sys.executable, "-c", script, *argv], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "kept [True] collecting False"

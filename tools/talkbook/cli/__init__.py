@@ -19,10 +19,11 @@ __all__ = ["cli", "main"]
 
 def main() -> None:
     """The console command: the group, then the process ends without freeing what it built."""
-    from talkbook.cli._shared import cli
+    from talkbook.cli import _shared
 
+    _shared.kept_to_exit = []
     try:
-        cli(prog_name="talkbook")
+        _shared.cli(prog_name="talkbook")
     except SystemExit as done:
         _leave(done.code)
     _leave(0)

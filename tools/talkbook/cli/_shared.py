@@ -29,6 +29,11 @@ from talkbook.app import App, Prompts
 from talkbook.errors import TalkbookError
 from talkbook.i18n import N_, _
 
+# The console command's Apps, kept to its end: main() ends the process by os._exit, so what an
+# App holds (the index's hundreds of thousands of small objects) is never freed one by one as
+# the command's frames unwind. None elsewhere (tests, CliRunner): there an App goes with its run.
+kept_to_exit: list[App] | None = None
+
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -301,7 +306,9 @@ class TalkbookGroup(TranslatedGroup):
             return self._main(arguments, *rest, standalone_mode=standalone_mode, **kwargs)
         finally:
             i18n.use(before)
-            if collecting:
+            # not for the console command: its process ends by os._exit, and the collector,
+            # enabled again, would walk all that was built (kept_to_exit) once before the end
+            if collecting and kept_to_exit is None:
                 gc.enable()
 
     def _main(self, args: list[str], *rest: Any, standalone_mode: bool, **kwargs: Any) -> Any:
@@ -392,6 +399,8 @@ def cli(
     Exit codes: 0 success, 1 findings, 2 bad usage or input.
     """
     ctx.obj = App(workspace, identity, _prompts())
+    if kept_to_exit is not None:
+        kept_to_exit.append(ctx.obj)
     ctx.meta["debug"] = debug
     from talkbook.doctor import sweep_private
 
