@@ -33,7 +33,12 @@ def git(root: Path, *args: str) -> str:
 
 
 def index_files(root: Path) -> list[Path]:
-    return sorted((root / index.FOLDER).glob("index-*.age"))
+    """The index files (not the notes files over them: see note_files)."""
+    return sorted(p for p in (root / index.FOLDER).glob("index-*.age") if p not in note_files(root))
+
+
+def note_files(root: Path) -> list[Path]:
+    return sorted((root / index.FOLDER).glob("index-*.notes.age"))
 
 
 @pytest.fixture
@@ -222,13 +227,15 @@ def test_owner_only_and_no_plaintext_in_the_bytes(workspace: Setup, cadre: str) 
     catalog.load(app_of(workspace))
     folder = workspace.root / index.FOLDER
     [path] = index_files(workspace.root)
+    assert note_files(workspace.root)  # the cadre the fixture wrote, noted over the index
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    data = path.read_bytes()
-    assert data.startswith(b"age-encryption.org/v1\n")
-    for secret in ("张伟", "市发展和改革委员会", "爱人"):
-        assert secret.encode("utf-8") not in data
-    assert sorted(p.name for p in folder.iterdir()) == [path.name]
+    for each in (path, *note_files(workspace.root)):
+        assert stat.S_IMODE(each.stat().st_mode) == 0o600
+        data = each.read_bytes()
+        assert data.startswith(b"age-encryption.org/v1\n")
+        for secret in ("张伟", "市发展和改革委员会", "爱人"):
+            assert secret.encode("utf-8") not in data
+    assert sorted(folder.iterdir()) == sorted([path, *note_files(workspace.root)])
 
 
 def test_git_status_stays_clean_without_the_gitignore_line(workspace: Setup, cadre: str) -> None:
@@ -495,3 +502,91 @@ def test_only_indexed_paths_are_noted(workspace: Setup) -> None:
     assert not index._indexed("talkbook.toml")
     assert not index._indexed("cadres/sub/C-1.md.age")
     assert not index._indexed("talks/2026/T-1/notes.txt")
+
+
+def test_a_write_notes_its_files_over_the_index_and_leaves_the_index_as_it_was(
+    workspace: Setup, cadre: str, counted: list[str]
+) -> None:
+    """plan writes one file: a small notes file over the index, not the index again."""
+    ok(workspace.as_("P-01", "index"))
+    [path] = index_files(workspace.root)
+    before = path.read_bytes()
+    ok(workspace.as_("P-01", "plan", cadre, "--speaker", "P-03", "--at", "2026-03-10T09:30"))
+    assert path.read_bytes() == before and note_files(workspace.root)
+    counted.clear()
+    assert len(catalog.load(app_of(workspace)).plans) == 1 and counted == []
+
+
+def _noted_plan(ws: Setup, cadre: str) -> Path:
+    ok(ws.as_("P-01", "index"))
+    ok(ws.as_("P-01", "plan", cadre, "--speaker", "P-03", "--at", "2026-03-10T09:30"))
+    [notes] = note_files(ws.root)
+    return notes
+
+
+def test_notes_over_another_index_are_not_taken(
+    workspace: Setup, cadre: str, counted: list[str]
+) -> None:
+    """A save folds the notes in and removes them; notes put back over the new index (made
+    over the old one) are ignored: the plan is read from its file again."""
+    notes = _noted_plan(workspace, cadre)
+    kept = notes.read_bytes()
+    app = app_of(workspace)
+    store = index.Store.open(app.workspace.root, app.keyring)
+    assert store is not None
+    columns, _ = store.load()
+    store.save(columns)
+    assert not notes.exists()
+    notes.write_bytes(kept)
+    counted.clear()
+    assert len(catalog.load(app_of(workspace)).plans) == 1
+    assert counted == []  # the saved index holds the plan: nothing decrypted, notes unused
+    index_files(workspace.root)[0].unlink()
+    counted.clear()
+    assert len(catalog.load(app_of(workspace)).plans) == 1 and len(counted) > 1
+
+
+@pytest.mark.parametrize("how", ["garbage", "foreign"])
+def test_damaged_or_forged_notes_are_ignored(
+    workspace: Setup, cadre: str, counted: list[str], how: str
+) -> None:
+    """Notes anyone could encrypt to the public key fail the HMAC; damaged ones fail to
+    decrypt: either way the plan is read from its own file."""
+    notes = _noted_plan(workspace, cadre)
+    if how == "garbage":
+        notes.write_bytes(os.urandom(notes.stat().st_size))
+    else:
+        forged = crafted("talks/2026/T-000000/plan.md.age", "假名字")
+        recipient = pyrage.ssh.Recipient.from_str(workspace.public["P-01"])
+        notes.write_bytes(pyrage.encrypt(forged, [recipient]))
+    counted.clear()
+    found = catalog.load(app_of(workspace))
+    assert len(found.plans) == 1 and any(rel.endswith("/plan.md.age") for rel in counted)
+    assert "假名字" not in repr([item.meta for item in found.plans.values()])
+
+
+def test_more_notes_than_worth_keeping_save_the_index(
+    workspace: Setup, cadre: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(index, "RACY_REHASH", 0)
+    ok(workspace.as_("P-01", "index"))
+    app = app_of(workspace)
+    index.refresh(app)
+    path = workspace.path(f"cadres/{cadre}.md.age")
+    index.note_written(app, [path])
+    assert not note_files(workspace.root)
+
+
+def test_overlay_replaces_and_inserts_in_path_order() -> None:
+    """Noted entries go over the index's: one replaced, two inserted; the readings follow,
+    and the chunks are encoded again (the old ones no longer match the paths)."""
+    base = index.Columns(["a", "c", "e"], [None] * 3, [b"a", b"c", b"e"], ["ok"] * 3, None)
+    base._chunks = [marshal.dumps([["k", {"n": x}, [], "", ""] for x in "ace"])]
+    noted = index.Columns(["b", "c", "f"], [None] * 3, [b"B", b"C", b"F"], ["ok"] * 3)
+    noted._readings = [["k", {"n": x}, [], "", ""] for x in "BCF"]
+    base.overlay(noted)
+    assert base.rels == ["a", "b", "c", "e", "f"]
+    assert base.digests == [b"a", b"B", b"C", b"e", b"F"]
+    assert [row[1]["n"] for row in base.readings()] == ["a", "B", "C", "e", "F"]
+    decoded = [row for chunk in base.chunks() for row in marshal.loads(chunk)]
+    assert decoded == base.readings()

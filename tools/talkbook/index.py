@@ -51,6 +51,7 @@ the HMAC key itself (AgentClient.derive), without giving the key out.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import functools
 import gc
@@ -113,6 +114,7 @@ class Columns:
         "_chunks",
         "_lengths",
         "_reuse",
+        "_patches",
     )
 
     def __init__(
@@ -128,6 +130,7 @@ class Columns:
         self._readings, self._chunks = readings, chunks
         self._lengths: list[int] = []  # of each chunk, as decoded
         self._reuse: tuple[Columns, list[int | None]] | None = None  # (known, sources): _fill
+        self._patches: list[tuple[int, bool, Row]] = []  # noted entries for readings: overlay
 
     @classmethod
     def empty(cls) -> Columns:
@@ -146,14 +149,46 @@ class Columns:
                     self._lengths.append(len(part))
             except (EOFError, TypeError) as exc:
                 raise ValueError("readings") from exc
+            self._patched(decoded)
             if len(decoded) != len(self.rels):
                 raise ValueError("readings")
             self._readings = decoded
         return self._readings
 
+    def overlay(self, noted: Columns) -> None:
+        """Take the entries noted since this index was saved (Store.note): each replaces the
+        entry of its path or goes in at its place in path order. Their readings join when the
+        chunks are decoded; the chunks then no longer match the paths, so none is reused."""
+        for rel, stamp, digest, state, row in zip(
+            noted.rels, noted.stamps, noted.digests, noted.states, noted.readings(), strict=True
+        ):
+            i = bisect.bisect_left(self.rels, rel)
+            if i < len(self.rels) and self.rels[i] == rel:
+                self.stamps[i], self.digests[i], self.states[i] = stamp, digest, state
+                self._patches.append((i, False, row))
+                continue
+            self.rels.insert(i, rel)
+            self.stamps.insert(i, stamp)
+            self.digests.insert(i, digest)
+            self.states.insert(i, state)
+            self._patches.append((i, True, row))
+
+    def _patched(self, decoded: list[Row]) -> None:
+        """The noted readings put in, in the order overlay placed them (so each index holds)."""
+        if not self._patches:
+            return
+        for i, inserted, row in self._patches:
+            if inserted:
+                decoded.insert(i, row)
+            else:
+                decoded[i] = row
+        self._patches, self._chunks, self._lengths = [], None, []
+
     def chunks(self) -> list[bytes]:
         """The readings as marshal chunks: a known chunk again where its entries are the same
         and in the same place, the others encoded now."""
+        if self._patches:
+            self.readings()  # the noted entries in, the stale chunks dropped
         if self._chunks is None:
             known, sources = self._reuse or (Columns.empty(), [])
             old = known._chunk_starts()
@@ -178,7 +213,11 @@ class Columns:
         each chunk held the entries _ends gives it (else a reused one would be misplaced)."""
         ends, lengths = _ends(self.rels), self._lengths
         starts = [0, *ends[:-1]] if ends else []
-        if self._chunks is None or [e - s for s, e in zip(starts, ends, strict=True)] != lengths:
+        if (
+            self._chunks is None
+            or self._patches
+            or [e - s for s, e in zip(starts, ends, strict=True)] != lengths
+        ):
             return {}
         return dict(zip(starts, zip(ends, self._chunks, strict=True), strict=True))
 
@@ -380,7 +419,9 @@ def note_written(app, paths: list[Path]) -> None:
     refreshed the index before (else the next command's refresh finds them). Their stamps
     are kept as racy ones (None: written now, their bytes hashed next time, see _unchanged);
     every other entry as the refresh left it, reused later only where its stamp or bytes
-    still match. A cache: a file that cannot be read here is left to the next refresh."""
+    still match. They go to the notes file over the index (Store.note: a few entries, not
+    the whole index written again) until more than RACY_REHASH are noted; then the index is
+    saved with them. A cache: a file that cannot be read here is left to the next refresh."""
     seen = getattr(app, "index_seen", None)
     written = {app.workspace.relative(path) for path in paths}
     written = {rel for rel in written if _indexed(rel)}
@@ -404,7 +445,11 @@ def note_written(app, paths: list[Path]) -> None:
         fresh, _ = _update(app, known, rels, stamps, now)
     except (ValueError, OSError, TalkbookError):
         return
-    seen.store.save(fresh, seen.folders)
+    noted = seen.store.noted | written
+    if len(noted) > RACY_REHASH:  # the notes would cost the next loads more than a save now
+        seen.store.save(fresh, seen.folders)
+    else:
+        seen.store.note(fresh, noted)
     seen.columns = fresh
 
 
@@ -682,7 +727,12 @@ def _fill(
     """The readings of `fresh`: the known chunks as they are when every entry is kept in place
     (stamps changed, bytes did not: no decoding), else the kept ones, the changed ones (`todo`,
     decrypted here, in order) and the new ones (`new`, already read and made rows)."""
-    if not todo and sources == list(range(len(known.rels))) and known._chunks is not None:
+    if (
+        not todo
+        and sources == list(range(len(known.rels)))
+        and known._chunks is not None
+        and not known._patches
+    ):
         fresh._chunks = known._chunks
         return
     old = known.readings() if any(i is not None for i in sources) else []
@@ -877,9 +927,12 @@ class Store:
         key_id = hashlib.sha256("\n".join(sorted(recipients)).encode()).hexdigest()[:16]
         # Findings are cached as text in the reader's language: one index per language.
         self.path = self.folder / f"index-{key_id}-{language()}.age"
+        self.notes_path = self.folder / f"index-{key_id}-{language()}.notes.age"
         self.anchor = _pinned_root(root)
         self.folders: dict[str, Any] = {}  # talk folders as the index last listed them
         self.key = secret
+        self.mac: bytes | None = None  # the HMAC of the index file as loaded or saved
+        self.noted: set[str] = set()  # paths the notes file holds over it
 
     @classmethod
     def open(cls, root: Path, keyring: Keyring) -> Store | None:
@@ -890,33 +943,17 @@ class Store:
         return cls(root, keyring, recipients, secret)
 
     def load(self) -> tuple[Columns, str]:
-        """The columns, and "" — or nothing, and why the index is rebuilt."""
-        from talkbook.crypto import decrypt
-
+        """The columns (with the notes over them, if any), and "" — or nothing, and why the
+        index is rebuilt."""
         nothing = Columns.empty()
         try:
-            data = self._read_bytes()
+            content, mac = self._opened(self._read_bytes(self.path))
         except FileNotFoundError:
             return nothing, "missing"
         except OSError:
             return nothing, "damaged"
-        try:
-            plaintext = decrypt(data, self.keyring)
-        except TalkbookError:
-            return nothing, "damaged"
-        start = len(MAGIC)
-        head, mac, body = plaintext[:start], plaintext[start : start + 64], plaintext[start + 65 :]
-        expected = hmac.new(self.key, body, "sha256").hexdigest().encode()
-        if head != MAGIC or not hmac.compare_digest(mac, expected):
-            return nothing, "foreign"
-        try:
-            content = marshal.loads(body)
-        except (ValueError, EOFError, TypeError):
-            return nothing, "damaged"
-        if type(content) is not dict:
-            return nothing, "damaged"
-        if content.get("format") != FORMAT or content.get("rules") != _rules():
-            return nothing, "outdated"
+        except _Refused as refused:
+            return nothing, str(refused)
         if content.get("root") != self.anchor:
             return nothing, "foreign"
         columns = _columns(content)
@@ -924,12 +961,63 @@ class Store:
             return nothing, "damaged"
         folders = content.get("folders")
         self.folders = folders if type(folders) is dict else {}
+        self.mac = mac
+        noted = self._notes(mac)
+        if noted is not None:
+            columns.overlay(noted)
+            self.noted = set(noted.rels)
         return columns, ""
 
-    def _read_bytes(self) -> bytes:
-        """The index, if the folder is ours and the file a regular one (no symlink followed)."""
+    def _opened(self, data: bytes) -> tuple[dict[str, Any], bytes]:
+        """The content of an index or notes file and its HMAC; _Refused (why) unless this
+        identity wrote it, in this format, under these rules."""
+        from talkbook.crypto import decrypt
+
+        try:
+            plaintext = decrypt(data, self.keyring)
+        except TalkbookError:
+            raise _Refused("damaged") from None
+        start = len(MAGIC)
+        head, mac, body = plaintext[:start], plaintext[start : start + 64], plaintext[start + 65 :]
+        expected = hmac.new(self.key, body, "sha256").hexdigest().encode()
+        if head != MAGIC or not hmac.compare_digest(mac, expected):
+            raise _Refused("foreign")
+        try:
+            content = marshal.loads(body)
+        except (ValueError, EOFError, TypeError):
+            raise _Refused("damaged") from None
+        if type(content) is not dict:
+            raise _Refused("damaged")
+        if content.get("format") != FORMAT or content.get("rules") != _rules():
+            raise _Refused("outdated")
+        return content, mac
+
+    def _notes(self, mac: bytes) -> Columns | None:
+        """The entries noted over the index with this HMAC (Store.note), or None: none there,
+        or made over another index (one saved since), or not this identity's own."""
+        try:
+            content, _ = self._opened(self._read_bytes(self.notes_path))
+        except (OSError, _Refused):
+            return None
+        if content.get("base") != mac or content.get("root") != self.anchor:
+            return None
+        rows = content.get("readings")
+        if type(rows) is not list or not all(type(row) is list and len(row) == 5 for row in rows):
+            return None
+        columns = _columns({**content, "readings": []})
+        if (
+            columns is None
+            or len(rows) != len(columns.rels)
+            or columns.rels != sorted(columns.rels)
+        ):
+            return None
+        columns._readings, columns._chunks = rows, None
+        return columns
+
+    def _read_bytes(self, path: Path) -> bytes:
+        """The file, if the folder is ours and the file a regular one (no symlink followed)."""
         self._check_folder(create=False)
-        fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         with os.fdopen(fd, "rb") as handle:
             if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
                 raise OSError("not a regular file")
@@ -950,15 +1038,9 @@ class Store:
             os.chmod(self.folder, 0o700)
 
     def save(self, columns: Columns, folders: dict[str, Any] | None = None) -> None:
-        """Encrypt, authenticate and replace atomically; an index that cannot be written is
-        only a cache: the command goes on without it."""
-        from talkbook.crypto import encrypt
-        from talkbook.fsutil import atomic_write, stale_temp_files
-
+        """Encrypt, authenticate and replace atomically, the notes folded in (their file goes);
+        an index that cannot be written is only a cache: the command goes on without it."""
         content = {
-            "format": FORMAT,
-            "root": self.anchor,
-            "rules": _rules(),
             "rels": columns.rels,
             "stamps": columns.stamps,
             "digests": columns.digests,
@@ -966,7 +1048,39 @@ class Store:
             "readings": columns.chunks(),
             "folders": folders or {},
         }
-        body = marshal.dumps(content)
+        mac = self._sealed(self.path, content)
+        if mac is not None:
+            self.mac, self.noted = mac, set()
+            with contextlib.suppress(OSError):
+                os.unlink(self.notes_path)
+
+    def note(self, columns: Columns, rels: set[str]) -> None:
+        """Keep these entries of `columns` in the notes file over the index as saved (a few
+        files a command wrote): a small write instead of the whole index again. The next
+        load puts them over the index (overlay); a save folds them in."""
+        if self.mac is None:
+            return
+        at = {rel: i for i, rel in enumerate(columns.rels)}
+        ns = [at[rel] for rel in sorted(rels) if rel in at]
+        readings = columns.readings()
+        content: dict[str, Any] = {
+            "base": self.mac,
+            "rels": [columns.rels[n] for n in ns],
+            "stamps": [columns.stamps[n] for n in ns],
+            "digests": [columns.digests[n] for n in ns],
+            "states": [columns.states[n] for n in ns],
+            "readings": [readings[n] for n in ns],
+        }
+        if self._sealed(self.notes_path, content) is not None:
+            self.noted = set(content["rels"])
+
+    def _sealed(self, path: Path, content: dict[str, Any]) -> bytes | None:
+        """Write the content (with the format, root and rules) authenticated and encrypted to
+        the identity's own keys; its HMAC, or None if it could not be written."""
+        from talkbook.crypto import encrypt
+        from talkbook.fsutil import atomic_write, stale_temp_files
+
+        body = marshal.dumps({"format": FORMAT, "root": self.anchor, "rules": _rules(), **content})
         mac = hmac.new(self.key, body, "sha256").hexdigest().encode()
         try:
             self._check_folder(create=True)
@@ -974,9 +1088,14 @@ class Store:
             for stale in stale_temp_files(self.folder):
                 stale.unlink(missing_ok=True)
             ciphertext = encrypt(MAGIC + mac + b"\n" + body, self.recipients)
-            atomic_write(self.path, ciphertext, mode=0o600)
+            atomic_write(path, ciphertext, mode=0o600)
         except (OSError, TalkbookError):
-            return
+            return None
+        return mac
+
+
+class _Refused(Exception):
+    """An index or notes file not to be trusted: damaged, foreign or outdated (its text)."""
 
 
 def _columns(content: dict[str, Any]) -> Columns | None:
