@@ -26,7 +26,10 @@ Where: `.talkbook/index-<key id>-<language>.age` at the workspace root (folder 0
 one file per identity and language: findings are kept as text), ignored by git (`.gitignore`
 from init, and `.git/info/exclude` for older workspaces). Written with fsutil.atomic_write: two
 commands refreshing at once leave one of their indexes (the last writer's), a kill leaves the
-old one or none.
+old one or none. Beside it, `index-….notes.age`: the entries of files a command has just
+written (note_written), sealed the same way and bound to the HMAC of the index they go over,
+so a write costs a small file rather than the whole index again; notes over any other index
+(one saved since) are ignored, and the next save folds them in and removes them.
 
 Security invariant: the index is encrypted to the identity's own public keys and authenticated
 with an HMAC whose key is derived from the identity's private key material; the pinned root
