@@ -13,7 +13,8 @@ never followed and never skipped for the package's copy. Error messages name tem
 attribute names but never quote the data being rendered: that data is confidential. The sandbox's
 shortcuts (an attribute's safety remembered per type and name, a plain dict's item read directly)
 give exactly the answers of Jinja's immutable sandbox; a type that could misreport its class is
-asked every time. No compiled template is kept on disk: one there would run outside the sandbox.
+asked every time. A compiled template is code: one is read back from disk only by template_cache,
+which loads none but those made with the identity's key (a forged one never runs).
 """
 
 from __future__ import annotations
@@ -268,9 +269,12 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
 
 @functools.lru_cache(maxsize=8)
-def environment(workspace_templates: Path | None) -> jinja2.Environment:
+def environment(
+    workspace_templates: Path | None, compiled: jinja2.BytecodeCache | None = None
+) -> jinja2.Environment:
     """One environment per template folder, so compiled templates are reused (Jinja still
-    notices an edited template file by its modification time)."""
+    notices an edited template file by its modification time); `compiled` keeps them between
+    commands (template_cache.Compiled)."""
     roots = [package_templates_dir().resolve()]
     if workspace_templates is not None:
         roots.insert(0, workspace_templates)
@@ -288,6 +292,7 @@ def environment(workspace_templates: Path | None) -> jinja2.Environment:
         # Staff edit these templates: a misspelt variable renders as nothing rather than failing.
         undefined=_Undefined,
         finalize=_finalize,
+        bytecode_cache=compiled,
     )
     env.filters["as_list"] = as_list
     env.filters["join_or"] = join_or
@@ -359,10 +364,15 @@ def _candidates(name: str, locale: str) -> Iterable[str]:
 
 
 def render(
-    name: str, locale: str, context: dict[str, Any], workspace_templates: Path | None = None
+    name: str,
+    locale: str,
+    context: dict[str, Any],
+    workspace_templates: Path | None = None,
+    compiled: jinja2.BytecodeCache | None = None,
 ) -> str:
-    """Render `<locale>/<name>`, falling back to the English template when the locale has none."""
-    env = environment(workspace_templates)
+    """Render `<locale>/<name>`, falling back to the English template when the locale has none;
+    `compiled`: where compiled templates are kept between commands (template_cache)."""
+    env = environment(workspace_templates, compiled)
     roots = [root for root in (workspace_templates, package_templates_dir()) if root is not None]
     template: jinja2.Template | None = None
     shown = f"{locale}/{name}"

@@ -9,7 +9,8 @@ Unknown names and formats are one TalkbookError (exit 2). The values come from `
 
 Security invariant: a report holds only what the identity could decrypt; with `redact`, no name
 of a cadre or person the workspace knows survives (render.Redactor); where a report is written
-is output.py's concern (owner-only, atomic, never through a symlink in the workspace).
+is output.py's concern (owner-only, atomic, never through a symlink in the workspace); compiled
+templates are kept between commands only as template_cache allows (HMAC under the identity's key).
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ class Reports:
             raise TalkbookError(_("--since is after --until"))
         app.ensure_trust()  # settings and templates from a verified revision
         self.ws = app.workspace
+        self.compiled = self._compiled(app)
         self._produced: dict[tuple[str, str, str | None], bytes] = {}
 
         def prepared(catalog: Any) -> None:
@@ -117,6 +119,13 @@ class Reports:
             "malformed": len(catalog.malformed),
         }
 
+    @staticmethod
+    def _compiled(app: Any) -> Any:
+        """Where compiled templates are kept between commands (template_cache)."""
+        from talkbook.template_cache import for_app
+
+        return for_app(app)
+
     def _redactor(self):
         from talkbook.reports.render import Redactor
 
@@ -149,7 +158,9 @@ class Reports:
         key = (name, fmt, talk)
         if key not in self._produced:
             data = self.data(name, talk)
-            self._produced[key] = render(self.ws, name, fmt, data, self.page, self.redactor)
+            self._produced[key] = render(
+                self.ws, name, fmt, data, self.page, self.redactor, self.compiled
+            )
         return self._produced[key]
 
     def write_all(self, folder: Path, formats: tuple[str, ...] = FORMATS) -> list[Path]:
@@ -163,7 +174,7 @@ class Reports:
             values = self.data(name)
             for fmt in formats:
                 texts[f"{name}.{fmt}"] = render(
-                    self.ws, name, fmt, values, self.page, self.redactor
+                    self.ws, name, fmt, values, self.page, self.redactor, self.compiled
                 )
         return [write(folder, file_name, text, self.ws.root) for file_name, text in texts.items()]
 

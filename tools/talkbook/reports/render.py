@@ -164,8 +164,10 @@ def render(
     data: dict[str, Any],
     page: dict[str, Any],
     redactor: Redactor | None = None,
+    compiled: Any = None,
 ) -> bytes:
-    """The report `name` in `fmt`; `page` holds what every report shows (organization, dates)."""
+    """The report `name` in `fmt`; `page` holds what every report shows (organization, dates);
+    `compiled` keeps the compiled templates between commands (template_cache.Compiled)."""
     if redactor is not None:
         data, page = redactor.blind(redactor.values(data)), redactor.values(page)
     if fmt == "csv":
@@ -176,7 +178,8 @@ def render(
     from talkbook.templating import render as render_template  # Jinja: not for CSV
 
     context = {**page, "report": data, "bar_chart": bar_chart}
-    text = render_template(f"reports/{name}.{fmt}.j2", ws.locale, context, ws.templates_dir)
+    template = f"reports/{name}.{fmt}.j2"
+    text = render_template(template, ws.locale, context, ws.templates_dir, compiled)
     if redactor is not None:
         text = redactor.text(text)
     return text.encode("utf-8")
