@@ -307,3 +307,18 @@ def test_config_person_ids_are_checked() -> None:
     document = copy.deepcopy(CONFIG)
     document["people"]["赵敏"] = document["people"].pop("P-01")
     assert errors("config", document)
+
+
+@pytest.mark.parametrize("kind", ["profile", "plan", "record"])
+def test_jsonschema_rs_passes_exactly_what_the_walk_finds_nothing_in(kind: str) -> None:
+    """validation.check_schema asks jsonschema-rs "valid?" and walks with jsonschema only what
+    it refuses: both must agree on every field of the schema set to every kind of value."""
+    from talkbook.validation import passes_schema, validator_for
+    from test_catalog import VALID, VALUES
+
+    walk = validator_for(kind)
+    for name in [*load(kind).get("properties", {}), "unknown_field"]:
+        for value in VALUES:
+            meta = {**VALID[kind], name: value}
+            found = list(walk.iter_errors(meta))
+            assert passes_schema(kind, meta) == (not found), (name, value)

@@ -247,3 +247,42 @@ def test_due_names_the_malformed_files_it_skipped(workspace: Setup, cadre: str, 
     result = workspace.as_("P-01", "due", "--as-of", "2026-03-05")
     assert result.exit_code in (0, 1)
     assert f"1 malformed file(s) skipped (run validate): {case.where}\n" in result.stderr
+
+
+VALID_PLAN = """---
+id: T-aaaaaa
+cadre: C-aaaaaa
+speaker: P-03
+at: 2026-03-10T09:30
+talk_type: routine
+method: consultation
+status: draft
+---
+"""
+CHECKED = """
+import sys
+from talkbook.models import parse
+from talkbook.validation import Subject, check_document
+text = sys.stdin.read()
+findings = check_document(Subject("plan", "talks/2026/T-aaaaaa/plan.md.age", parse(text), text))
+print([str(f) for f in findings], "jsonschema" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        (VALID_PLAN, "[] False"),
+        (VALID_PLAN.replace("method: consultation", "method: 7"), "[':7: method:'] True"),
+    ],
+)
+def test_only_a_document_the_schema_refuses_is_walked_by_jsonschema(text: str, said: str) -> None:
+    """jsonschema (a tenth of a second to import) words findings: a valid document needs none."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", CHECKED], input=text, capture_output=True, text=True, check=True
+    )
+    where = re.sub(r"'talks/2026/T-aaaaaa/plan.md.age(:\d+: \w+:)[^']*'", r"'\1'", done.stdout)
+    assert where.strip() == said
