@@ -397,3 +397,43 @@ def test_gitattributes_and_nested_settings_are_not_the_speakers_to_change(
     message = one_error(run("-i", workspace.keys["P-01"], "cadre", "new", "--from", profile))
     assert message.startswith(f"talkbook: chain of custody broken: commit {sha[:12]} changes ")
     assert ".gitattributes" in message
+
+
+# -- the tool's own commits ------------------------------------------------------------------
+def test_the_tools_own_commit_is_verified_as_it_is_made(
+    workspace: Setup, cadre: str, monkeypatch
+) -> None:
+    """A plan committed on the verified HEAD brings no law: the next command walks nothing."""
+    from talkbook import trust
+
+    ok(workspace.as_("P-01", "plan", cadre, "--speaker", "P-03", "--at", "2026-12-01T09:30"))
+    head = git(workspace.root, "rev-parse", "HEAD").strip()
+    assert trust.pinned(workspace.root)["verified"] == head
+
+    def never(root, since):
+        raise AssertionError(f"walked the chain from {since}")
+
+    monkeypatch.setattr(trust, "check_chain", never)
+    ok(workspace.as_("P-01", "plan", cadre, "--speaker", "P-03", "--at", "2026-12-02T09:30"))
+
+
+def test_the_tools_commit_of_the_law_is_walked_as_any_other(workspace: Setup, keydir) -> None:
+    """A commit that changes talkbook.toml is verified by the next command's walk, not as made."""
+    from talkbook import trust
+
+    _key, public = make_key(keydir, "P-09")
+    ok(workspace.as_("P-01", "person", "add", "P-09", "--name", "周杰", "--role", "speaker",
+                     "--key", public))  # fmt: skip
+    head, parent = git(workspace.root, "rev-parse", "HEAD", "HEAD~1").split()
+    assert trust.pinned(workspace.root)["verified"] == parent
+    ok(workspace.as_("P-01", "list", "cadres"))
+    assert trust.pinned(workspace.root)["verified"] == head
+
+
+def test_a_commit_on_another_than_the_verified_one_is_not_marked(workspace: Setup) -> None:
+    from talkbook import trust
+
+    state = trust.pinned(workspace.root)
+    trust.own_commit(workspace.root, "0" * 40, "1" * 40, ["talks/2026/T-aaaaaa/plan.md.age"])
+    trust.own_commit(workspace.root, state["verified"], "1" * 40, ["templates/zh-CN/plan.md.j2"])
+    assert trust.pinned(workspace.root) == state

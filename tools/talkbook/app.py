@@ -80,6 +80,22 @@ class Pending:
     origin: Origin | None = None
 
 
+@dataclass(frozen=True)
+class Committed:
+    """What commit `head` holds at some paths (None: nothing there), as App.save read it: the
+    journal takes their blob ids from it instead of asking git again."""
+
+    head: str
+    data: dict[str, bytes | None]
+
+    def blobs(self) -> dict[str, str]:
+        return {
+            rel: gittrail.blob_id(data, self.head)
+            for rel, data in self.data.items()
+            if data is not None
+        }
+
+
 @dataclass
 class Prompts:
     """How the core asks the user. The defaults suit scripts: never ask, always refuse."""
@@ -233,13 +249,14 @@ class App:
             held.release()
 
     @contextlib.contextmanager
-    def changing(self, paths: list[Path]) -> Iterator[None]:
+    def changing(self, paths: list[Path], known: Committed | None = None) -> Iterator[None]:
         """The one way the write path touches the working tree; the block ends with the commit.
 
         Under the lock: the journal records the paths (and what HEAD holds there) before
         anything is written; if the block fails the files are put back, their index entries too,
         and the journal goes; once the block is through (committed), the journal goes. A process
-        killed inside leaves the journal: `talkbook doctor` finishes or rolls back.
+        killed inside leaves the journal: `talkbook doctor` finishes or rolls back. What HEAD
+        holds is asked of git unless `known` says it, for these paths and this very HEAD.
         """
         from talkbook import lock
 
@@ -248,7 +265,10 @@ class App:
             git_dir = gittrail.git_dir(root)
             rels = [self.rel(path) for path in paths]
             start = gittrail.head(root)
-            blobs = gittrail.blobs_at(root, start, rels) if start else {}
+            if known is not None and known.head == start and set(known.data) == set(rels):
+                blobs = known.blobs()
+            else:
+                blobs = gittrail.blobs_at(root, start, rels) if start else {}
             journal = lock.Journal(
                 operation=self._lock.command,
                 pid=os.getpid(),
@@ -342,15 +362,17 @@ class App:
                 current: bytes | None = read_regular(root, path)
             except FileNotFoundError:
                 current = None
-            committed = gittrail.committed(root, rel)
+            start = gittrail.head(root)
+            committed = gittrail.committed(root, rel, start) if start else None
+            known = Committed(start, {rel: committed}) if start else None
             if current is not None and current == committed:
                 if self.vault.read_plaintext(path) == plaintext:
                     return False
             elif committed is not None and self._plaintext_of(committed) == plaintext:
-                with self.changing([path]):  # the stray working file goes; HEAD has this text
+                with self.changing([path], known):  # the stray working file goes; HEAD has it
                     gittrail.restore_to_head(root, [rel])
                 return False
-            with self.changing([path]):
+            with self.changing([path], known):
                 # a stray working file (not HEAD's) is re-encrypted even if its text is this
                 self.vault.write(path, text, recipients, force=current != committed)
                 checkpoint("commit")

@@ -8,13 +8,16 @@ A write's commit (`commit`) holds exactly the tool's paths, signed by the acting
 with git's plumbing when the index holds nothing else (the same commit object `git commit
 --only` makes, without its refresh of every file's stat data), by `git commit --only`
 otherwise. HEAD moves only from the commit the new one was made on, so a commit made meanwhile
-is never overwritten. `head` reads .git/HEAD and the loose ref it names where that is plain
-(a symlink, packed refs or any other oddity is asked of git): every write asks several times.
+is never overwritten; a plumbing commit made on the last verified commit, bringing no law, is
+recorded as verified (trust.own_commit). `head` reads .git/HEAD and the loose ref it names
+where that is plain (a symlink, packed refs or any other oddity is asked of git): every write
+asks several times.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import datetime as dt
 import functools
 import os
@@ -177,9 +180,10 @@ def commit(
     sign = ["-S"] if signer is not None else []
     try:
         start = head(root)
-        sha = None
+        sha = made_on = None
         if start is not None and not allow_empty and _plain_message(message):
             sha = _commit_alone(root, rel, message, start, [*options, "commit-tree", *sign], env)
+            made_on = start if sha is not None else None
         else:
             _git_output(root, "add", "--all", "--", *rel)
         if sha is None:
@@ -195,9 +199,21 @@ def commit(
         sha = head(root)
     else:
         _collect_if_due(root)  # what `git commit` would have run after committing
+    if made_on is not None and sha is not None:
+        _verified_as_made(root, made_on, sha, rel)
     if sha is None:  # git said it committed, yet HEAD names nothing
         raise TalkbookError(_("git commit failed: {detail}").format(detail="no HEAD"))
     return sha
+
+
+def _verified_as_made(root: Path, parent: str, sha: str, rel: list[str]) -> None:
+    """A commit made on `parent` (HEAD moved only from it) that differs from it in `rel` only
+    is verified for the chain of custody when it brings no law (trust.own_commit). Only a
+    record kept to save the next command's walk: if it cannot be written, that walk is done."""
+    from talkbook import trust
+
+    with contextlib.suppress(OSError):
+        trust.own_commit(root, parent, sha, rel)
 
 
 def _plain_message(message: str) -> bool:
@@ -626,13 +642,13 @@ def blobs_at(root: Path, rev: str, rel_paths: list[str]) -> dict[str, str]:
     return found
 
 
-def committed(root: Path, rel_path: str) -> bytes | None:
-    """The bytes HEAD holds at this path, or None: one `git cat-file --batch` for
-    `HEAD:path` (a path that spec would read otherwise — a newline, a leading ./ — is looked up
-    with ls-tree first)."""
+def committed(root: Path, rel_path: str, at: str | None = None) -> bytes | None:
+    """The bytes HEAD (or commit `at`) holds at this path, or None: one `git cat-file --batch`
+    for `HEAD:path` (a path that spec would read otherwise — a newline, a leading ./ — is
+    looked up with ls-tree first)."""
     import subprocess
 
-    start = head(root)
+    start = at or head(root)
     if start is None:
         return None
     if not rel_path or "\n" in rel_path or rel_path.startswith(("./", "../")):

@@ -9,7 +9,9 @@ known hosts.
 
 `ensure` runs before every encryption, template rendering and actor lookup. It walks only the
 commits since the last verified one (kept in `.git/talkbook/trust.json`) and raises TrustError,
-one line naming the commit, when the chain breaks; nothing is written then. The working tree's
+one line naming the commit, when the chain breaks; nothing is written then. A commit the tool
+itself makes on the verified one, bringing no law (`own_commit`), is verified as it is made:
+the walk would find nothing in it to check, so the next command asks git nothing. The working tree's
 own uncommitted changes are the user's and are not judged here: only commits arrive from others.
 
 Security invariant: nothing is encrypted to, rendered from or acted on as a key, rule or template
@@ -365,6 +367,23 @@ def ensure(root: Path, notice: Callable[[str], None] | None = None) -> None:
         )
     _save(root, {"root": state["root"], "verified": tip})
     write_allowed_signers(root, head_config(root))  # git's own checks follow verified people
+
+
+def is_law(rel: str) -> bool:
+    """Whether a path of the working tree is (under) one of the law's paths."""
+    return any(rel == part or rel.startswith(f"{part}/") for part in LAW)
+
+
+def own_commit(root: Path, parent: str, sha: str, rels: list[str]) -> None:
+    """The tool made `sha` on `parent`, its tree differing from `parent`'s in `rels` only.
+    When `parent` is the last verified commit and no path of `rels` is law, `sha` brings no law
+    of its own, so check_chain would pass it: it is recorded as verified. Anything else is left
+    to `ensure`, which walks it as any other commit."""
+    if not rels or any(is_law(rel) for rel in rels):
+        return
+    state = pinned(root)
+    if state.get("root") and state.get("verified") == parent:
+        _save(root, {"root": state["root"], "verified": sha})
 
 
 def head_config(root: Path) -> dict[str, Any]:
