@@ -553,6 +553,27 @@ def test_new_talk_ids_avoid_every_talk_folder(tmp_path: Path) -> None:
     assert Workspace(root).talk_ids() == []
 
 
+def test_a_new_talk_id_is_one_no_year_has(tmp_path: Path, monkeypatch) -> None:
+    """`plan` asks each year's folder for the id it drew (not a listing of every talk): a name
+    there of any kind, a file or a symlink too, is taken, and another id is drawn."""
+    from talkbook import talks
+    from talkbook.workspace import Workspace
+
+    root = tmp_path / "ws"
+    for rel in ("talks/2025/T-aaaaaa", "talks/2026/T-bbbbbb", "elsewhere"):
+        (root / rel).mkdir(parents=True)
+    (root / "talks/2026/T-cccccc").write_text("a file, not a talk")
+    (root / "talks/2026/T-dddddd").symlink_to(root / "missing")
+    (root / "talkbook.toml").write_text("")
+    ws = Workspace(root)
+    taken = ["T-aaaaaa", "T-bbbbbb", "T-cccccc", "T-dddddd"]
+    assert all(ws.talk_taken(talk) for talk in taken) and not ws.talk_taken("T-eeeeee")
+    drawn = iter([*taken, "T-eeeeee"])
+    monkeypatch.setattr(talks, "new_id", lambda prefix: next(drawn))
+    app = type("FakeApp", (), {"workspace": ws})()
+    assert talks._new_talk_id(app) == "T-eeeeee"
+
+
 def test_plan_takes_the_profile_from_the_catalog(
     workspace: Setup, cadre: str, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:

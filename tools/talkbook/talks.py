@@ -5,12 +5,14 @@ postponed / cancelled. Each step is one commit authored by whoever took it.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from talkbook import builders, rules, workflow
 from talkbook.app import App, Origin, Pending
-from talkbook.catalog import Catalog, load
+from talkbook.catalog import Catalog, load_into
 from talkbook.errors import (
     EditAborted,
     NotFound,
@@ -38,12 +40,6 @@ def read_plan(app: App, talk_id: str) -> Document:
     if not path.is_file():
         raise NotFound(_("unknown talk: {talk}").format(talk=talk_id))
     return app.read(path)
-
-
-def _talks(app: App) -> Catalog:
-    """The plans and records the acting person can read (the whole catalog: from the index,
-    a warm load costs less than naming the files to leave out)."""
-    return load(app)
 
 
 def _profile_meta(app: App, catalog: Catalog, cadre_id: str) -> dict[str, Any]:
@@ -119,18 +115,14 @@ def draft_plan(
         raise TalkbookError(
             _("--at {value} is not a date and time (YYYY-MM-DDTHH:MM)").format(value=repr(at))
         ) from None
-    catalog = _talks(app)
-    profile = _profile_meta(app, catalog, cadre_id)
-    today = app.today()
-    refuse_if_retired(cadre_id, profile, today, _("no new plans"))
-    deferred = _deferred_from(app, cadre_id, continues, catalog)
-    event = rules.latest_event(profile, occasion) if occasion else None
-    talk_id = str(meta_in.get("id") or new_id("T", set(ws.talk_ids())))
-    document = builders.plan_document(
-        app, profile, cadre_id=cadre_id, talk_id=talk_id, speaker=speaker, when=when,
-        today=today, created_by=actor.id, recorder=recorder, occasion=occasion, place=place,
-        continues=continues, deferred=deferred, given=given, method=method, talk_type=talk_type,
-    )  # fmt: skip
+    fields = {
+        "speaker": speaker, "when": when, "created_by": actor.id, "recorder": recorder,
+        "occasion": occasion, "place": place, "continues": continues, "method": method,
+        "talk_type": talk_type,
+    }  # fmt: skip
+    # drafted while the tree is checked for changes (load_into): its render meets that wait
+    draft = load_into(app, functools.partial(_drafted, app, cadre_id, fields, given))
+    talk_id, document = draft.talk_id, draft.document
     path = ws.talk_dir(talk_id, when.year) / "plan.md.age"
     if path.exists():
         raise TalkbookError(
@@ -144,9 +136,47 @@ def draft_plan(
             edited = final  # accepted as suggested
         final, origin = edited, None
     app.save("plan", path, final, f"plan {talk_id}: drafted", actor, origin)
-    for warning in _plan_warnings(cadre_id, talk_id, occasion, event, when, catalog):
+    for warning in draft.warnings:
         app.prompts.notice(warning)
     return talk_id
+
+
+@dataclass(frozen=True)
+class _Draft:
+    """A plan as drafted from the catalog, and what to say once it is saved."""
+
+    talk_id: str
+    document: Document
+    warnings: list[str]
+
+
+def _drafted(
+    app: App, cadre_id: str, fields: dict[str, Any], given: Document, catalog: Catalog
+) -> _Draft:
+    """The plan the catalog suggests (`fields` as builders.plan_document takes them): it only
+    reads, so it may run twice (catalog.load_into); what it raises is raised once the catalog
+    proves current. The warnings are the catalog's, said only after the plan is saved."""
+    profile = _profile_meta(app, catalog, cadre_id)
+    today = app.today()
+    refuse_if_retired(cadre_id, profile, today, _("no new plans"))
+    occasion, continues = fields["occasion"], fields["continues"]
+    deferred = _deferred_from(app, cadre_id, continues, catalog)
+    event = rules.latest_event(profile, occasion) if occasion else None
+    talk_id = str(given.meta.get("id") or _new_talk_id(app))
+    document = builders.plan_document(
+        app, profile, cadre_id=cadre_id, talk_id=talk_id, today=today, deferred=deferred,
+        given=given, **fields,
+    )  # fmt: skip
+    warnings = _plan_warnings(cadre_id, talk_id, occasion, event, fields["when"], catalog)
+    return _Draft(talk_id, document, warnings)
+
+
+def _new_talk_id(app: App) -> str:
+    """A random talk id no year's folder has yet."""
+    while True:
+        candidate = new_id("T")
+        if not app.workspace.talk_taken(candidate):
+            return candidate
 
 
 OPEN_STATUSES = ("draft", "submitted", "approved")

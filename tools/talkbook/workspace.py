@@ -250,6 +250,16 @@ class Workspace:
             if talk.name.startswith("T-") and talk.is_dir()
         )
 
+    def talk_taken(self, talk_id: str) -> bool:
+        """Whether any year's folder has an entry of this name (a talk folder, or anything else
+        a new talk could not be made in): what `plan` asks of a new id, a look-up per year
+        instead of listing every talk."""
+        return any(
+            os.path.lexists(os.path.join(year.path, talk_id))
+            for year in _entries(self.root / "talks")
+            if year.is_dir()
+        )
+
     def encrypted_files(self) -> list[Path]:
         """Listed by name, symlinks too: reading one refuses it, validate names it.
 
