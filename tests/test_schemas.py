@@ -309,12 +309,32 @@ def test_config_person_ids_are_checked() -> None:
     assert errors("config", document)
 
 
+# one valid document of each kind, and values to set each field to (CJK ones too)
+VALID = {
+    "profile": {"id": "C-aaaaaa", "name": "张伟"},
+    "plan": {
+        "id": "T-aaaaaa", "cadre": "C-aaaaaa", "speaker": "P-03", "at": "2026-03-10T09:30",
+        "talk_type": "routine", "method": "consultation", "status": "draft",
+    },
+    "record": {
+        "id": "T-aaaaaa", "cadre": "C-aaaaaa", "speaker": "P-03", "recorder": "P-04",
+        "held_at": "2026-03-10T09:30",
+    },
+}  # fmt: skip
+VALUES = [
+    None, 5, -1, 1.5, True, "", "x", "张伟", "2026-01-01", "2026-01-01\n", "2026-13-01",
+    "2026-03-10T09:30", "T-aaaaaa", "C-aaaaaa", "C-aaaaaa\n", "P-03", [], ["x"], [5], {}, {"a": 1},
+    [{"date": "2026-01-01", "occasion": "x"}],
+    [{"what": "x", "owner": "P-03", "due": "2026-01-01"}],
+    [{"by": "P-02", "at": "2026-03-10T09:30", "decision": "approved"}],
+]  # fmt: skip
+
+
 @pytest.mark.parametrize("kind", ["profile", "plan", "record"])
 def test_jsonschema_rs_passes_exactly_what_the_walk_finds_nothing_in(kind: str) -> None:
     """validation.check_schema asks jsonschema-rs "valid?" and walks with jsonschema only what
     it refuses: both must agree on every field of the schema set to every kind of value."""
     from talkbook.validation import passes_schema, validator_for
-    from test_catalog import VALID, VALUES
 
     walk = validator_for(kind)
     for name in [*load(kind).get("properties", {}), "unknown_field"]:

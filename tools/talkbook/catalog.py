@@ -22,7 +22,6 @@ it through a pipe); findings and messages carry paths, fields and reasons, never
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -33,7 +32,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from talkbook.errors import DecryptionError, InvalidDocument, NotRecipient, TalkbookError
 from talkbook.i18n import _
 from talkbook.models import Document, is_id, parse
-from talkbook.validation import Finding, Subject, schema_findings, summary
+from talkbook.validation import Finding, Subject, passes_schema, schema_findings, summary
 from talkbook.workspace import id_of_rel, kind_of_rel
 
 if TYPE_CHECKING:
@@ -152,23 +151,12 @@ class Reading:
         return InvalidDocument(self.message, list(self.findings), line, self.reason)
 
 
-@functools.cache
-def _compiled_schema(kind: str) -> Any:
-    """The kind's schema (as validation.validator_for inlines it) compiled by jsonschema-rs, in
-    Rust: it answers "valid?" tens of times faster than jsonschema walking it in Python."""
-    import jsonschema_rs
-
-    from talkbook.validation import validator_for
-
-    return jsonschema_rs.Draft202012Validator(validator_for(kind).schema)
-
-
 def unfit(subject: Subject) -> list[Finding]:
     """Why logic may not read a document: its schema findings, or a file name without an id.
 
     A valid document (nearly all) is told so by jsonschema-rs; only one it refuses is walked
     by jsonschema for the findings, so the messages are the same either way."""
-    valid = _compiled_schema(subject.kind).is_valid(subject.doc.meta)
+    valid = passes_schema(subject.kind, subject.doc.meta)
     findings = [] if valid else schema_findings(subject)
     id_kind = "profile" if subject.kind == "profile" else "talk"
     if not findings and not is_id(id_kind, id_of_rel(subject.rel)):
