@@ -373,6 +373,8 @@ def test_a_warm_run_with_nothing_changed_writes_nothing(
     is hashed, not decrypted, and saved once with its new stamp."""
     monkeypatch.setattr(index, "RACY_NS", 0)
     ok(workspace.as_("P-01", "plan", cadre, "--speaker", "P-03", "--at", "2026-03-10T09:30"))
+    for notes in note_files(workspace.root):  # what was written, saved with stamps instead
+        notes.unlink()
     catalog.load(app_of(workspace))
     saved: list[int] = []
     real = index.Store.save
@@ -577,11 +579,15 @@ def test_more_notes_than_worth_keeping_save_the_index(
     assert not note_files(workspace.root)
 
 
-def test_overlay_replaces_and_inserts_in_path_order() -> None:
-    """Noted entries go over the index's: one replaced, two inserted; the readings follow,
-    and the chunks are encoded again (the old ones no longer match the paths)."""
+@pytest.mark.parametrize("decoded", [False, True])
+def test_overlay_replaces_and_inserts_in_path_order(decoded: bool) -> None:
+    """Noted entries go over the index's (its readings decoded already, or not yet): one
+    replaced, two inserted; the readings follow, and the chunks are encoded again (the old
+    ones no longer match the paths)."""
     base = index.Columns(["a", "c", "e"], [None] * 3, [b"a", b"c", b"e"], ["ok"] * 3, None)
     base._chunks = [marshal.dumps([["k", {"n": x}, [], "", ""] for x in "ace"])]
+    if decoded:
+        base.readings()
     noted = index.Columns(["b", "c", "f"], [None] * 3, [b"B", b"C", b"F"], ["ok"] * 3)
     noted._readings = [["k", {"n": x}, [], "", ""] for x in "BCF"]
     base.overlay(noted)

@@ -160,8 +160,9 @@ class Columns:
 
     def overlay(self, noted: Columns) -> None:
         """Take the entries noted since this index was saved (Store.note): each replaces the
-        entry of its path or goes in at its place in path order. Their readings join when the
-        chunks are decoded; the chunks then no longer match the paths, so none is reused."""
+        entry of its path or goes in at its place in path order. Their readings join now if
+        the chunks are decoded, else when they are; the chunks then no longer match the paths,
+        so none is reused."""
         for rel, stamp, digest, state, row in zip(
             noted.rels, noted.stamps, noted.digests, noted.states, noted.readings(), strict=True
         ):
@@ -175,6 +176,8 @@ class Columns:
             self.digests.insert(i, digest)
             self.states.insert(i, state)
             self._patches.append((i, True, row))
+        if self._readings is not None:  # decoded already: the readings take them now
+            self._patched(self._readings)
 
     def _patched(self, decoded: list[Row]) -> None:
         """The noted readings put in, in the order overlay placed them (so each index holds)."""
@@ -422,38 +425,33 @@ def note_written(app, paths: list[Path]) -> None:
     refreshed the index before (else the next command's refresh finds them). Their stamps
     are kept as racy ones (None: written now, their bytes hashed next time, see _unchanged);
     every other entry as the refresh left it, reused later only where its stamp or bytes
-    still match. They go to the notes file over the index (Store.note: a few entries, not
-    the whole index written again) until more than RACY_REHASH are noted; then the index is
-    saved with them. A cache: a file that cannot be read here is left to the next refresh."""
+    still match. They go over the index in memory (Columns.overlay) and to the notes file
+    over it on disk (Store.note: a few entries, not the whole index written again) until more
+    than RACY_REHASH are noted; then the index is saved with them. A cache: a file that is
+    gone or cannot be read here is left to the next refresh."""
     seen = getattr(app, "index_seen", None)
     written = {app.workspace.relative(path) for path in paths}
     written = {rel for rel in written if _indexed(rel)}
     if seen is None or not written:
         return
-    known, root = seen.columns, app.workspace.root
-    rels = sorted(set(known.rels) | written)
-    at = {rel: i for i, rel in enumerate(known.rels)}
-    now = time.time_ns()
-    fd = os.open(root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    root = str(app.workspace.root)
+    rels = sorted(written)
     try:
-        kept = [None if rel in written else known.stamps[at[rel]] for rel in rels]
-        # lstat now: what was written, and what the index kept no stamp for (_update takes a
-        # missing stamp for a file gone)
-        stamps = [
-            _stamp(rel, fd) if old is None else old for rel, old in zip(rels, kept, strict=True)
-        ]
-    finally:
-        os.close(fd)
-    try:
-        fresh, _ = _update(app, known, rels, stamps, now)
-    except (ValueError, OSError, TalkbookError):
+        done = loader.file_readings(
+            app.keyring, app.workspace.root, [(rel, f"{root}/{rel}") for rel in rels],
+            keep_text=False, shape=_row,
+        )  # fmt: skip
+    except (OSError, TalkbookError):  # gone (a write that removed it) or not a regular file
         return
-    noted = seen.store.noted | written
-    if len(noted) > RACY_REHASH:  # the notes would cost the next loads more than a save now
-        seen.store.save(fresh, seen.folders)
+    noted = Columns(rels, [None] * len(rels), [d for d, _ in done], [st for _, (st, _) in done])
+    noted._readings = [row for _, (_, row) in done]
+    _ROW_STRINGS.clear()
+    seen.columns.overlay(noted)
+    store = seen.store
+    if len(store.noted | written) > RACY_REHASH:  # more would cost the next loads more
+        store.save(seen.columns, seen.folders)
     else:
-        seen.store.note(fresh, noted)
-    seen.columns = fresh
+        store.note(seen.columns, store.noted | written)
 
 
 def _indexed(rel: str) -> bool:
