@@ -299,6 +299,50 @@ def test_most_urgent_first(tmp_path: Path) -> None:
     )
 
 
+def test_due_reads_the_records_once_for_every_kind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`due` reads the records' front matter in one pass (obligations.Records) and hands it to
+    each kind, which then answers as when asked alone."""
+    ws = _workspace(tmp_path)
+    held = {"cadre": "C-aaaaaa", "occasion": "post_change", "speaker": "P-02"}
+    records = {
+        "T-rrrrr1": {**held, "id": "T-rrrrr1", "held_at": "2026-01-25T09:00"},
+        "T-rrrrr2": {
+            **held,
+            "id": "T-rrrrr2",
+            "held_at": "not a day",
+            "follow_ups": [{"what": "回访", "due": "2026-02-01"}, {"what": "x", "done": True}],
+        },
+    }
+    events = [
+        {"date": "2026-01-20", "occasion": "post_change"},  # met by T-rrrrr1
+        {"date": "2026-02-01", "occasion": "post_change"},
+    ]
+    catalog = Catalog(
+        profiles={"C-aaaaaa": _item("profile", "C-aaaaaa", {"name": "张伟", "events": events})},
+        records={tid: _item("record", tid, meta) for tid, meta in records.items()},
+    )
+    created, as_of = {"C-aaaaaa": dt.date(2025, 1, 1)}, dt.date(2026, 2, 10)
+    alone = [
+        *obligations.occasion_obligations(ws, catalog, as_of),
+        *obligations.cadence_obligations(ws, catalog, as_of, created),
+        *obligations.followup_obligations(catalog, as_of),
+    ]
+    reads = []
+    real = obligations.Records.read
+    monkeypatch.setattr(
+        obligations.Records, "read", classmethod(lambda cls, c: reads.append(c) or real(c))
+    )
+    found = obligations.due(ws, catalog, as_of, created)
+    assert reads == [catalog]
+    assert sorted(found) == sorted(alone)
+    assert {(o.reason, o.since) for o in found} == {
+        ("post_change", dt.date(2026, 2, 1)),
+        ("follow_up", None),  # held_at unreadable: no day, as before
+    }
+
+
 # -- the workspace's own rules ------------------------------------------------------------------
 def test_workspace_may_rename_add_and_drop_occasions(
     workspace: Setup, cadre: str, clock: Clock

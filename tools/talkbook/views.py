@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import itertools
 import os
 import re
 import unicodedata
@@ -134,7 +135,9 @@ def table_text(
     if not rows and empty is not None:
         return _("(nothing)") if empty == NOTHING else empty
     titles = headers or column_titles(columns)
-    table = [list(map(row.get, columns)) for row in rows]  # each row once, its cells in C
+    # row by row, each row's cells in C: a row is read whole while it is in the CPU's cache
+    # (column by column, ten thousand rows would be fetched again for each column)
+    table = [list(map(row.get, columns)) for row in rows]
     by_column = zip(*table, strict=True) if table else [()] * len(columns)
     padded = [
         _padded(title, _column_cells(values, (shown or {}).get(column)))
@@ -149,22 +152,42 @@ def table_text(
 def _column_cells(values: tuple[Any, ...], show: Callable[[Any], Any] | None) -> list[str]:
     """A column's cells: its values as `show` turns them, then as `_cell` writes them."""
     if show is not None:
-        values = tuple(map(show, values))
+        values = _shown(values, show)
     if set(map(type, values)) <= {str}:  # most columns: text already, as it is shown
         return list(values)
     yes = _("yes")
     return [v if type(v) is str else _cell(v, yes) for v in values]
 
 
+def _shown(values: tuple[Any, ...], show: Callable[[Any], Any]) -> tuple[Any, ...]:
+    """show(value) of each value: asked once per distinct text when the column is text (a
+    label, a name: thousands of rows share a dozen), each time otherwise. `show` answers a
+    text the same each time it is asked (display_columns)."""
+    if not set(map(type, values)) <= {str, type(None)}:
+        return tuple(map(show, values))
+    distinct = set(values)
+    if len(distinct) * 2 > len(values):  # mostly different (times): no gain in asking once
+        return tuple(map(show, values))
+    answers = dict(zip(distinct, map(show, distinct), strict=True))
+    return tuple(map(answers.__getitem__, values))
+
+
 def _padded(title: str, cells: list[str]) -> list[str]:
     """The title, its rule and the cells, each padded to the column's width."""
+    if all(map(str.isascii, cells)):  # ids, times, numbers: one column per character
+        width = max(_width(title), max(map(len, cells), default=0))
+        return [_pad(title, width), "-" * width, *map(str.ljust, cells, itertools.repeat(width))]
     distinct = set(cells)  # names, labels and dates repeat down a long listing
-    measure = len if all(map(str.isascii, distinct)) else _width  # ids, times: one per character
-    widths = dict(zip(distinct, map(measure, distinct), strict=True))
+    widths = dict(zip(distinct, map(_width, distinct), strict=True))
     widths[title] = _width(title)
     width = max(widths.values())
     pad = {v: v + " " * (width - w) for v, w in widths.items() if w < width}
     return [pad.get(title, title), "-" * width, *map(pad.get, cells, cells)]  # get(v, v)
+
+
+def _pad(text: str, width: int) -> str:
+    """Text padded with spaces to `width` terminal columns."""
+    return text + " " * (width - _width(text))
 
 
 @functools.lru_cache(maxsize=256)
