@@ -336,6 +336,29 @@ def test_deferred_topics_reach_the_next_plan_until_one_continues_them(
     assert "本人今后的职业打算" not in parse(ok(ws.as_("P-01", "cat", later)).stdout).meta["focus"]
 
 
+def test_deferred_topics_look_through_the_plans_only_for_a_cadre_that_put_some_off() -> None:
+    """Every plan is looked at (which continues what) only when one of the cadre's held talks
+    deferred a topic: another cadre's deferred topics do not count."""
+    from talkbook import talks
+    from talkbook.catalog import Catalog, Item
+
+    class NoPlans(dict):
+        def values(self):
+            raise AssertionError("looked through the plans")
+
+    def record(talk: str, cadre: str, deferred: list[str]) -> Item:
+        meta = {"id": talk, "cadre": cadre, "held_at": "2026-03-10T09:30", "deferred": deferred}
+        return Item("record", f"talks/2026/{talk}/record.md.age", meta=meta)
+
+    catalog = Catalog(plans=NoPlans())
+    catalog.add(record("T-aaaaaa", "C-aaaaaa", []))
+    catalog.add(record("T-bbbbbb", "C-bbbbbb", ["另一位干部的话题"]))
+    assert talks._deferred_from(None, "C-aaaaaa", None, catalog) == []  # type: ignore[arg-type]
+    catalog.add(record("T-cccccc", "C-aaaaaa", ["推迟的话题"]))
+    with pytest.raises(AssertionError, match="looked through the plans"):
+        talks._deferred_from(None, "C-aaaaaa", None, catalog)  # type: ignore[arg-type]
+
+
 def _fake_editor(tmp_path: Path, old: str, new: str) -> str:
     script = tmp_path / "fake_editor.py"
     script.write_text(

@@ -61,10 +61,15 @@ def _deferred_from(app: App, cadre_id: str, talk_id: str | None, catalog: Catalo
                 )
             )
         return [str(t) for t in rules.as_list(app.read(path).meta.get("deferred"))]
+    # one pass over the records (grouping every cadre's would cost more), and the plans are
+    # looked through only when a held talk of this cadre put something off
+    held = [r for r in catalog.records.values() if r.meta.get("cadre") == cadre_id]
+    deferring = [r for r in held if rules.as_list(r.meta.get("deferred"))]
+    if not deferring:
+        return []
     continued = {plan.meta.get("continues") for plan in catalog.plans.values()}
     open_topics: list[str] = []
-    held = sorted(catalog.held_talks(cadre_id), key=lambda r: str(r.meta.get("held_at")))
-    for record in held:
+    for record in sorted(deferring, key=lambda r: str(r.meta.get("held_at"))):
         if record.meta.get("id") not in continued:
             open_topics += [str(t) for t in rules.as_list(record.meta.get("deferred"))]
     return list(dict.fromkeys(open_topics))
@@ -89,16 +94,91 @@ def draft_plan(
     """`talkbook plan`: suggestions from the profile, the user's file or editor on top.
 
     Occasion, talk type and method may be given by code or by label (names.py)."""
-    ws = app.workspace
     actor = app.require_role("custodian")  # the brief comes from the profile: custodians only
-    given = parse(text, source) if text else Document({})
+    asked = _Asked(
+        speaker, at, recorder, occasion, place, continues, method, talk_type, text, source
+    )
+    # drafted while the tree is checked for changes (load_into): reading the --from file and
+    # rendering the brief meet that wait; what is refused is refused as before, in that order
+    draft = load_into(app, functools.partial(_drafted, app, cadre_id, actor.id, asked))
+    talk_id = draft.talk_id
+    path = app.workspace.talk_dir(talk_id, draft.year) / "plan.md.age"
+    if path.exists():
+        raise TalkbookError(
+            _("{talk} exists already; use `talkbook edit {talk}`").format(talk=talk_id)
+        )
+    final = draft.document.text()
+    origin = Origin(source, text) if text else None
+    if use_editor:
+        edited = app.edit_text(final, "plan", path)
+        if edited is None:
+            edited = final  # accepted as suggested
+        final, origin = edited, None
+    app.save("plan", path, final, f"plan {talk_id}: drafted", actor, origin)
+    for warning in draft.warnings:
+        app.prompts.notice(warning)
+    return talk_id
+
+
+@dataclass(frozen=True)
+class _Asked:
+    """What `talkbook plan` was given: its flags as typed, and the --from file's text."""
+
+    speaker: str | None
+    at: str | None
+    recorder: str | None
+    occasion: str | None
+    place: str | None
+    continues: str | None
+    method: str | None
+    talk_type: str | None
+    text: str | None
+    source: str
+
+
+@dataclass(frozen=True)
+class _Draft:
+    """A plan as drafted from the catalog, its year, and what to say once it is saved."""
+
+    talk_id: str
+    year: int
+    document: Document
+    warnings: list[str]
+
+
+def _drafted(app: App, cadre_id: str, created_by: str, asked: _Asked, catalog: Catalog) -> _Draft:
+    """The plan the catalog suggests, with what the user gave on top: it only reads, so it may
+    run twice (catalog.load_into); what it raises is raised once the catalog proves current.
+    The warnings are the catalog's, said only after the plan is saved."""
+    given, fields = _given(app, created_by, asked)
+    profile = _profile_meta(app, catalog, cadre_id)
+    today = app.today()
+    refuse_if_retired(cadre_id, profile, today, _("no new plans"))
+    occasion, continues, when = fields["occasion"], fields["continues"], fields["when"]
+    deferred = _deferred_from(app, cadre_id, continues, catalog)
+    event = rules.latest_event(profile, occasion) if occasion else None
+    talk_id = str(given.meta.get("id") or _new_talk_id(app))
+    document = builders.plan_document(
+        app, profile, cadre_id=cadre_id, talk_id=talk_id, today=today, deferred=deferred,
+        given=given, created_by=created_by, **fields,
+    )  # fmt: skip
+    warnings = _plan_warnings(cadre_id, talk_id, occasion, event, when, catalog)
+    return _Draft(talk_id, when.year, document, warnings)
+
+
+def _given(app: App, created_by: str, asked: _Asked) -> tuple[Document, dict[str, Any]]:
+    """The --from file parsed, and the fields builders.plan_document takes from the flags (or
+    else that file): names and labels resolved (names.py); refused without a speaker or a time,
+    with someone who left, or with a time that is none."""
+    ws = app.workspace
+    given = parse(asked.text, asked.source) if asked.text else Document({})
     meta_in = given.meta
-    speaker = resolve_person(ws, speaker or meta_in.get("speaker"))
-    recorder = resolve_person(ws, recorder)
-    at = at or meta_in.get("at")
-    occasion = resolve_occasion(ws, occasion or meta_in.get("occasion"))
-    method, talk_type = resolve_method(method), resolve_talk_type(ws, talk_type)
-    continues = continues or meta_in.get("continues")
+    speaker = resolve_person(ws, asked.speaker or meta_in.get("speaker"))
+    recorder = resolve_person(ws, asked.recorder)
+    at = asked.at or meta_in.get("at")
+    occasion = resolve_occasion(ws, asked.occasion or meta_in.get("occasion"))
+    method, talk_type = resolve_method(asked.method), resolve_talk_type(ws, asked.talk_type)
+    continues = asked.continues or meta_in.get("continues")
     if not speaker or not at:
         raise TalkbookError(_("a plan needs --speaker and --at (or both in the --from file)"))
     for role, pid in (("speaker", speaker), ("recorder", recorder or meta_in.get("recorder"))):
@@ -116,59 +196,10 @@ def draft_plan(
             _("--at {value} is not a date and time (YYYY-MM-DDTHH:MM)").format(value=repr(at))
         ) from None
     fields = {
-        "speaker": speaker, "when": when, "created_by": actor.id, "recorder": recorder,
-        "occasion": occasion, "place": place, "continues": continues, "method": method,
-        "talk_type": talk_type,
+        "speaker": speaker, "when": when, "recorder": recorder, "occasion": occasion,
+        "place": asked.place, "continues": continues, "method": method, "talk_type": talk_type,
     }  # fmt: skip
-    # drafted while the tree is checked for changes (load_into): its render meets that wait
-    draft = load_into(app, functools.partial(_drafted, app, cadre_id, fields, given))
-    talk_id, document = draft.talk_id, draft.document
-    path = ws.talk_dir(talk_id, when.year) / "plan.md.age"
-    if path.exists():
-        raise TalkbookError(
-            _("{talk} exists already; use `talkbook edit {talk}`").format(talk=talk_id)
-        )
-    final = document.text()
-    origin = Origin(source, text) if text else None
-    if use_editor:
-        edited = app.edit_text(final, "plan", path)
-        if edited is None:
-            edited = final  # accepted as suggested
-        final, origin = edited, None
-    app.save("plan", path, final, f"plan {talk_id}: drafted", actor, origin)
-    for warning in draft.warnings:
-        app.prompts.notice(warning)
-    return talk_id
-
-
-@dataclass(frozen=True)
-class _Draft:
-    """A plan as drafted from the catalog, and what to say once it is saved."""
-
-    talk_id: str
-    document: Document
-    warnings: list[str]
-
-
-def _drafted(
-    app: App, cadre_id: str, fields: dict[str, Any], given: Document, catalog: Catalog
-) -> _Draft:
-    """The plan the catalog suggests (`fields` as builders.plan_document takes them): it only
-    reads, so it may run twice (catalog.load_into); what it raises is raised once the catalog
-    proves current. The warnings are the catalog's, said only after the plan is saved."""
-    profile = _profile_meta(app, catalog, cadre_id)
-    today = app.today()
-    refuse_if_retired(cadre_id, profile, today, _("no new plans"))
-    occasion, continues = fields["occasion"], fields["continues"]
-    deferred = _deferred_from(app, cadre_id, continues, catalog)
-    event = rules.latest_event(profile, occasion) if occasion else None
-    talk_id = str(given.meta.get("id") or _new_talk_id(app))
-    document = builders.plan_document(
-        app, profile, cadre_id=cadre_id, talk_id=talk_id, today=today, deferred=deferred,
-        given=given, **fields,
-    )  # fmt: skip
-    warnings = _plan_warnings(cadre_id, talk_id, occasion, event, fields["when"], catalog)
-    return _Draft(talk_id, document, warnings)
+    return given, fields
 
 
 def _new_talk_id(app: App) -> str:
