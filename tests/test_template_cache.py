@@ -130,6 +130,18 @@ def test_no_cache_through_a_symlink(root: Path, tmp_path_factory: Any, compiles:
     assert list(elsewhere.iterdir()) == []
 
 
+def test_an_entry_too_large_is_not_read(root: Path, compiles: list[str]) -> None:
+    """A file planted by a checkout may be of any size: one larger than an entry can be is not
+    read at all (it would be refused by its HMAC, but only after reading it whole)."""
+    shown(root)
+    [entry] = entries(root)
+    with entry.open("r+b") as handle:
+        handle.truncate(template_cache.MOST + 1)
+    assert template_cache._read(root, entry.name) is None
+    assert shown(root) == "甲;乙;\n"
+    assert compiles == [TEMPLATE, TEMPLATE]
+
+
 def test_no_talkbook_folder_no_cache(tmp_path: Path, compiles: list[str]) -> None:
     page = tmp_path / "templates" / TEMPLATE
     page.parent.mkdir(parents=True)

@@ -40,6 +40,7 @@ SUBFOLDER = "templates"
 MAGIC = b"talkbook-template 1\n"
 LABEL = b"talkbook template cache"  # the key is the identity's secret, derived for this use
 _MAC_SIZE = hashlib.sha256().digest_size
+MOST = 4 << 20  # bytes: a report's compiled template is tens of kilobytes; a larger file is none
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
 
 
@@ -173,14 +174,15 @@ def _folder(root: Path, create: bool) -> Any:
 
 
 def _read(root: Path, entry: str) -> bytes | None:
-    """An entry's bytes, or None (no entry, not a regular file, a folder not ours)."""
+    """An entry's bytes, or None (no entry, not a regular file, too large, a folder not ours)."""
     try:
         with _folder(root, create=False) as folder:
             fd = os.open(entry, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=folder)
             with os.fdopen(fd, "rb") as handle:
-                if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                info = os.fstat(handle.fileno())
+                if not stat.S_ISREG(info.st_mode) or info.st_size > MOST:
                     return None
-                return handle.read()
+                return handle.read(MOST + 1)
     except OSError:
         return None
 
