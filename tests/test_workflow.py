@@ -618,3 +618,34 @@ def test_plan_takes_the_profile_from_the_catalog(
     assert unknown.exit_code == 2
     assert "unknown cadre: C-zzzzzz" in unknown.stderr
     assert read == ["C-zzzzzz"]
+
+
+def test_the_plan_template_is_compiled_once_and_kept(
+    workspace: Setup, cadre: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plan's brief is rendered from the template compiled by an earlier command (kept in
+    `.talkbook/templates/` as template_cache allows), each command with a fresh environment."""
+    import jinja2
+
+    from talkbook import templating
+
+    compiled: list[str] = []
+    real = jinja2.Environment.compile
+
+    def counting(env: jinja2.Environment, source: str, name=None, *rest):
+        compiled.append(str(name))
+        return real(env, source, name, *rest)
+
+    monkeypatch.setattr(jinja2.Environment, "compile", counting)
+    monkeypatch.setattr(templating, "environment", templating.environment.__wrapped__)
+    first = ok(
+        workspace.as_("P-01", "plan", cadre, "--speaker", "P-03", "--at", "2026-12-01T09:30")
+    )
+    again = ok(
+        workspace.as_("P-01", "plan", cadre, "--speaker", "P-03", "--at", "2026-12-02T09:30")
+    )
+    assert compiled.count("zh-CN/plan.md.j2") == 1, compiled
+    bodies = [
+        parse(ok(workspace.as_("P-01", "cat", last_line(r))).stdout).body for r in (first, again)
+    ]
+    assert bodies[0] == bodies[1]

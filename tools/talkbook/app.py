@@ -49,6 +49,9 @@ def _refuse(_: Any) -> bool:
     return False
 
 
+_NOT_ASKED = object()
+
+
 @dataclass(frozen=True)
 class Origin:
     """Where a document's text came from when the user gave it (--from FILE or stdin).
@@ -125,6 +128,7 @@ class App:
         self._signer: Any = None
         self._lock: Any = None  # lock.WriteLock while this App writes
         self.index_seen: Any = None  # index.Seen: the encrypted index as last refreshed here
+        self._compiled: Any = _NOT_ASKED  # template_cache.Compiled, or None: see compiled_templates
 
     # -- context, loaded on first use --------------------------------------------------------
     @property
@@ -150,6 +154,16 @@ class App:
                 root = None
             self._vault = Vault(keyring, root)
         return self._vault
+
+    @property
+    def compiled_templates(self) -> Any:
+        """Where compiled templates are kept between commands (template_cache.Compiled; None
+        without a key to sign them): asked once, a bulk write renders many documents."""
+        if self._compiled is _NOT_ASKED:
+            from talkbook.template_cache import for_app
+
+            self._compiled = for_app(self)
+        return self._compiled
 
     @staticmethod
     def now() -> dt.datetime:

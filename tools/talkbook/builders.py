@@ -6,9 +6,10 @@ and commit. `talkbook demo`'s bulk path calls the same builders with the same in
 many documents per commit. So a document the demo writes has the shape a user's command gives:
 suggestions, the brief rendered from the locale's template, the decision trail.
 
-A builder does no I/O beyond rendering a template from a verified revision (App.ensure_trust)
-and reads no clock: the caller passes `today` / `when`. Security invariant: builders only shape
-documents in memory; nothing here writes, encrypts or logs.
+A builder does no I/O beyond rendering a template from a verified revision (App.ensure_trust),
+compiled once and kept for the next command only as template_cache allows (HMAC'd under the
+identity's key), and reads no clock: the caller passes `today` / `when`. Security invariant:
+builders only shape documents in memory; nothing here writes a document, encrypts or logs.
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ if TYPE_CHECKING:
 
 
 def render_body(app: App, kind: str, context: dict[str, Any]) -> str:
-    """The body of a new document from the locale's template (a verified revision only)."""
+    """The body of a new document from the locale's template (a verified revision only), its
+    compiled code kept between commands (template_cache: compiling it was most of a render)."""
     from talkbook.templating import render
 
     app.ensure_trust()
     ws = app.workspace
-    return render(f"{kind}.md.j2", ws.locale, context, ws.templates_dir)
+    return render(f"{kind}.md.j2", ws.locale, context, ws.templates_dir, app.compiled_templates)
 
 
 # -- profiles -----------------------------------------------------------------------------------
