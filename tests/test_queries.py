@@ -562,6 +562,22 @@ def test_a_table_sanitizes_each_line_once_and_keeps_its_columns() -> None:
     assert all(_width(chr(c)) == 1 for c in range(0x30000) if UNSAFE.match(chr(c)))
 
 
+def test_a_table_reads_a_missing_column_as_blank_whatever_the_rows() -> None:
+    """A row without some column shows a blank cell there (row.get), whether the rows are plain
+    dicts, a dict subclass whose [] would answer otherwise, or the table has one column."""
+    from collections import defaultdict
+
+    from talkbook.views import table_text
+
+    plain = [{"id": "T-1", "name": "张伟"}, {"id": "T-22"}]
+    expected = ["id    name", "----  ----", "T-1   张伟", "T-22"]
+    assert table_text(plain, ["id", "name"], ["id", "name"]).splitlines() == expected
+    subclass = [defaultdict(lambda: "filled", row) for row in plain]
+    assert table_text(subclass, ["id", "name"], ["id", "name"]).splitlines() == expected
+    assert all("name" not in row for row in subclass[1:])  # asked with get: nothing added
+    assert table_text(plain, ["name"], ["name"]).split("\n") == ["name", "----", "张伟", ""]
+
+
 def test_a_listing_asks_each_label_once() -> None:
     """A table shows each row as display_row does, column by column (display_columns), asking
     the workspace for each occasion's and talk type's label once per listing (the config is
