@@ -223,6 +223,21 @@ def test_an_index_of_another_format_or_workspace_is_rebuilt(workspace: Setup, ca
         assert (summary.rebuilt, summary.decrypted) == (why, 1), name
 
 
+@pytest.mark.parametrize("blob", [b"not marshal", marshal.dumps([]), marshal.dumps({})])
+def test_stamps_or_folders_that_do_not_decode_mean_hash_and_list_again(
+    workspace: Setup, cadre: str, counted: list[str], blob: bytes
+) -> None:
+    """The stamps and the talk folders are decoded only where used (the sweeping child); a
+    blob that gives no stamp per path, or no folders, is none: every file is hashed (its
+    bytes are the known ones: nothing decrypted) and every folder listed, never misread."""
+    catalog.load(app_of(workspace))
+    resealed(app_of(workspace), lambda body: body.update(stamps=blob, folders=blob))
+    counted.clear()
+    summary = index.refresh(app_of(workspace))
+    assert (summary.rebuilt, summary.decrypted, counted) == ("", 0, [])
+    assert catalog.load(app_of(workspace)).cadre_name(cadre) == "张伟"
+
+
 def test_owner_only_and_no_plaintext_in_the_bytes(workspace: Setup, cadre: str) -> None:
     catalog.load(app_of(workspace))
     folder = workspace.root / index.FOLDER
@@ -584,7 +599,8 @@ def test_overlay_replaces_and_inserts_in_path_order(decoded: bool) -> None:
     """Noted entries go over the index's (its readings decoded already, or not yet): one
     replaced, two inserted; the readings follow, and the chunks are encoded again (the old
     ones no longer match the paths)."""
-    base = index.Columns(["a", "c", "e"], [None] * 3, [b"a", b"c", b"e"], ["ok"] * 3, None)
+    stamps = marshal.dumps([(1,), (3,), (5,)])  # a blob, as a loaded index keeps them
+    base = index.Columns(["a", "c", "e"], stamps, [b"a", b"c", b"e"], ["ok"] * 3, None)
     base._chunks = [marshal.dumps([["k", {"n": x}, [], "", ""] for x in "ace"])]
     if decoded:
         base.readings()
@@ -593,6 +609,7 @@ def test_overlay_replaces_and_inserts_in_path_order(decoded: bool) -> None:
     base.overlay(noted)
     assert base.rels == ["a", "b", "c", "e", "f"]
     assert base.digests == [b"a", b"B", b"C", b"e", b"F"]
+    assert base.stamps == [(1,), None, None, (5,), None]
     assert [row[1]["n"] for row in base.readings()] == ["a", "B", "C", "e", "F"]
     decoded = [row for chunk in base.chunks() for row in marshal.loads(chunk)]
     assert decoded == base.readings()

@@ -16,7 +16,9 @@ them. Any other answer — a change, a symlink refused, the child failing — an
 sweeps and updates as it always does, so the child can make a command faster, never wrong.
 
 Its content is kept in columns, one list per field in path order (paths, stamps, digests,
-states), and the readings (kind, front matter, findings) as marshal chunks of their own
+states; the stamps, and the talk folders as last listed, as marshal blobs decoded where used:
+in the sweeping child, not in a warm read's parent), and the readings (kind, front matter,
+findings) as marshal chunks of their own
 (their strings shared within a chunk; chunk bounds set by the paths, see _ends): a warm run
 compares the listing and the stamps list to list (no Python per file when nothing changed),
 decodes the readings only when a catalog is built or a file changed, writes nothing when
@@ -85,7 +87,9 @@ if TYPE_CHECKING:
 # 3: columns, raw digests, stamps with the file mode, the readings as a blob decoded on demand
 # and their strings shared (a third the size: less to decrypt, authenticate and decode)
 # 4: the readings in chunks, so that a save after a change encodes only the chunks it touched
-FORMAT = 4
+# 5: the stamps and the talk folders as marshal blobs, decoded where used: a warm read's parent
+# never needs them (the sweeping child compares them), and they were most of a load's decoding
+FORMAT = 5
 CHUNK_BITS = 9
 FOLDER = ".talkbook"
 _PYTHON = "{}.{}".format(*sys.version_info[:2])
@@ -110,7 +114,7 @@ class Columns:
 
     __slots__ = (
         "rels",
-        "stamps",
+        "_stamps",
         "digests",
         "states",
         "_readings",
@@ -123,17 +127,32 @@ class Columns:
     def __init__(
         self,
         rels: list[str],
-        stamps: list[Stamp | None],
+        stamps: list[Stamp | None] | bytes,
         digests: list[bytes],
         states: list[str],
         readings: list[Row] | None = None,
         chunks: list[bytes] | None = None,
     ) -> None:
-        self.rels, self.stamps, self.digests, self.states = rels, stamps, digests, states
+        self.rels, self._stamps, self.digests, self.states = rels, stamps, digests, states
         self._readings, self._chunks = readings, chunks
         self._lengths: list[int] = []  # of each chunk, as decoded
         self._reuse: tuple[Columns, list[int | None]] | None = None  # (known, sources): _fill
         self._patches: list[tuple[int, bool, Row]] = []  # noted entries for readings: overlay
+
+    @property
+    def stamps(self) -> list[Stamp | None]:
+        """Decoded on first use from the index's blob (a warm read's parent never uses them);
+        a blob that is not one stamp or None per path gives none: every file is then hashed
+        again, never misread."""
+        if type(self._stamps) is bytes:
+            self._stamps = _decoded_list(self._stamps, len(self.rels))
+        return self._stamps  # type: ignore[return-value]
+
+    def stamps_blob(self) -> bytes:
+        """The stamps as the index keeps them: the blob as loaded, if never decoded."""
+        if type(self._stamps) is bytes:
+            return self._stamps
+        return marshal.dumps(self._stamps)
 
     @classmethod
     def empty(cls) -> Columns:
@@ -163,16 +182,17 @@ class Columns:
         entry of its path or goes in at its place in path order. Their readings join now if
         the chunks are decoded, else when they are; the chunks then no longer match the paths,
         so none is reused."""
+        stamps = self.stamps  # decoded while it still has one entry per path
         for rel, stamp, digest, state, row in zip(
             noted.rels, noted.stamps, noted.digests, noted.states, noted.readings(), strict=True
         ):
             i = bisect.bisect_left(self.rels, rel)
             if i < len(self.rels) and self.rels[i] == rel:
-                self.stamps[i], self.digests[i], self.states[i] = stamp, digest, state
+                stamps[i], self.digests[i], self.states[i] = stamp, digest, state
                 self._patches.append((i, False, row))
                 continue
             self.rels.insert(i, rel)
-            self.stamps.insert(i, stamp)
+            stamps.insert(i, stamp)
             self.digests.insert(i, digest)
             self.states.insert(i, state)
             self._patches.append((i, True, row))
@@ -383,13 +403,13 @@ class _Pending:
             self.known, self.rebuilt = store.load() if trusted else (Columns.empty(), "damaged")
         self.sweep: _Sweep | None = None
         if apart and store is not None and len(self.known.rels) >= SWEEP_APART_FROM:
-            self.sweep = _Sweep.start(ws.root, store.folders, self.known)
+            self.sweep = _Sweep.start(ws.root, store, self.known)
 
     def finish(self) -> Summary:
         known, store = self.known, self.store
         found = self.sweep.answer() if self.sweep is not None else None
         if found is UNCHANGED:
-            self.app.index_seen = Seen(store, known, store.folders) if store else None
+            self.app.index_seen = Seen(store, known) if store else None
             return _summary(known, 0, self.rebuilt)
         root = self.app.workspace.root
         folders = store.folders if store else None
@@ -412,11 +432,16 @@ class _Pending:
 @dataclass
 class Seen:
     """The index as this process last refreshed it (kept on the app, `app.index_seen`): what
-    note_written starts from."""
+    note_written starts from. `found`: the talk folders as a sweep found them, or None when
+    they are the store's (decoded only if a save needs them)."""
 
     store: Store
     columns: Columns
-    folders: dict[str, Any]
+    found: dict[str, Any] | None = None
+
+    @property
+    def folders(self) -> dict[str, Any]:
+        return self.store.folders if self.found is None else self.found
 
 
 def note_written(app, paths: list[Path]) -> None:
@@ -538,7 +563,7 @@ class _Sweep:
         self.pid, self.answer_fd = pid, answer
 
     @classmethod
-    def start(cls, root: Path, folders: dict[str, Any], known: Columns) -> _Sweep | None:
+    def start(cls, root: Path, store: Store, known: Columns) -> _Sweep | None:
         if not hasattr(os, "fork") or loader.processes() < 2:
             return None
         answer, reply = os.pipe()
@@ -560,7 +585,7 @@ class _Sweep:
                     signal.signal(number, signal.SIG_DFL)
                 signal.pthread_sigmask(signal.SIG_SETMASK, mask)
                 os.close(answer)
-                _sweep_and_exit(reply, root, folders, known)
+                _sweep_and_exit(reply, root, store, known)
             finally:
                 os._exit(1)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
@@ -585,9 +610,10 @@ class _Sweep:
         return _Swept(rels, folders, stamps, now)
 
 
-def _sweep_and_exit(reply: int, root: Path, folders: dict[str, Any], known: Columns) -> None:
+def _sweep_and_exit(reply: int, root: Path, store: Store, known: Columns) -> None:
     said = b"?"
     try:
+        folders = store.folders  # decoded here, beside the parent's work
         swept = _Swept.taken(root, folders)
         if (
             swept.rels == known.rels
@@ -930,7 +956,7 @@ class Store:
         self.path = self.folder / f"index-{key_id}-{language()}.age"
         self.notes_path = self.folder / f"index-{key_id}-{language()}.notes.age"
         self.anchor = _pinned_root(root)
-        self.folders: dict[str, Any] = {}  # talk folders as the index last listed them
+        self._folders: dict[str, Any] | bytes = {}  # talk folders as the index last listed them
         self.key = secret
         self.mac: bytes | None = None  # the HMAC of the index file as loaded or saved
         self.noted: set[str] = set()  # paths the notes file holds over it
@@ -961,13 +987,25 @@ class Store:
         if columns is None:
             return nothing, "damaged"
         folders = content.get("folders")
-        self.folders = folders if type(folders) is dict else {}
+        self._folders = folders if type(folders) is bytes else {}
         self.mac = mac
         noted = self._notes(mac)
         if noted is not None:
             columns.overlay(noted)
             self.noted = set(noted.rels)
         return columns, ""
+
+    @property
+    def folders(self) -> dict[str, Any]:
+        """The talk folders as the index last listed them, decoded on first use (the sweeping
+        child's work); anything but a dict is none (every folder is listed again)."""
+        if type(self._folders) is bytes:
+            try:
+                decoded = marshal.loads(self._folders)
+            except (ValueError, EOFError, TypeError):
+                decoded = {}
+            self._folders = decoded if type(decoded) is dict else {}
+        return self._folders  # type: ignore[return-value]
 
     def _opened(self, data: bytes) -> tuple[dict[str, Any], bytes]:
         """The content of an index or notes file and its HMAC; _Refused (why) unless this
@@ -1043,11 +1081,11 @@ class Store:
         an index that cannot be written is only a cache: the command goes on without it."""
         content = {
             "rels": columns.rels,
-            "stamps": columns.stamps,
+            "stamps": columns.stamps_blob(),
             "digests": columns.digests,
             "states": columns.states,
             "readings": columns.chunks(),
-            "folders": folders or {},
+            "folders": marshal.dumps(folders or {}),
         }
         mac = self._sealed(self.path, content)
         if mac is not None:
@@ -1106,10 +1144,12 @@ def _columns(content: dict[str, Any]) -> Columns | None:
     compared: a wrong one means "changed", so they need no check."""
     rels, stamps, digests = content.get("rels"), content.get("stamps"), content.get("digests")
     states, chunks = content.get("states"), content.get("readings")
-    if not (type(rels) is type(stamps) is type(digests) is type(states) is list):
+    if not (type(rels) is type(digests) is type(states) is list):
         return None
-    if not len(rels) == len(stamps) == len(digests) == len(states):
+    if not len(rels) == len(digests) == len(states):
         return None
+    if type(stamps) is not bytes and (type(stamps) is not list or len(stamps) != len(rels)):
+        return None  # a blob (the index) is checked when decoded; a list (notes) now
     if type(chunks) is not list or not all(type(chunk) is bytes for chunk in chunks):
         return None
     if not set(states) <= set(loader.STATES) or not all(type(r) is str for r in rels):
@@ -1142,3 +1182,12 @@ def _exclude(root: Path) -> None:
     exclude.parent.mkdir(parents=True, exist_ok=True)
     with exclude.open("a", encoding="utf-8") as handle:
         handle.write(("" if not text or text.endswith("\n") else "\n") + EXCLUDE_LINE + "\n")
+
+
+def _decoded_list(blob: bytes, length: int) -> list[Any]:
+    """A marshal blob holding a list of `length` entries; else `length` Nones."""
+    try:
+        decoded = marshal.loads(blob)
+    except (ValueError, EOFError, TypeError):
+        decoded = None
+    return decoded if type(decoded) is list and len(decoded) == length else [None] * length
