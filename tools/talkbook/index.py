@@ -920,9 +920,10 @@ def _key_material(keyring: Keyring) -> bytes | None:
     return b"\0".join(sorted(parts)) if parts else None
 
 
-def _secret(keyring: Keyring) -> bytes | None:
+def identity_secret(keyring: Keyring) -> bytes | None:
     """HMAC-SHA256(LABEL, private key material): computed here, or by the agent holding the
-    key (it answers the same question without giving the key out)."""
+    key (it answers the same question without giving the key out). The key of the index's
+    HMAC, and the root of template_cache's: what only the identity's owner can compute."""
     agent = getattr(keyring, "agent", None)
     if agent is not None:
         try:
@@ -964,7 +965,7 @@ class Store:
     @classmethod
     def open(cls, root: Path, keyring: Keyring) -> Store | None:
         recipients = [k for k in getattr(keyring, "public_keys", []) if not k.startswith("age1pq1")]
-        secret = _secret(keyring)
+        secret = identity_secret(keyring)
         if secret is None or not recipients:
             return None
         return cls(root, keyring, recipients, secret)

@@ -131,10 +131,10 @@ _OPTIONS = (
 def for_app(app: Any) -> Compiled | None:
     """The cache for this workspace and identity; None when the identity yields no secret
     (then templates are compiled each time, as before)."""
-    from talkbook.index import _secret
+    from talkbook.index import identity_secret
 
     try:
-        secret = _secret(app.keyring)
+        secret = identity_secret(app.keyring)
     except Exception:  # noqa: BLE001 — no key, no cache: never a reason to fail a report
         return None
     if secret is None:
