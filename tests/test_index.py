@@ -613,3 +613,27 @@ def test_overlay_replaces_and_inserts_in_path_order(decoded: bool) -> None:
     assert [row[1]["n"] for row in base.readings()] == ["a", "B", "C", "e", "F"]
     decoded = [row for chunk in base.chunks() for row in marshal.loads(chunk)]
     assert decoded == base.readings()
+
+
+def test_a_file_gone_between_the_sweep_and_its_read_means_sweep_again(
+    workspace: Setup, cadre: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkout meanwhile can take a file away after the sweep listed it: the refresh
+    sweeps again instead of failing on it, and the file is gone from what it answers."""
+    ok(workspace.as_("P-01", "plan", cadre, "--speaker", "P-03", "--at", "2026-03-10T09:30"))
+    for notes in note_files(workspace.root):  # the plan read afresh below, not noted
+        notes.unlink()
+    index_files(workspace.root)[0].unlink()
+    [plan] = workspace.root.glob("talks/*/*/plan.md.age")
+    real = catalog.file_readings
+    calls: list[int] = []
+
+    def taken_away(keyring, root, files, *args, **kwargs):
+        calls.append(len(files))
+        if len(calls) == 1:
+            plan.unlink()  # listed, then gone before it is read
+        return real(keyring, root, files, *args, **kwargs)
+
+    monkeypatch.setattr(catalog, "file_readings", taken_away)
+    found = catalog.load(app_of(workspace))
+    assert found.plans == {} and found.cadre_name(cadre) == "张伟" and len(calls) == 2

@@ -101,6 +101,7 @@ T = TypeVar("T")
 GONE = ()  # the stamp of a file gone between the listing and its lstat
 RACY_REHASH = 64  # files kept without a stamp that a refresh hashes again rather than save
 SWEEP_APART_FROM = 2048  # files: below this a child costs more than the sweep it takes over
+SWEEPS = 3  # a tree whose files go while it is read (a checkout meanwhile) is swept this often
 
 Stamp = tuple[int, int, int, int, int]  # st_mode, st_size, st_mtime_ns, st_ino, st_ctime_ns
 Row = list[Any]  # [kind, meta, findings, message, reason]: what reading a file gave, kept
@@ -405,15 +406,25 @@ class _Pending:
         if apart and store is not None and len(self.known.rels) >= SWEEP_APART_FROM:
             self.sweep = _Sweep.start(ws.root, store, self.known)
 
-    def finish(self) -> Summary:
-        known, store = self.known, self.store
+    def finish(self, tries: int = SWEEPS) -> Summary:
+        """The refreshed index; swept again (up to `tries` sweeps in all) when a file goes
+        between the sweep and its read: the tree is changing meanwhile (a checkout, a pull)."""
         found = self.sweep.answer() if self.sweep is not None else None
+        self.sweep = None
         if found is UNCHANGED:
-            self.app.index_seen = Seen(store, known) if store else None
-            return _summary(known, 0, self.rebuilt)
-        root = self.app.workspace.root
-        folders = store.folders if store else None
-        swept = found if isinstance(found, _Swept) else _Swept.taken(root, folders)
+            self.app.index_seen = Seen(self.store, self.known) if self.store else None
+            return _summary(self.known, 0, self.rebuilt)
+        try:
+            return self._updated(found if isinstance(found, _Swept) else None)
+        except FileNotFoundError:
+            if tries <= 1:
+                raise
+            return self.finish(tries - 1)
+
+    def _updated(self, swept: _Swept | None) -> Summary:
+        known, store, root = self.known, self.store, self.app.workspace.root
+        if swept is None:
+            swept = _Swept.taken(root, store.folders if store else None)
         if swept.rels == known.rels and _unchanged(root, swept.stamps, known):
             fresh, decrypted = known, 0
         else:
