@@ -649,3 +649,17 @@ def test_the_plan_template_is_compiled_once_and_kept(
         parse(ok(workspace.as_("P-01", "cat", last_line(r))).stdout).body for r in (first, again)
     ]
     assert bodies[0] == bodies[1]
+
+
+def test_a_plans_flags_are_refused_before_the_catalog_is_read(
+    workspace: Setup, cadre: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wrong --at is said as ever, even where reading the catalog would fail first."""
+    from talkbook import talks
+
+    def unreadable(app, compute):
+        raise AssertionError("the catalog was read")
+
+    monkeypatch.setattr(talks, "load_into", unreadable)
+    result = workspace.as_("P-01", "plan", cadre, "--speaker", "P-03", "--at", "someday")
+    assert result.exit_code == 2 and "--at 'someday'" in result.stderr, result.stderr

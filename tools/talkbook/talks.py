@@ -98,9 +98,10 @@ def draft_plan(
     asked = _Asked(
         speaker, at, recorder, occasion, place, continues, method, talk_type, text, source
     )
-    # drafted while the tree is checked for changes (load_into): reading the --from file and
-    # rendering the brief meet that wait; what is refused is refused as before, in that order
-    draft = load_into(app, functools.partial(_drafted, app, cadre_id, actor.id, asked))
+    given, fields = _given(app, asked)  # refused before the catalog is looked at, as ever
+    # drafted while the tree is checked for changes (load_into): rendering the brief meets
+    # that wait; what the catalog makes it refuse is refused once the catalog proves current
+    draft = load_into(app, functools.partial(_drafted, app, cadre_id, actor.id, given, fields))
     talk_id = draft.talk_id
     path = app.workspace.talk_dir(talk_id, draft.year) / "plan.md.age"
     if path.exists():
@@ -146,11 +147,18 @@ class _Draft:
     warnings: list[str]
 
 
-def _drafted(app: App, cadre_id: str, created_by: str, asked: _Asked, catalog: Catalog) -> _Draft:
-    """The plan the catalog suggests, with what the user gave on top: it only reads, so it may
-    run twice (catalog.load_into); what it raises is raised once the catalog proves current.
-    The warnings are the catalog's, said only after the plan is saved."""
-    given, fields = _given(app, created_by, asked)
+def _drafted(
+    app: App,
+    cadre_id: str,
+    created_by: str,
+    given: Document,
+    fields: dict[str, Any],
+    catalog: Catalog,
+) -> _Draft:
+    """The plan the catalog suggests, with what the user gave on top (`given`, and `fields` as
+    _given resolved them): it only reads, so it may run twice (catalog.load_into); what it
+    raises is raised once the catalog proves current. The warnings are the catalog's, said
+    only after the plan is saved."""
     profile = _profile_meta(app, catalog, cadre_id)
     today = app.today()
     refuse_if_retired(cadre_id, profile, today, _("no new plans"))
@@ -166,7 +174,7 @@ def _drafted(app: App, cadre_id: str, created_by: str, asked: _Asked, catalog: C
     return _Draft(talk_id, when.year, document, warnings)
 
 
-def _given(app: App, created_by: str, asked: _Asked) -> tuple[Document, dict[str, Any]]:
+def _given(app: App, asked: _Asked) -> tuple[Document, dict[str, Any]]:
     """The --from file parsed, and the fields builders.plan_document takes from the flags (or
     else that file): names and labels resolved (names.py); refused without a speaker or a time,
     with someone who left, or with a time that is none."""
