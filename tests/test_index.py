@@ -604,6 +604,7 @@ def test_overlay_replaces_and_inserts_in_path_order(decoded: bool) -> None:
     base._chunks = [marshal.dumps([["k", {"n": x}, [], "", ""] for x in "ace"])]
     if decoded:
         base.readings()
+        assert base.stamps == [(1,), (3,), (5,)]
     noted = index.Columns(["b", "c", "f"], [None] * 3, [b"B", b"C", b"F"], ["ok"] * 3)
     noted._readings = [["k", {"n": x}, [], "", ""] for x in "BCF"]
     base.overlay(noted)

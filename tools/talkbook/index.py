@@ -123,6 +123,7 @@ class Columns:
         "_lengths",
         "_reuse",
         "_patches",
+        "_noted_stamps",
     )
 
     def __init__(
@@ -139,6 +140,7 @@ class Columns:
         self._lengths: list[int] = []  # of each chunk, as decoded
         self._reuse: tuple[Columns, list[int | None]] | None = None  # (known, sources): _fill
         self._patches: list[tuple[int, bool, Row]] = []  # noted entries for readings: overlay
+        self._noted_stamps: list[tuple[int, bool, Stamp | None]] = []  # the same for stamps
 
     @property
     def stamps(self) -> list[Stamp | None]:
@@ -146,7 +148,11 @@ class Columns:
         a blob that is not one stamp or None per path gives none: every file is then hashed
         again, never misread."""
         if type(self._stamps) is bytes:
-            self._stamps = _decoded_list(self._stamps, len(self.rels))
+            noted = self._noted_stamps
+            added = sum(1 for _, inserted, _ in noted if inserted)
+            self._stamps = _decoded_list(self._stamps, len(self.rels) - added)
+            _placed(self._stamps, noted)
+            self._noted_stamps = []
         return self._stamps  # type: ignore[return-value]
 
     def stamps_blob(self) -> bytes:
@@ -183,32 +189,30 @@ class Columns:
         entry of its path or goes in at its place in path order. Their readings join now if
         the chunks are decoded, else when they are; the chunks then no longer match the paths,
         so none is reused."""
-        stamps = self.stamps  # decoded while it still has one entry per path
         for rel, stamp, digest, state, row in zip(
             noted.rels, noted.stamps, noted.digests, noted.states, noted.readings(), strict=True
         ):
             i = bisect.bisect_left(self.rels, rel)
-            if i < len(self.rels) and self.rels[i] == rel:
-                stamps[i], self.digests[i], self.states[i] = stamp, digest, state
-                self._patches.append((i, False, row))
-                continue
-            self.rels.insert(i, rel)
-            stamps.insert(i, stamp)
-            self.digests.insert(i, digest)
-            self.states.insert(i, state)
-            self._patches.append((i, True, row))
-        if self._readings is not None:  # decoded already: the readings take them now
+            inserted = not (i < len(self.rels) and self.rels[i] == rel)
+            if inserted:
+                self.rels.insert(i, rel)
+                self.digests.insert(i, digest)
+                self.states.insert(i, state)
+            else:
+                self.digests[i], self.states[i] = digest, state
+            self._patches.append((i, inserted, row))
+            self._noted_stamps.append((i, inserted, stamp))
+        if isinstance(self._stamps, list):  # decoded already: they take them now
+            _placed(self._stamps, self._noted_stamps)
+            self._noted_stamps = []
+        if self._readings is not None:  # the same for the readings
             self._patched(self._readings)
 
     def _patched(self, decoded: list[Row]) -> None:
         """The noted readings put in, in the order overlay placed them (so each index holds)."""
         if not self._patches:
             return
-        for i, inserted, row in self._patches:
-            if inserted:
-                decoded.insert(i, row)
-            else:
-                decoded[i] = row
+        _placed(decoded, self._patches)
         self._patches, self._chunks, self._lengths = [], None, []
 
     def chunks(self) -> list[bytes]:
@@ -1203,3 +1207,13 @@ def _decoded_list(blob: bytes, length: int) -> list[Any]:
     except (ValueError, EOFError, TypeError):
         decoded = None
     return decoded if type(decoded) is list and len(decoded) == length else [None] * length
+
+
+def _placed(column: list[Any], noted: list[tuple[int, bool, Any]]) -> None:
+    """Each noted value inserted at, or put in place of, its index: in overlay's order, so
+    every index counts the insertions before it."""
+    for i, inserted, value in noted:
+        if inserted:
+            column.insert(i, value)
+        else:
+            column[i] = value
