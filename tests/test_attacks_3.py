@@ -234,3 +234,26 @@ def test_a_planted_temp_name_does_not_break_doctor(workspace: Setup, cadre: str)
     (workspace.root / "cadres" / HUGE_PID_TEMP).write_bytes(b"")
     result = workspace.as_("P-01", "doctor")
     assert "unexpected" not in result.stderr, result.stderr
+
+
+def test_a_noted_path_holding_other_bytes_is_read_again(workspace: Setup, cadre: str) -> None:
+    """Held: notes say what a path held when it was written, never by its stamp alone: the
+    same path now holding other bytes (a pull, a checkout, a hand edit, with its mtime put
+    back) is hashed and read again."""
+    import os
+
+    ok(workspace.as_("P-01", "index"))
+    talks = []
+    for day in ("10", "11"):
+        plan = workspace.as_(
+            "P-01", "plan", cadre, "--speaker", "P-03", "--at", f"2026-03-{day}T09:30"
+        )
+        talks.append(ok(plan).stdout.strip().splitlines()[-1])
+    first, second = (workspace.path(f"talks/2026/{talk}/plan.md.age") for talk in talks)
+    assert sorted((workspace.root / index.FOLDER).glob("index-*.notes.age"))
+    before = first.stat()
+    first.write_bytes(second.read_bytes())
+    os.utime(first, ns=(before.st_atime_ns, before.st_mtime_ns))
+    columns = index.refresh(app_of(workspace)).columns
+    row = columns.readings()[columns.rels.index(f"talks/2026/{talks[0]}/plan.md.age")]
+    assert row[1]["id"] == talks[1]
