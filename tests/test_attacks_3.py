@@ -135,14 +135,13 @@ def test_planted_notes_of_any_size_are_not_read_whole(
     assert sizes and max(sizes) < PLANTED
 
 
-@pytest.mark.xfail(strict=True, reason="talks._given runs inside load_into, after the refresh")
 def test_plan_refuses_missing_flags_before_reading_the_tree(
     workspace: Setup, cadre: str, tmp_path: Path
 ) -> None:
     """Before the flags were resolved inside load_into, a plan without --at was refused first,
     whatever the tree held; a symlink a pusher committed under talks/ is refused only by the
     catalog's load. The order of refusals is the command's contract (dfb846d: 'refusals are the
-    same and in the same order')."""
+    same and in the same order'); it broke there, and holds again since 3889957."""
     outside = tmp_path / "outside.age"
     outside.write_bytes(workspace.path(f"cadres/{cadre}.md.age").read_bytes())
     planted = workspace.path("talks/2026/T-evil00/plan.md.age")
