@@ -1,6 +1,6 @@
-"""Attacks on the features of the last hour: the index's notes file, the compiled-template
+"""Attacks on the index's notes file, the compiled-template
 cache, the tool's own commits recorded as verified, and the plan drafted while the tree is
-checked. A test marked xfail(strict) proves a hole still open: it passes once the fix lands."""
+checked. Each test proved a hole, failing before its fix (see the commits that fixed them)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,6 @@ def _refreshed_with_a_change(rels: list[str]) -> index.Columns:
     return fresh
 
 
-@pytest.mark.xfail(strict=True, reason="Columns._patched keeps _reuse: stale chunk saved")
 def test_a_noted_entry_over_refreshed_columns_is_saved_with_its_new_reading() -> None:
     """note_written puts a rewritten file over the columns this process refreshed; when that
     refresh found a change, a save (more than RACY_REHASH noted) took the old chunk back:
@@ -58,7 +57,6 @@ def test_a_noted_entry_over_refreshed_columns_is_saved_with_its_new_reading() ->
     assert saved[-1] == _row("rewritten")
 
 
-@pytest.mark.xfail(strict=True, reason="Columns._patched keeps _reuse: readings misplaced")
 def test_a_noted_new_file_never_moves_a_reading_to_another_path(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -74,7 +72,6 @@ def test_a_noted_new_file_never_moves_a_reading_to_another_path(
     assert saved[2] == "talks/2026/T-c/plan.md.age"
 
 
-@pytest.mark.xfail(strict=True, reason="Columns._patched keeps _reuse: stale chunk saved")
 def test_a_retirement_is_in_the_index_a_retire_after_a_pull_leaves(
     workspace: Setup, cadre: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -107,7 +104,6 @@ def test_a_retirement_is_in_the_index_a_retire_after_a_pull_leaves(
 PLANTED = 32 << 20  # bytes: notes hold at most RACY_REHASH entries, a few kilobytes
 
 
-@pytest.mark.xfail(strict=True, reason="Store._read_bytes reads a notes file of any size")
 def test_planted_notes_of_any_size_are_not_read_whole(
     workspace: Setup, cadre: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -215,7 +211,6 @@ def test_notes_that_are_no_regular_file_are_ignored(
 HUGE_PID_TEMP = ".x.tmp-99999999999999999999-abcdef01"
 
 
-@pytest.mark.xfail(strict=True, reason="fsutil.pid_alive lets os.kill's OverflowError out")
 def test_a_planted_temp_name_does_not_break_every_write(workspace: Setup, cadre: str) -> None:
     """Store._sealed (every index save, and now every write's notes) removes stale temp files
     first: a pid past what os.kill takes raised OverflowError, so each write failed with
@@ -227,7 +222,6 @@ def test_a_planted_temp_name_does_not_break_every_write(workspace: Setup, cadre:
     ok(workspace.as_("P-01", "index"))
 
 
-@pytest.mark.xfail(strict=True, reason="fsutil.pid_alive lets os.kill's OverflowError out")
 def test_a_planted_temp_name_does_not_break_doctor(workspace: Setup, cadre: str) -> None:
     """doctor looks for stale temp files in every folder of the tree."""
     (workspace.root / "cadres" / HUGE_PID_TEMP).write_bytes(b"")
@@ -258,7 +252,6 @@ def test_a_noted_path_holding_other_bytes_is_read_again(workspace: Setup, cadre:
     assert row[1]["id"] == talks[1]
 
 
-@pytest.mark.xfail(strict=True, reason="Columns.stamps_blob drops the noted stamps (f42637e)")
 def test_a_save_over_notes_keeps_one_stamp_per_path() -> None:
     """The notes go over a stamps blob lazily (f42637e); a save before the stamps are decoded
     (note_written's save after a sweep that said 'unchanged': the parent never decodes them)

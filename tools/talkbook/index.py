@@ -101,6 +101,7 @@ T = TypeVar("T")
 GONE = ()  # the stamp of a file gone between the listing and its lstat
 RACY_REHASH = 64  # files kept without a stamp that a refresh hashes again rather than save
 SWEEP_APART_FROM = 2048  # files: below this a child costs more than the sweep it takes over
+NOTES_MOST = 4 << 20  # bytes: RACY_REHASH entries take tens of kilobytes; a planted file more
 SWEEPS = 3  # a tree whose files go while it is read (a checkout meanwhile) is swept this often
 
 Stamp = tuple[int, int, int, int, int]  # st_mode, st_size, st_mtime_ns, st_ino, st_ctime_ns
@@ -157,9 +158,9 @@ class Columns:
 
     def stamps_blob(self) -> bytes:
         """The stamps as the index keeps them: the blob as loaded, if never decoded."""
-        if type(self._stamps) is bytes:
+        if type(self._stamps) is bytes and not self._noted_stamps:
             return self._stamps
-        return marshal.dumps(self._stamps)
+        return marshal.dumps(self.stamps)
 
     @classmethod
     def empty(cls) -> Columns:
@@ -213,7 +214,9 @@ class Columns:
         if not self._patches:
             return
         _placed(decoded, self._patches)
-        self._patches, self._chunks, self._lengths = [], None, []
+        # no chunk is reused after this: their bounds, and the sources a refresh kept for
+        # them (_reuse), no longer line up with the entries
+        self._patches, self._chunks, self._lengths, self._reuse = [], None, [], None
 
     def chunks(self) -> list[bytes]:
         """The readings as marshal chunks: a known chunk again where its entries are the same
@@ -1051,7 +1054,7 @@ class Store:
         """The entries noted over the index with this HMAC (Store.note), or None: none there,
         or made over another index (one saved since), or not this identity's own."""
         try:
-            content, _ = self._opened(self._read_bytes(self.notes_path))
+            content, _ = self._opened(self._read_bytes(self.notes_path, NOTES_MOST))
         except (OSError, _Refused):
             return None
         if content.get("base") != mac or content.get("root") != self.anchor:
@@ -1069,14 +1072,18 @@ class Store:
         columns._readings, columns._chunks = rows, None
         return columns
 
-    def _read_bytes(self, path: Path) -> bytes:
-        """The file, if the folder is ours and the file a regular one (no symlink followed)."""
+    def _read_bytes(self, path: Path, most: int | None = None) -> bytes:
+        """The file, if the folder is ours and the file a regular one (no symlink followed)
+        of at most `most` bytes (OSError otherwise)."""
         self._check_folder(create=False)
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         with os.fdopen(fd, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
                 raise OSError("not a regular file")
-            return handle.read()
+            if most is not None and info.st_size > most:
+                raise OSError("larger than it can be")
+            return handle.read() if most is None else handle.read(most + 1)[:most]
 
     def _check_folder(self, create: bool) -> None:
         """`.talkbook/` is a real folder of this user's, owner-only; OSError otherwise."""
