@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Setup, ok
-from talkbook import catalog, index
+from talkbook import catalog, index, indexfile
 from talkbook.app import App
 
 CRAFTED = "C-000h63"  # cadres/C-000h63.md.age: its CRC-32 ends in nine zero bits (a chunk bound)
@@ -23,14 +23,14 @@ def app_of(ws: Setup, pid: str = "P-01") -> App:
 
 def _columns(rels: list[str], readings: list | None, chunks: list[bytes] | None = None):
     n = len(rels)
-    return index.Columns(list(rels), [None] * n, [b""] * n, ["ok"] * n, readings, chunks)
+    return indexfile.Columns(list(rels), [None] * n, [b""] * n, ["ok"] * n, readings, chunks)
 
 
 def _row(value: str) -> list:
     return ["plan", {"n": value}, [], "", ""]
 
 
-def _refreshed_with_a_change(rels: list[str]) -> index.Columns:
+def _refreshed_with_a_change(rels: list[str]) -> indexfile.Columns:
     """What _update and _fill give when the first file's bytes changed and the others kept
     their place: readings decoded, chunks reusable from the known index (`_reuse`); then
     saved once, as _Pending.finish saves it."""
@@ -63,7 +63,7 @@ def test_a_noted_new_file_never_moves_a_reading_to_another_path(
     """Chunks of one entry (paths whose CRC-32 ends in CHUNK_BITS zero bits: a pusher picks
     such names in a few hundred tries): an inserted entry shifts the paths, and the reused
     chunks after it put each reading on the path before its own."""
-    monkeypatch.setattr(index, "CHUNK_BITS", 0)
+    monkeypatch.setattr(indexfile, "CHUNK_BITS", 0)
     rels = ["talks/2026/T-a/plan.md.age", *(f"talks/2026/T-{c}/plan.md.age" for c in "cde")]
     fresh = _refreshed_with_a_change(rels)
     fresh.overlay(_columns(["talks/2026/T-b/plan.md.age"], [_row("new")]))
@@ -87,7 +87,7 @@ def test_a_retirement_is_in_the_index_a_retire_after_a_pull_leaves(
     source = tmp_path / "crafted.md"
     source.write_text(PROFILE_ZH.replace("name: 张伟", f"id: {CRAFTED}\nname: 张三"), "utf-8")
     ok(workspace.as_("P-01", "cadre", "new", "--from", source))
-    assert not zlib.crc32(f"cadres/{CRAFTED}.md.age".encode()) & (1 << index.CHUNK_BITS) - 1
+    assert not zlib.crc32(f"cadres/{CRAFTED}.md.age".encode()) & (1 << indexfile.CHUNK_BITS) - 1
     assert f"cadres/{CRAFTED}.md.age" < f"cadres/{cadre}.md.age"  # its own chunk, first
     ok(workspace.as_("P-01", "index"))
     pulled = workspace.path("cadres/C-zzzzzz.md.age")  # what a pull brought meanwhile
@@ -115,7 +115,7 @@ def test_planted_notes_of_any_size_are_not_read_whole(
 
     ok(workspace.as_("P-01", "index"))
     app = app_of(workspace)
-    store = index.Store.open(app.workspace.root, app.keyring)
+    store = indexfile.Store.open(app.workspace.root, app.keyring)
     assert store is not None
     with open(store.notes_path, "wb") as planted:
         planted.truncate(PLANTED)
@@ -191,7 +191,7 @@ def test_notes_that_are_no_regular_file_are_ignored(
 
     ok(workspace.as_("P-01", "index"))
     ok(workspace.as_("P-01", "plan", cadre, "--speaker", "P-03", "--at", "2026-03-10T09:30"))
-    [notes] = sorted((workspace.root / index.FOLDER).glob("index-*.notes.age"))
+    [notes] = sorted((workspace.root / indexfile.FOLDER).glob("index-*.notes.age"))
     aside = tmp_path / "notes.age"
     notes.rename(aside)
     if kind == "symlink":
@@ -199,7 +199,7 @@ def test_notes_that_are_no_regular_file_are_ignored(
     else:
         os.mkfifo(notes)
     app = app_of(workspace)
-    store = index.Store.open(app.workspace.root, app.keyring)
+    store = indexfile.Store.open(app.workspace.root, app.keyring)
     assert store is not None
     columns, why = store.load()
     assert why == "" and store.noted == set()
@@ -216,7 +216,7 @@ def test_a_planted_temp_name_does_not_break_every_write(workspace: Setup, cadre:
     first: a pid past what os.kill takes raised OverflowError, so each write failed with
     'unexpected OverflowError' after its commit was made (a retry drafts a second plan)."""
     ok(workspace.as_("P-01", "index"))
-    (workspace.root / index.FOLDER / HUGE_PID_TEMP).write_bytes(b"")
+    (workspace.root / indexfile.FOLDER / HUGE_PID_TEMP).write_bytes(b"")
     result = workspace.as_("P-01", "plan", cadre, "--speaker", "P-03", "--at", "2026-03-10T09:30")
     assert result.exit_code == 0, result.stderr
     ok(workspace.as_("P-01", "index"))
@@ -243,7 +243,7 @@ def test_a_noted_path_holding_other_bytes_is_read_again(workspace: Setup, cadre:
         )
         talks.append(ok(plan).stdout.strip().splitlines()[-1])
     first, second = (workspace.path(f"talks/2026/{talk}/plan.md.age") for talk in talks)
-    assert sorted((workspace.root / index.FOLDER).glob("index-*.notes.age"))
+    assert sorted((workspace.root / indexfile.FOLDER).glob("index-*.notes.age"))
     before = first.stat()
     first.write_bytes(second.read_bytes())
     os.utime(first, ns=(before.st_atime_ns, before.st_mtime_ns))
@@ -259,10 +259,10 @@ def test_a_save_over_notes_keeps_one_stamp_per_path() -> None:
     no longer decode to one per path: every stamp is lost, every file hashed again; a noted
     file rewritten keeps the stamp of its old bytes."""
     stamps = [(1, 1, 1, 1, 1), (2, 2, 2, 2, 2), (3, 3, 3, 3, 3)]
-    columns = index.Columns(
+    columns = indexfile.Columns(
         ["a", "c", "e"], marshal.dumps(stamps), [b"a", b"c", b"e"], ["ok"] * 3, None
     )
     columns._chunks = [marshal.dumps([_row(x) for x in "ace"])]
     columns.overlay(_columns(["b", "c"], [_row("b"), _row("c")]))
-    saved = index._decoded_list(columns.stamps_blob(), len(columns.rels))
+    saved = indexfile._decoded_list(columns.stamps_blob(), len(columns.rels))
     assert saved == columns.stamps == [stamps[0], None, None, stamps[2]]

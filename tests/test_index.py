@@ -15,7 +15,7 @@ import pyrage
 import pytest
 
 from conftest import Setup, age_cli, ok
-from talkbook import catalog, index
+from talkbook import catalog, index, indexfile
 from talkbook.app import App
 from talkbook.crypto import encrypt
 from talkbook.errors import UnsafePath
@@ -34,11 +34,13 @@ def git(root: Path, *args: str) -> str:
 
 def index_files(root: Path) -> list[Path]:
     """The index files (not the notes files over them: see note_files)."""
-    return sorted(p for p in (root / index.FOLDER).glob("index-*.age") if p not in note_files(root))
+    return sorted(
+        p for p in (root / indexfile.FOLDER).glob("index-*.age") if p not in note_files(root)
+    )
 
 
 def note_files(root: Path) -> list[Path]:
-    return sorted((root / index.FOLDER).glob("index-*.notes.age"))
+    return sorted((root / indexfile.FOLDER).glob("index-*.notes.age"))
 
 
 @pytest.fixture
@@ -64,7 +66,7 @@ def renamed(ws: Setup, cadre: str, name: str, tmp_path: Path) -> None:
 
 
 def test_talkbook_index_builds_then_answers_from_the_index(workspace: Setup, cadre: str) -> None:
-    shutil.rmtree(workspace.root / index.FOLDER)  # the one adding the cadre left an index
+    shutil.rmtree(workspace.root / indexfile.FOLDER)  # the one adding the cadre left an index
     first = ok(workspace.as_("P-01", "index"))
     assert "1 files, 1 decrypted now, 0 from the index, 0 not readable" in first.stderr
     again = ok(workspace.as_("P-01", "index"))
@@ -161,7 +163,7 @@ def test_a_damaged_index_is_rebuilt(workspace: Setup, cadre: str) -> None:
 def crafted(rel: str, name: str) -> bytes:
     reading = ["profile", {"id": rel[7:14], "name": name}, [], "", ""]
     content = {
-        "format": index.FORMAT,
+        "format": indexfile.FORMAT,
         "root": "",
         "rules": "",
         "rels": [rel],
@@ -170,7 +172,7 @@ def crafted(rel: str, name: str) -> bytes:
         "states": ["ok"],
         "readings": [marshal.dumps([reading])],
     }
-    return index.MAGIC + b"0" * 64 + b"\n" + marshal.dumps(content)
+    return indexfile.MAGIC + b"0" * 64 + b"\n" + marshal.dumps(content)
 
 
 def test_a_foreign_index_encrypted_to_my_public_key_is_rejected(
@@ -191,17 +193,17 @@ def test_a_foreign_index_encrypted_to_my_public_key_is_rejected(
 
 def resealed(app: App, change) -> None:
     """Rewrite the index's content with the right key: what only its owner can do."""
-    store = index.Store.open(app.workspace.root, app.keyring)
+    store = indexfile.Store.open(app.workspace.root, app.keyring)
     assert store is not None
     entries, why = store.load()
     assert why == ""
     store.save(entries)
     plaintext = pyrage.decrypt(store.path.read_bytes(), app.keyring.identities)
-    body = marshal.loads(plaintext[len(index.MAGIC) + 65 :])
+    body = marshal.loads(plaintext[len(indexfile.MAGIC) + 65 :])
     change(body)
     data = marshal.dumps(body)
-    mac = index.hmac.new(store.key, data, "sha256").hexdigest().encode()
-    store.path.write_bytes(encrypt(index.MAGIC + mac + b"\n" + data, store.recipients))
+    mac = indexfile.hmac.new(store.key, data, "sha256").hexdigest().encode()
+    store.path.write_bytes(encrypt(indexfile.MAGIC + mac + b"\n" + data, store.recipients))
 
 
 CHANGES = {
@@ -240,7 +242,7 @@ def test_stamps_or_folders_that_do_not_decode_mean_hash_and_list_again(
 
 def test_owner_only_and_no_plaintext_in_the_bytes(workspace: Setup, cadre: str) -> None:
     catalog.load(app_of(workspace))
-    folder = workspace.root / index.FOLDER
+    folder = workspace.root / indexfile.FOLDER
     [path] = index_files(workspace.root)
     assert note_files(workspace.root)  # the cadre the fixture wrote, noted over the index
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
@@ -261,14 +263,14 @@ def test_git_status_stays_clean_without_the_gitignore_line(workspace: Setup, cad
     catalog.load(app_of(workspace))
     assert index_files(workspace.root)
     assert git(workspace.root, "status", "--porcelain", "--untracked-files=all") == ""
-    assert git(workspace.root, "ls-files", index.FOLDER) == ""
+    assert git(workspace.root, "ls-files", indexfile.FOLDER) == ""
 
 
 def test_a_symlinked_index_folder_is_not_used(workspace: Setup, cadre: str, tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    shutil.rmtree(workspace.root / index.FOLDER)  # `cadre new` made it (it reads the others)
-    (workspace.root / index.FOLDER).symlink_to(elsewhere)
+    shutil.rmtree(workspace.root / indexfile.FOLDER)  # `cadre new` made it (it reads the others)
+    (workspace.root / indexfile.FOLDER).symlink_to(elsewhere)
     assert catalog.load(app_of(workspace)).cadre_name(cadre) == "张伟"
     assert list(elsewhere.iterdir()) == []
 
@@ -392,8 +394,8 @@ def test_a_warm_run_with_nothing_changed_writes_nothing(
         notes.unlink()
     catalog.load(app_of(workspace))
     saved: list[int] = []
-    real = index.Store.save
-    monkeypatch.setattr(index.Store, "save", lambda *a: saved.append(1) or real(*a))
+    real = indexfile.Store.save
+    monkeypatch.setattr(indexfile.Store, "save", lambda *a: saved.append(1) or real(*a))
     counted.clear()
     assert catalog.load(app_of(workspace)).cadre_name(cadre) == "张伟"
     assert index.refresh(app_of(workspace)).cached == 2
@@ -450,7 +452,7 @@ def test_readings_that_do_not_match_are_rebuilt_when_a_file_changed(
 
 def _columns(rels: list[str], readings: list | None, chunks: list[bytes] | None = None):
     n = len(rels)
-    return index.Columns(rels, [None] * n, [b""] * n, ["ok"] * n, readings, chunks)
+    return indexfile.Columns(rels, [None] * n, [b""] * n, ["ok"] * n, readings, chunks)
 
 
 def test_a_save_encodes_again_only_the_chunk_a_new_file_lands_in() -> None:
@@ -549,7 +551,7 @@ def test_notes_over_another_index_are_not_taken(
     notes = _noted_plan(workspace, cadre)
     kept = notes.read_bytes()
     app = app_of(workspace)
-    store = index.Store.open(app.workspace.root, app.keyring)
+    store = indexfile.Store.open(app.workspace.root, app.keyring)
     assert store is not None
     columns, _ = store.load()
     store.save(columns)
@@ -600,12 +602,12 @@ def test_overlay_replaces_and_inserts_in_path_order(decoded: bool) -> None:
     replaced, two inserted; the readings follow, and the chunks are encoded again (the old
     ones no longer match the paths)."""
     stamps = marshal.dumps([(1,), (3,), (5,)])  # a blob, as a loaded index keeps them
-    base = index.Columns(["a", "c", "e"], stamps, [b"a", b"c", b"e"], ["ok"] * 3, None)
+    base = indexfile.Columns(["a", "c", "e"], stamps, [b"a", b"c", b"e"], ["ok"] * 3, None)
     base._chunks = [marshal.dumps([["k", {"n": x}, [], "", ""] for x in "ace"])]
     if decoded:
         base.readings()
         assert base.stamps == [(1,), (3,), (5,)]
-    noted = index.Columns(["b", "c", "f"], [None] * 3, [b"B", b"C", b"F"], ["ok"] * 3)
+    noted = indexfile.Columns(["b", "c", "f"], [None] * 3, [b"B", b"C", b"F"], ["ok"] * 3)
     noted._readings = [["k", {"n": x}, [], "", ""] for x in "BCF"]
     base.overlay(noted)
     assert base.rels == ["a", "b", "c", "e", "f"]

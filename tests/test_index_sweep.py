@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Setup, ok
-from talkbook import catalog, index
+from talkbook import catalog, index, indexfile
 from talkbook.app import App
 from talkbook.errors import TalkbookError, UnsafePath
 
@@ -66,10 +66,12 @@ def test_unchanged_tree_the_child_says_so_and_nothing_is_written(
     workspace: Setup, cadre: str, verdicts: list[bool]
 ) -> None:
     assert catalog.load(app_of(workspace)).cadre_name(cadre) == "张伟"  # builds the index
-    saved = sorted(p.stat().st_mtime_ns for p in (workspace.root / index.FOLDER).iterdir())
+    saved = sorted(p.stat().st_mtime_ns for p in (workspace.root / indexfile.FOLDER).iterdir())
     assert catalog.load(app_of(workspace)).cadre_name(cadre) == "张伟"
     assert verdicts[-1] is True
-    assert sorted(p.stat().st_mtime_ns for p in (workspace.root / index.FOLDER).iterdir()) == saved
+    assert (
+        sorted(p.stat().st_mtime_ns for p in (workspace.root / indexfile.FOLDER).iterdir()) == saved
+    )
     assert no_child_left()
 
 
@@ -204,7 +206,7 @@ def test_files_just_written_are_hashed_and_nothing_is_saved(
 ) -> None:
     just_written(workspace, monkeypatch)
     saves: list[int] = []
-    monkeypatch.setattr(index.Store, "save", lambda *a: saves.append(1))
+    monkeypatch.setattr(indexfile.Store, "save", lambda *a: saves.append(1))
     assert catalog.load(app_of(workspace)).cadre_name(cadre) == "张伟"
     assert verdicts[-1] is True and saves == []
     monkeypatch.setattr(index, "SWEEP_APART_FROM", 10**9)  # the same in this process

@@ -131,7 +131,7 @@ _OPTIONS = (
 def for_app(app: Any) -> Compiled | None:
     """The cache for this workspace and identity; None when the identity yields no secret
     (then templates are compiled each time, as before)."""
-    from talkbook.index import identity_secret
+    from talkbook.indexfile import identity_secret
 
     try:
         secret = identity_secret(app.keyring)
