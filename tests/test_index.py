@@ -640,3 +640,31 @@ def test_a_file_gone_between_the_sweep_and_its_read_means_sweep_again(
     monkeypatch.setattr(catalog, "file_readings", taken_away)
     found = catalog.load(app_of(workspace))
     assert found.plans == {} and found.cadre_name(cadre) == "张伟" and len(calls) == 2
+
+
+@pytest.mark.parametrize("planted", ["folder as a file", "folder as a link", "index as a folder"])
+def test_what_a_pull_plants_under_talkbook_does_not_turn_the_index_off(
+    workspace: Setup, cadre: str, counted: list[str], tmp_path: Path, planted: str
+) -> None:
+    """Anyone who can push can commit `.talkbook` (git add -f), and a pull writes it: a file
+    or a link in the folder's place, a folder in the index's. The next save clears it (a
+    link goes, never what it points to), so the index works again from the next command."""
+    store = indexfile.Store.open(workspace.root, app_of(workspace).keyring)
+    assert store is not None
+    folder = workspace.root / indexfile.FOLDER
+    shutil.rmtree(folder, ignore_errors=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("留着", encoding="utf-8")
+    if planted == "folder as a file":
+        folder.write_text("x", encoding="utf-8")
+    elif planted == "folder as a link":
+        folder.symlink_to(outside)
+    else:
+        (store.path / "sub").mkdir(parents=True)
+        (store.path / "sub" / "link").symlink_to(outside)
+    assert catalog.load(app_of(workspace)).cadre_name(cadre) == "张伟"
+    counted.clear()
+    assert catalog.load(app_of(workspace)).cadre_name(cadre) == "张伟"
+    assert counted == [] and store.path.is_file() and not folder.is_symlink()
+    assert (outside / "keep.txt").read_text(encoding="utf-8") == "留着"

@@ -416,9 +416,14 @@ class Store:
             return handle.read() if most is None else handle.read(most + 1)[:most]
 
     def _check_folder(self, create: bool) -> None:
-        """`.talkbook/` is a real folder of this user's, owner-only; OSError otherwise."""
+        """`.talkbook/` is a real folder of this user's, owner-only; OSError otherwise. To
+        write (`create`), a file or symlink in its place goes first: anyone who can push can
+        commit one there (`git add -f`), and a pull would otherwise turn the index off."""
         try:
             info = os.lstat(self.folder)
+            if create and not stat.S_ISDIR(info.st_mode):
+                os.unlink(self.folder)  # a link goes, never what it points to
+                raise FileNotFoundError(self.folder)
         except FileNotFoundError:
             if not create:
                 raise
@@ -480,10 +485,27 @@ class Store:
             for stale in stale_temp_files(self.folder):
                 stale.unlink(missing_ok=True)
             ciphertext = encrypt(MAGIC + mac + b"\n" + body, self.recipients)
+            _clear_planted(path)
             atomic_write(path, ciphertext, mode=0o600)
         except (OSError, TalkbookError):
             return None
         return mac
+
+
+def _clear_planted(path: Path) -> None:
+    """Whatever is at `path` that is not a regular file (a folder or a symlink committed there
+    and pulled) goes, so that the file can be written: else every later save would fail and
+    every command decrypt everything. Inside `.talkbook/` only, which is the tool's own."""
+    import shutil
+
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(info.st_mode):
+        shutil.rmtree(path)  # removes the links it holds, never follows them
+    elif not stat.S_ISREG(info.st_mode):
+        os.unlink(path)
 
 
 class _Refused(Exception):
