@@ -173,3 +173,14 @@ def test_the_entry_names_what_the_code_depends_on(root: Path) -> None:
     other = templating.environment.__wrapped__(root / "templates")
     other.trim_blocks = False
     assert template_cache.fingerprint(env, TEMPLATE) != template_cache.fingerprint(other, TEMPLATE)
+
+
+def test_what_a_killed_write_left_goes_with_the_next_write(root: Path, compiles: list[str]) -> None:
+    """A write is fsutil.atomic_write's (fsynced, renamed over): the temporary file a kill -9
+    left behind, named by its dead process, goes when the next entry is written."""
+    folder = root / ".talkbook" / "templates"
+    folder.mkdir(mode=0o700)
+    stray = folder / f".{'0' * 64}.tmp-{2**22 + 7}-0badc0de"  # no process has this id
+    stray.write_bytes(b"half")
+    assert shown(root) == "甲;乙;\n"
+    assert not stray.exists() and len(entries(root)) == 1

@@ -559,23 +559,6 @@ def test_an_edit_cannot_forge_a_workflow_step(
     assert commits(ws) == before
 
 
-def test_new_talk_ids_avoid_every_talk_folder(tmp_path: Path) -> None:
-    """`plan` takes its new id past Workspace.talk_ids (by scandir: pathlib took half a second
-    at 10,000 talks): every talk folder, a symlinked one too, files and other names not."""
-    from talkbook.workspace import Workspace
-
-    root = tmp_path / "ws"
-    for rel in ("talks/2025/T-aaaaaa", "talks/2026/T-bbbbbb", "talks/2026/notes", "elsewhere"):
-        (root / rel).mkdir(parents=True)
-    (root / "talks/2026/T-cccccc").write_text("a file, not a talk")
-    (root / "talks/README.md").write_text("")
-    (root / "talks/2026/T-dddddd").symlink_to(root / "elsewhere")
-    (root / "talkbook.toml").write_text("")
-    assert Workspace(root).talk_ids() == ["T-aaaaaa", "T-bbbbbb", "T-dddddd"]
-    (root / "talks").rename(root / "gone")
-    assert Workspace(root).talk_ids() == []
-
-
 def test_a_new_talk_id_is_one_no_year_has(tmp_path: Path, monkeypatch) -> None:
     """`plan` asks each year's folder for the id it drew (not a listing of every talk): a name
     there of any kind, a file or a symlink too, is taken, and another id is drawn."""

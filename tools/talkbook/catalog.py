@@ -110,25 +110,20 @@ class Catalog:
         item = self.profiles.get(cadre_id)
         return str(item.meta.get("name", "")) if item else ""
 
-    def held_talks(self, cadre_id: str) -> list[Item]:
-        """The cadre's records."""
-        return list(self._by_cadre("record").get(cadre_id, ()))
-
     def plans_of(self, cadre_id: str) -> dict[str, Item]:
         """The cadre's plans, by talk id."""
-        return {id_of_rel(p.rel): p for p in self._by_cadre("plan").get(cadre_id, ())}
+        return {id_of_rel(p.rel): p for p in self._plans_by_cadre().get(cadre_id, ())}
 
-    def _by_cadre(self, kind: str) -> dict[str, list[Item]]:
-        """Plans or records grouped by cadre, once per catalog (again after a change): `due`
-        and coverage ask for every cadre, and a scan each time would be cadres × talks."""
-        bucket = self.records if kind == "record" else self.plans
-        key = (kind, len(bucket))
-        if self._grouped.get(kind, (None, None))[0] != key:
+    def _plans_by_cadre(self) -> dict[str, list[Item]]:
+        """The plans grouped by cadre, once per catalog (again after a change): coverage and
+        due ask for every cadre, and a scan each time would be cadres × talks."""
+        key = len(self.plans)
+        if self._grouped.get("plan", (None, None))[0] != key:
             grouped: dict[str, list[Item]] = {}
-            for item in bucket.values():
+            for item in self.plans.values():
                 grouped.setdefault(str(item.meta.get("cadre")), []).append(item)
-            self._grouped[kind] = (key, grouped)
-        return self._grouped[kind][1]
+            self._grouped["plan"] = (key, grouped)
+        return self._grouped["plan"][1]
 
 
 @dataclass(frozen=True)

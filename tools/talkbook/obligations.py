@@ -65,7 +65,7 @@ class Records(NamedTuple):
     """What obligations read of the records, read in one pass: the front matter of ten
     thousand records is touched once, not once per rule and event."""
 
-    of_cadre: dict[str, list[Talk]]  # grouped as catalog.held_talks groups them
+    of_cadre: dict[str, list[Talk]]  # each cadre's held talks
     following_up: list[tuple[str, dict[str, Any], dt.date | None]]  # id, front matter, day held
 
     @classmethod

@@ -24,7 +24,6 @@ import hashlib
 import hmac
 import marshal
 import os
-import secrets
 import stat
 import sys
 import types
@@ -35,7 +34,10 @@ from typing import Any
 import jinja2
 from jinja2.bccache import Bucket
 
-FOLDER = ".talkbook"  # index.FOLDER: the owner-only folder of local, rebuildable state
+from talkbook.errors import TalkbookError
+from talkbook.fsutil import atomic_write, stale_temp_files
+from talkbook.indexfile import FOLDER  # the owner-only folder of local, rebuildable state
+
 SUBFOLDER = "templates"
 MAGIC = b"talkbook-template 1\n"
 LABEL = b"talkbook template cache"  # the key is the identity's secret, derived for this use
@@ -80,7 +82,7 @@ class Compiled(jinja2.BytecodeCache):
         if bucket.code is None:
             return
         body = marshal.dumps(bucket.code)
-        with contextlib.suppress(OSError, ValueError):
+        with contextlib.suppress(OSError, ValueError, TalkbookError):
             _write(self.root, bucket.key, MAGIC + self._mac(bucket.key, body) + body)
 
     def _mac(self, entry: str, body: bytes) -> bytes:
@@ -188,16 +190,12 @@ def _read(root: Path, entry: str) -> bytes | None:
 
 
 def _write(root: Path, entry: str, data: bytes) -> None:
-    """Write an entry whole or not at all: a temporary file of its own, then renamed over."""
-    with _folder(root, create=True) as folder:
-        temporary = f".{entry}.{secrets.token_hex(8)}.tmp"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-        fd = os.open(temporary, flags, 0o600, dir_fd=folder)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(temporary, entry, src_dir_fd=folder, dst_dir_fd=folder)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary, dir_fd=folder)
-            raise
+    """Write an entry whole or not at all (fsutil.atomic_write, below the workspace without
+    following a symlink), in the folder once it is checked to be ours; what a killed write
+    left there goes first."""
+    with _folder(root, create=True):  # made if need be, and checked to be ours
+        pass
+    folder = root / FOLDER / SUBFOLDER
+    for stale in stale_temp_files(folder):
+        stale.unlink(missing_ok=True)
+    atomic_write(folder / entry, data, mode=0o600, root=root)

@@ -239,17 +239,6 @@ class Workspace:
             p.name.removesuffix(".md.age") for p in (self.root / "cadres").glob("*.md.age")
         )
 
-    def talk_ids(self) -> list[str]:
-        """The talk folders there are (`talks/<year>/T-…`), by os.scandir (`plan` asks this for
-        a new id: pathlib's glob costs a quarter second at 10,000 talks)."""
-        return sorted(
-            talk.name
-            for year in _entries(self.root / "talks")
-            if year.is_dir()
-            for talk in _entries(Path(year.path))
-            if talk.name.startswith("T-") and talk.is_dir()
-        )
-
     def talk_taken(self, talk_id: str) -> bool:
         """Whether any year's folder has an entry of this name (a talk folder, or anything else
         a new talk could not be made in): what `plan` asks of a new id, a look-up per year
