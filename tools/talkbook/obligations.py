@@ -87,16 +87,13 @@ def occasion_obligations(
 ) -> list[Obligation]:
     found = []
     held = (records or Records.read(catalog)).of_cadre
-    occasions = ws.config.get("occasions") or {}  # as rules.deadline reads them
     labels: dict[Any, str] = {}
     for cadre_id, profile in catalog.profiles.items():
         for event in rules.as_list(profile.meta.get("events")):
-            occasion = event.get("occasion")
-            rule = occasions.get(occasion)
-            if not rule:
+            deadline = rules.deadline(event, ws.config)
+            if deadline is None:
                 continue  # an occasion the workspace dropped
             since = parse_date(str(event["date"]))
-            deadline = since + dt.timedelta(days=int(rule["deadline_days"]))
             if since > as_of:
                 continue
             occasion = event["occasion"]

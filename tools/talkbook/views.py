@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import itertools
-import operator
 import os
 import re
 import unicodedata
@@ -136,7 +135,8 @@ def table_text(
     if not rows and empty is not None:
         return _("(nothing)") if empty == NOTHING else empty
     titles = headers or column_titles(columns)
-    by_column = _by_column(rows, columns)
+    table = [list(map(row.get, columns)) for row in rows]  # each row once, its cells in C
+    by_column = zip(*table, strict=True) if table else [()] * len(columns)
     padded = [
         _padded(title, _column_cells(values, (shown or {}).get(column)))
         for title, column, values in zip(titles, columns, by_column, strict=True)
@@ -145,20 +145,6 @@ def table_text(
     joined = map("  ".join, zip(*padded, strict=True))
     lines = map(functools.partial(UNSAFE.sub, "\ufffd"), joined)
     return "\n".join(map(str.rstrip, lines))
-
-
-def _by_column(rows: list[dict[str, Any]], columns: list[str]) -> list[tuple[Any, ...]]:
-    """Each column's values, row.get(column) of every row. Rows are read one by one, each
-    whole while it is in the CPU's cache (column by column, ten thousand rows would be fetched
-    again for each column), by operator.itemgetter in C when every row is a plain dict."""
-    if not rows:
-        return [()] * len(columns)
-    if len(columns) > 1 and set(map(type, rows)) == {dict}:  # row[c] is row.get(c) then
-        try:
-            return list(zip(*map(operator.itemgetter(*columns), rows), strict=True))
-        except KeyError:
-            pass  # a row without some column: None there, as row.get says
-    return list(zip(*[list(map(row.get, columns)) for row in rows], strict=True))
 
 
 def _column_cells(values: tuple[Any, ...], show: Callable[[Any], Any] | None) -> list[str]:

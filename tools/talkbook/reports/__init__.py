@@ -81,7 +81,7 @@ class Reports:
             raise TalkbookError(_("--since is after --until"))
         app.ensure_trust()  # settings and templates from a verified revision
         self.ws = app.workspace
-        self.compiled = self._compiled(app)
+        self.compiled = app.compiled_templates
         self._produced: dict[tuple[str, str, str | None], bytes] = {}
 
         def prepared(catalog: Any) -> None:
@@ -118,13 +118,6 @@ class Reports:
             "unreadable": len(catalog.unreadable),
             "malformed": len(catalog.malformed),
         }
-
-    @staticmethod
-    def _compiled(app: Any) -> Any:
-        """Where compiled templates are kept between commands (template_cache)."""
-        from talkbook.template_cache import for_app
-
-        return for_app(app)
 
     def _redactor(self):
         from talkbook.reports.render import Redactor
