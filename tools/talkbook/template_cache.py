@@ -34,7 +34,6 @@ from typing import Any
 import jinja2
 from jinja2.bccache import Bucket
 
-from talkbook.errors import TalkbookError
 from talkbook.fsutil import atomic_write, stale_temp_files
 from talkbook.indexfile import FOLDER  # the owner-only folder of local, rebuildable state
 
@@ -82,7 +81,7 @@ class Compiled(jinja2.BytecodeCache):
         if bucket.code is None:
             return
         body = marshal.dumps(bucket.code)
-        with contextlib.suppress(OSError, ValueError, TalkbookError):
+        with contextlib.suppress(OSError, ValueError):
             _write(self.root, bucket.key, MAGIC + self._mac(bucket.key, body) + body)
 
     def _mac(self, entry: str, body: bytes) -> bytes:
@@ -190,12 +189,12 @@ def _read(root: Path, entry: str) -> bytes | None:
 
 
 def _write(root: Path, entry: str, data: bytes) -> None:
-    """Write an entry whole or not at all (fsutil.atomic_write, below the workspace without
-    following a symlink), in the folder once it is checked to be ours; what a killed write
-    left there goes first."""
+    """Write an entry whole or not at all (fsutil.atomic_write), in the folder just checked to
+    be ours and reached without a symlink; what a killed write left there goes first. Not as a
+    workspace file (no `root`): a cache's write is no step of a command's (fsutil.checkpoint)."""
     with _folder(root, create=True):  # made if need be, and checked to be ours
         pass
     folder = root / FOLDER / SUBFOLDER
     for stale in stale_temp_files(folder):
         stale.unlink(missing_ok=True)
-    atomic_write(folder / entry, data, mode=0o600, root=root)
+    atomic_write(folder / entry, data, mode=0o600)
