@@ -33,10 +33,13 @@ def git(root: Path, *args: str) -> str:
 
 
 def index_files(root: Path) -> list[Path]:
-    """The index files (not the notes files over them: see note_files)."""
-    return sorted(
-        p for p in (root / indexfile.FOLDER).glob("index-*.age") if p not in note_files(root)
-    )
+    """The index files (not the notes or stat files beside them: see note_files)."""
+    besides = note_files(root) + stat_files(root)
+    return sorted(p for p in (root / indexfile.FOLDER).glob("index-*.age") if p not in besides)
+
+
+def stat_files(root: Path) -> list[Path]:
+    return sorted((root / indexfile.FOLDER).glob("index-*.stat.age"))
 
 
 def note_files(root: Path) -> list[Path]:
@@ -191,19 +194,21 @@ def test_a_foreign_index_encrypted_to_my_public_key_is_rejected(
     assert catalog.load(app_of(workspace)).cadre_name(cadre) == "张伟"
 
 
-def resealed(app: App, change) -> None:
-    """Rewrite the index's content with the right key: what only its owner can do."""
+def resealed(app: App, change, stat_file: bool = False) -> None:
+    """Rewrite the index's content (or its stat file's) with the right key: what only its
+    owner can do."""
     store = indexfile.Store.open(app.workspace.root, app.keyring)
     assert store is not None
     entries, why = store.load()
     assert why == ""
     store.save(entries)
-    plaintext = pyrage.decrypt(store.path.read_bytes(), app.keyring.identities)
+    path = store.stat_path if stat_file else store.path
+    plaintext = pyrage.decrypt(path.read_bytes(), app.keyring.identities)
     body = marshal.loads(plaintext[len(indexfile.MAGIC) + 65 :])
     change(body)
     data = marshal.dumps(body)
     mac = indexfile.hmac.new(store.key, data, "sha256").hexdigest().encode()
-    store.path.write_bytes(encrypt(indexfile.MAGIC + mac + b"\n" + data, store.recipients))
+    path.write_bytes(encrypt(indexfile.MAGIC + mac + b"\n" + data, store.recipients))
 
 
 CHANGES = {
@@ -233,11 +238,53 @@ def test_stamps_or_folders_that_do_not_decode_mean_hash_and_list_again(
     blob that gives no stamp per path, or no folders, is none: every file is hashed (its
     bytes are the known ones: nothing decrypted) and every folder listed, never misread."""
     catalog.load(app_of(workspace))
-    resealed(app_of(workspace), lambda body: body.update(stamps=blob, folders=blob))
+    resealed(app_of(workspace), lambda body: body.update(stamps=blob, folders=blob), True)
     counted.clear()
     summary = index.refresh(app_of(workspace))
     assert (summary.rebuilt, summary.decrypted, counted) == ("", 0, [])
     assert catalog.load(app_of(workspace)).cadre_name(cadre) == "张伟"
+
+
+@pytest.mark.parametrize("planted", ["missing", "garbage", "symlink", "another index's"])
+def test_an_index_without_its_stat_file_decrypts_nothing_and_writes_it_again(
+    workspace: Setup,
+    cadre: str,
+    counted: list[str],
+    tmp_path: Path,
+    planted: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The stamps and talk folders live in a stat file beside the index, bound to it by its
+    HMAC. None there, one that is not this identity's, a link, or one saved with another
+    index (a kill between the two writes): every file is hashed (their bytes are the known
+    ones: nothing decrypted) and the next save writes it again (here at once: a few files
+    without stamps are otherwise hashed each time rather than saved); never misread."""
+    monkeypatch.setattr(index, "RACY_REHASH", 0)
+    catalog.load(app_of(workspace))
+    [stat_file] = stat_files(workspace.root)
+    stat_file.unlink()
+    if planted == "garbage":
+        stat_file.write_bytes(encrypt(b"talkbook-index nonsense", [workspace.public["P-01"]]))
+    elif planted == "symlink":
+        (tmp_path / "elsewhere").write_bytes(b"")
+        stat_file.symlink_to(tmp_path / "elsewhere")
+    elif planted == "another index's":  # the index as saved, the stat file of a later one
+        store = indexfile.Store.open(workspace.root, app_of(workspace).keyring)
+        assert store is not None
+        columns, _ = store.load()
+        store.save(columns)
+        [path] = index_files(workspace.root)
+        saved = path.read_bytes()
+        columns.states[0] = catalog.UNREADABLE
+        store.save(columns)
+        path.write_bytes(saved)
+    counted.clear()
+    summary = index.refresh(app_of(workspace))
+    assert (summary.rebuilt, summary.decrypted, counted) == ("", 0, [])
+    assert catalog.load(app_of(workspace)).cadre_name(cadre) == "张伟"
+    assert stat_file.is_file() and not stat_file.is_symlink()
+    assert planted != "symlink" or (tmp_path / "elsewhere").read_bytes() == b""
+    assert index_files(workspace.root)[0].stat().st_size > 0
 
 
 def test_owner_only_and_no_plaintext_in_the_bytes(workspace: Setup, cadre: str) -> None:
@@ -246,13 +293,15 @@ def test_owner_only_and_no_plaintext_in_the_bytes(workspace: Setup, cadre: str) 
     [path] = index_files(workspace.root)
     assert note_files(workspace.root)  # the cadre the fixture wrote, noted over the index
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
-    for each in (path, *note_files(workspace.root)):
+    for each in (path, *note_files(workspace.root), *stat_files(workspace.root)):
         assert stat.S_IMODE(each.stat().st_mode) == 0o600
         data = each.read_bytes()
         assert data.startswith(b"age-encryption.org/v1\n")
         for secret in ("张伟", "市发展和改革委员会", "爱人"):
             assert secret.encode("utf-8") not in data
-    assert sorted(folder.iterdir()) == sorted([path, *note_files(workspace.root)])
+    assert sorted(folder.iterdir()) == sorted(
+        [path, *note_files(workspace.root), *stat_files(workspace.root)]
+    )
 
 
 def test_git_status_stays_clean_without_the_gitignore_line(workspace: Setup, cadre: str) -> None:

@@ -27,8 +27,8 @@ def verdicts(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     seen: list[bool] = []
     real = index._Sweep.answer
 
-    def recorded(self: index._Sweep) -> object:
-        answer = real(self)
+    def recorded(self: index._Sweep, loaded: bytes | None = None) -> object:
+        answer = real(self, loaded)
         seen.append(answer is index.UNCHANGED)
         children.append(self.pid)
         return answer
@@ -113,6 +113,27 @@ def test_a_symlinked_talk_folder_is_refused_by_the_parent(
     (year / "T-2026-999").symlink_to(outside, target_is_directory=True)
     with pytest.raises(UnsafePath):
         catalog.load(app_of(workspace))
+    assert verdicts[-1] is False
+    assert no_child_left()
+
+
+def test_the_childs_unchanged_counts_only_for_the_index_its_stat_file_was_saved_with(
+    workspace: Setup, cadre: str, tmp_path: Path, verdicts: list[bool]
+) -> None:
+    """The child reads the stat file alone. An older index put back under a newer stat file
+    (a copy, a kill between writes): the tree is as the stat file says, not as the index
+    holds it; the child's "unchanged" is not taken for it, and the edit is read."""
+    app = app_of(workspace)
+    catalog.load(app)
+    store = indexfile.Store.open(workspace.root, app.keyring)
+    assert store is not None
+    store.save(store.load()[0])  # the notes folded in
+    older = store.path.read_bytes()
+    renamed(workspace, cadre, "张卫国", tmp_path)
+    catalog.load(app_of(workspace))
+    store.save(store.load()[0])  # the index and stat file of the tree as it is now
+    store.path.write_bytes(older)
+    assert catalog.load(app_of(workspace)).cadre_name(cadre) == "张卫国"
     assert verdicts[-1] is False
     assert no_child_left()
 

@@ -9,11 +9,14 @@ out. A stamp taken within RACY_NS of its file's last change is not kept (git's "
 entries): the next run hashes that file again. Only a regular file's stamp is ever kept, so a
 stamp that matches says the file is still a regular one.
 
-On two cores a large index is swept (listed, each file's lstat taken) in a forked child while
-the command decodes the index and builds its catalog from it; that catalog is used only when
-the child answers that the listing, the stamps and the talk folders are all as the index holds
-them. Any other answer — a change, a symlink refused, the child failing — and the parent
-sweeps and updates as it always does, so the child can make a command faster, never wrong.
+On two cores a large index is swept in a forked child, started before the command loads the
+index: it reads the stat file beside the index (the paths, their stamps, the talk folders:
+a fraction of it), lists the tree and takes each file's lstat, while the command loads and
+decodes the index and builds its catalog from it. That catalog is used only when the child
+answers that the listing, the stamps and the talk folders are all as its stat file holds
+them, and that stat file was saved with the very index (and notes) the command loaded. Any
+other answer — a change, a symlink refused, the child failing — and the parent sweeps and
+updates as it always does, so the child can make a command faster, never wrong.
 
 The index file, its columns and how it is sealed are indexfile's (Columns, Store): this module
 keeps it right (the sweep, the update, what a write notes). A warm run compares the listing and
@@ -51,7 +54,7 @@ RACY_NS = 2_000_000_000  # a file changed this recently may change again within 
 T = TypeVar("T")
 GONE = ()  # the stamp of a file gone between the listing and its lstat
 RACY_REHASH = 64  # files kept without a stamp that a refresh hashes again rather than save
-SWEEP_APART_FROM = 2048  # files: below this a child costs more than the sweep it takes over
+SWEEP_APART_FROM = 1 << 20  # index bytes (~2,000 files): below, a child costs more than it saves
 SWEEPS = 3  # a tree whose files go while it is read (a checkout meanwhile) is swept this often
 
 
@@ -196,18 +199,20 @@ class _Pending:
         self.app = app
         ws = app.workspace
         self.store = store = Store.open(ws.root, app.keyring)
+        self.sweep: _Sweep | None = None
+        if apart and trusted and store is not None and store.size() >= SWEEP_APART_FROM:
+            # Started before the load: the child loads the index for itself meanwhile.
+            self.sweep = _Sweep.start(ws.root, store)
         if store is None:
             self.known, self.rebuilt = Columns.empty(), "no key material for an index"
         else:
             self.known, self.rebuilt = store.load() if trusted else (Columns.empty(), "damaged")
-        self.sweep: _Sweep | None = None
-        if apart and store is not None and len(self.known.rels) >= SWEEP_APART_FROM:
-            self.sweep = _Sweep.start(ws.root, store, self.known)
 
     def finish(self, tries: int = SWEEPS) -> Summary:
         """The refreshed index; swept again (up to `tries` sweeps in all) when a file goes
         between the sweep and its read: the tree is changing meanwhile (a checkout, a pull)."""
-        found = self.sweep.answer() if self.sweep is not None else None
+        loaded = self.store.loaded if self.store is not None and not self.rebuilt else None
+        found = self.sweep.answer(loaded) if self.sweep is not None else None
         self.sweep = None
         if found is UNCHANGED:
             self.app.index_seen = Seen(self.store, self.known) if self.store else None
@@ -361,18 +366,21 @@ _STOPPING = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT}
 
 
 class _Sweep:
-    """The tree swept in a forked child (_Swept.taken) and compared there with the index
-    (_unchanged). Back through a pipe comes b"=" when nothing changed, or b"~" and what it
-    found (marshal: plain lists, tuples, ints, strings) so that the parent need not sweep
-    again; anything else (an error, a refused symlink, a crash) means "sweep here". The child
-    only reads file metadata and the bytes of files to hash; it holds what this process holds
-    and sends back nothing this process could not have found itself."""
+    """The stat file loaded (Store.load_stat) and the tree swept in a forked child
+    (_Swept.taken), started before the parent loads the index, and compared there
+    (_unchanged). Back through a pipe comes b"=" and the HMACs of the index (and notes) its
+    stat file was saved with when nothing changed (the parent takes that only for the very
+    index it loaded), or b"~" and what it found (marshal: plain lists, tuples, ints,
+    strings) so that the parent need not sweep again; anything else (an error, a refused
+    symlink, a crash) means "sweep here". The child only reads file metadata, the stat file
+    and the bytes of files to hash; it holds what this process holds and sends back nothing
+    this process could not have found itself."""
 
     def __init__(self, pid: int, answer: int) -> None:
         self.pid, self.answer_fd = pid, answer
 
     @classmethod
-    def start(cls, root: Path, store: Store, known: Columns) -> _Sweep | None:
+    def start(cls, root: Path, store: Store) -> _Sweep | None:
         if not hasattr(os, "fork") or loader.processes() < 2:
             return None
         answer, reply = os.pipe()
@@ -394,22 +402,23 @@ class _Sweep:
                     signal.signal(number, signal.SIG_DFL)
                 signal.pthread_sigmask(signal.SIG_SETMASK, mask)
                 os.close(answer)
-                _sweep_and_exit(reply, root, store, known)
+                _sweep_and_exit(reply, root, store)
             finally:
                 os._exit(1)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         os.close(reply)
         return cls(pid, answer)
 
-    def answer(self) -> str | _Swept | None:
-        """UNCHANGED, what the child found, or None: sweep here."""
+    def answer(self, loaded: bytes | None = None) -> str | _Swept | None:
+        """UNCHANGED (the child found the tree as the index `loaded` holds it: Store.loaded of
+        the parent's load), what the child found, or None: sweep here."""
         try:
             with os.fdopen(self.answer_fd, "rb") as pipe:
                 said = pipe.read()
         finally:
             os.waitpid(self.pid, 0)
-        if said == b"=":
-            return UNCHANGED
+        if said.startswith(b"="):
+            return UNCHANGED if loaded and said[1:] == loaded else None
         if not said.startswith(b"~"):
             return None
         try:
@@ -419,17 +428,19 @@ class _Sweep:
         return _Swept(rels, folders, stamps, now)
 
 
-def _sweep_and_exit(reply: int, root: Path, store: Store, known: Columns) -> None:
+def _sweep_and_exit(reply: int, root: Path, store: Store) -> None:
     said = b"?"
     try:
-        folders = store.folders  # decoded here, beside the parent's work
+        known, rebuilt = store.load_stat()  # beside the parent's load of the index itself
+        folders = store.folders
         swept = _Swept.taken(root, folders)
         if (
-            swept.rels == known.rels
+            not rebuilt
+            and swept.rels == known.rels
             and not _worth_saving(swept.folders, folders)
             and _unchanged(root, swept.stamps, known)
         ):
-            said = b"="
+            said = b"=" + store.loaded
         else:
             said = b"~" + marshal.dumps((swept.rels, swept.folders, swept.stamps, swept.now))
     except BaseException:  # noqa: BLE001 - any failure means "sweep in the parent"

@@ -1,20 +1,25 @@
 """The index file: its columns (Columns), and how it is sealed, read and written (Store).
 
-Its content is kept in columns, one list per field in path order (paths, stamps, digests,
-states; the stamps, and the talk folders as last listed, as marshal blobs decoded where used:
-in the sweeping child, not in a warm read's parent), and the readings (kind, front matter,
-findings) as marshal chunks of their own (their strings shared within a chunk; chunk bounds
-set by the paths, see _ends), so that a save after a change encodes again only the chunks it
-touched. index.py keeps it right; this module only holds, seals and opens it.
+Its content is kept in columns, one list per field in path order (paths, digests, states),
+and the readings (kind, front matter, findings) as marshal chunks of their own (their strings
+shared within a chunk; chunk bounds set by the paths, see _ends), so that a save after a
+change encodes again only the chunks it touched. The stamps and the talk folders as last
+listed are in a stat file beside it (with the paths and digests again): what the sweeping
+child compares the tree with, a third of the index's bytes, read there and not by a warm
+read's parent, which reads it only when it must update. index.py keeps it right; this module
+only holds, seals and opens it.
 
 Where: `.talkbook/index-<key id>-<language>.age` at the workspace root (folder 0700, file 0600,
 one file per identity and language: findings are kept as text), ignored by git (`.gitignore`
 from init, and `.git/info/exclude` for older workspaces). Written with fsutil.atomic_write: two
 commands refreshing at once leave one of their indexes (the last writer's), a kill leaves the
-old one or none. Beside it, `index-….notes.age`: the entries of files a command has just
-written (note_written), sealed the same way and bound to the HMAC of the index they go over,
-so a write costs a small file rather than the whole index again; notes over any other index
-(one saved since) are ignored, and the next save folds them in and removes them.
+old one or none. Beside it, `index-….stat.age`, sealed the same way and bound to the HMAC of
+the index it was saved with (written after it: one missing or bound to another index means
+every file is hashed again and the next save writes it), and `index-….notes.age`: the entries
+of files a command has just written (note_written), sealed the same way and bound to the HMAC
+of the index they go over, so a write costs a small file rather than the whole index again;
+notes over any other index (one saved since) are ignored, and the next save folds them in and
+removes them.
 
 Security invariant: the index is encrypted to the identity's own public keys and authenticated
 with an HMAC whose key is derived from the identity's private key material; the pinned root
@@ -49,6 +54,7 @@ import os
 import stat
 import sys
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,7 +72,9 @@ if TYPE_CHECKING:
 # 4: the readings in chunks, so that a save after a change encodes only the chunks it touched
 # 5: the stamps and the talk folders as marshal blobs, decoded where used: a warm read's parent
 # never needs them (the sweeping child compares them), and they were most of a load's decoding
-FORMAT = 5
+# 6: the stamps and the talk folders in a stat file of their own beside the index, so that the
+# sweeping child reads a fraction of it
+FORMAT = 6
 CHUNK_BITS = 9
 FOLDER = ".talkbook"
 _PYTHON = "{}.{}".format(*sys.version_info[:2])
@@ -100,7 +108,7 @@ class Columns:
     def __init__(
         self,
         rels: list[str],
-        stamps: list[Stamp | None] | bytes,
+        stamps: list[Stamp | None] | bytes | Callable[[], bytes],
         digests: list[bytes],
         states: list[str],
         readings: list[Row] | None = None,
@@ -118,6 +126,8 @@ class Columns:
         """Decoded on first use from the index's blob (a warm read's parent never uses them);
         a blob that is not one stamp or None per path gives none: every file is then hashed
         again, never misread."""
+        if callable(self._stamps):  # in the stat file beside the index: read now
+            self._stamps = self._stamps()
         if type(self._stamps) is bytes:
             noted = self._noted_stamps
             added = sum(1 for _, inserted, _ in noted if inserted)
@@ -128,6 +138,8 @@ class Columns:
 
     def stamps_blob(self) -> bytes:
         """The stamps as the index keeps them: the blob as loaded, if never decoded."""
+        if callable(self._stamps):
+            self._stamps = self._stamps()
         if type(self._stamps) is bytes and not self._noted_stamps:
             return self._stamps
         return marshal.dumps(self.stamps)
@@ -304,11 +316,15 @@ class Store:
         # Findings are cached as text in the reader's language: one index per language.
         self.path = self.folder / f"index-{key_id}-{language()}.age"
         self.notes_path = self.folder / f"index-{key_id}-{language()}.notes.age"
+        self.stat_path = self.folder / f"index-{key_id}-{language()}.stat.age"
         self.anchor = _pinned_root(root)
-        self._folders: dict[str, Any] | bytes = {}  # talk folders as the index last listed them
+        # talk folders as the index last listed them (None: in the stat file, not read yet)
+        self._folders: dict[str, Any] | bytes | None = {}
+        self._stat: dict[str, Any] | None = None  # the stat file's content, once read
         self.key = secret
         self.mac: bytes | None = None  # the HMAC of the index file as loaded or saved
         self.noted: set[str] = set()  # paths the notes file holds over it
+        self.loaded = b""  # the HMACs of the index and the notes as loaded: which state it is
 
     @classmethod
     def open(cls, root: Path, keyring: Keyring) -> Store | None:
@@ -320,34 +336,82 @@ class Store:
 
     def load(self) -> tuple[Columns, str]:
         """The columns (with the notes over them, if any), and "" — or nothing, and why the
-        index is rebuilt."""
-        nothing = Columns.empty()
+        index is rebuilt. The stamps and talk folders stay in the stat file until asked for."""
         try:
-            content, mac = self._opened(self._read_bytes(self.path))
-        except FileNotFoundError:
-            return nothing, "missing"
-        except OSError:
-            return nothing, "damaged"
+            content, mac = self._loaded(self.path)
         except _Refused as refused:
-            return nothing, str(refused)
-        if content.get("root") != self.anchor:
-            return nothing, "foreign"
-        columns = _columns(content)
+            return Columns.empty(), str(refused)
+        columns = _columns(content, functools.partial(self._stat_blob, "stamps"))
         if columns is None:
-            return nothing, "damaged"
-        folders = content.get("folders")
-        self._folders = folders if type(folders) is bytes else {}
-        self.mac = mac
-        noted = self._notes(mac)
-        if noted is not None:
+            return Columns.empty(), "damaged"
+        self._folders, self.mac = None, mac
+        return self._with_notes(columns, mac), ""
+
+    def load_stat(self) -> tuple[Columns, str]:
+        """What a sweep compares the tree with, from the stat file alone (a fraction of the
+        index): the paths, their stamps and digests (no states or readings), with the notes
+        over them; `loaded` names the index it was saved with. Or nothing, and why not."""
+        try:
+            content, _ = self._loaded(self.stat_path)
+        except _Refused as refused:
+            return Columns.empty(), str(refused)
+        base, folders = content.get("base"), content.get("folders")
+        states = [loader.OK] * len(content.get("rels") or ())  # a sweep never reads them
+        columns = _columns({**content, "states": states, "readings": []}, content.get("stamps"))
+        if columns is None or type(base) is not bytes or type(folders) is not bytes:
+            return Columns.empty(), "damaged"
+        self._folders, self.mac = folders, base
+        return self._with_notes(columns, base), ""
+
+    def _loaded(self, path: Path) -> tuple[dict[str, Any], bytes]:
+        """The content of the index or the stat file, and its HMAC; _Refused (why) unless it
+        is this identity's own, of this workspace."""
+        try:
+            content, mac = self._opened(self._read_bytes(path))
+        except FileNotFoundError:
+            raise _Refused("missing") from None
+        except OSError:
+            raise _Refused("damaged") from None
+        if content.get("root") != self.anchor:
+            raise _Refused("foreign")
+        return content, mac
+
+    def _with_notes(self, columns: Columns, mac: bytes) -> Columns:
+        self.loaded = mac
+        notes = self._notes(mac)
+        if notes is not None:
+            noted, notes_mac = notes
             columns.overlay(noted)
-            self.noted = set(noted.rels)
-        return columns, ""
+            self.noted, self.loaded = set(noted.rels), mac + notes_mac
+        return columns
+
+    def _stat_blob(self, name: str) -> bytes:
+        """The stamps or talk folders from the stat file saved with the index as loaded; b""
+        when there is none for it (a kill between the two writes, a planted file): every
+        file is then hashed and every folder listed again, and the next save writes it."""
+        if self._stat is None:
+            try:
+                content, _ = self._loaded(self.stat_path)
+            except _Refused:
+                content = {}
+            self._stat = content if content.get("base") == self.mac else {}
+        blob = self._stat.get(name)
+        return blob if type(blob) is bytes else b""
+
+    def size(self) -> int:
+        """The index file's size in bytes (0 if there is none): what a command can know of
+        it before loading it."""
+        try:
+            return os.lstat(self.path).st_size
+        except OSError:
+            return 0
 
     @property
     def folders(self) -> dict[str, Any]:
         """The talk folders as the index last listed them, decoded on first use (the sweeping
         child's work); anything but a dict is none (every folder is listed again)."""
+        if self._folders is None:
+            self._folders = self._stat_blob("folders")
         if type(self._folders) is bytes:
             try:
                 decoded = marshal.loads(self._folders)
@@ -380,11 +444,12 @@ class Store:
             raise _Refused("outdated")
         return content, mac
 
-    def _notes(self, mac: bytes) -> Columns | None:
-        """The entries noted over the index with this HMAC (Store.note), or None: none there,
-        or made over another index (one saved since), or not this identity's own."""
+    def _notes(self, mac: bytes) -> tuple[Columns, bytes] | None:
+        """The entries noted over the index with this HMAC (Store.note) and the notes' own
+        HMAC, or None: none there, or made over another index (one saved since), or not this
+        identity's own."""
         try:
-            content, _ = self._opened(self._read_bytes(self.notes_path, NOTES_MOST))
+            content, notes_mac = self._opened(self._read_bytes(self.notes_path, NOTES_MOST))
         except (OSError, _Refused):
             return None
         if content.get("base") != mac or content.get("root") != self.anchor:
@@ -392,7 +457,7 @@ class Store:
         rows = content.get("readings")
         if type(rows) is not list or not all(type(row) is list and len(row) == 5 for row in rows):
             return None
-        columns = _columns({**content, "readings": []})
+        columns = _columns({**content, "readings": []}, content.get("stamps"))
         if (
             columns is None
             or len(rows) != len(columns.rels)
@@ -400,7 +465,7 @@ class Store:
         ):
             return None
         columns._readings, columns._chunks = rows, None
-        return columns
+        return columns, notes_mac
 
     def _read_bytes(self, path: Path, most: int | None = None) -> bytes:
         """The file, if the folder is ours and the file a regular one (no symlink followed)
@@ -435,21 +500,30 @@ class Store:
             os.chmod(self.folder, 0o700)
 
     def save(self, columns: Columns, folders: dict[str, Any] | None = None) -> None:
-        """Encrypt, authenticate and replace atomically, the notes folded in (their file goes);
-        an index that cannot be written is only a cache: the command goes on without it."""
+        """Encrypt, authenticate and replace atomically, the notes folded in (their file goes),
+        then the stat file bound to it; an index that cannot be written is only a cache: the
+        command goes on without it."""
         content = {
             "rels": columns.rels,
-            "stamps": columns.stamps_blob(),
             "digests": columns.digests,
             "states": columns.states,
             "readings": columns.chunks(),
+        }
+        stat = {
+            "rels": columns.rels,
+            "digests": columns.digests,
+            "stamps": columns.stamps_blob(),
             "folders": marshal.dumps(folders or {}),
         }
         mac = self._sealed(self.path, content)
-        if mac is not None:
-            self.mac, self.noted = mac, set()
-            with contextlib.suppress(OSError):
-                os.unlink(self.notes_path)
+        if mac is None:
+            return
+        self.mac, self.noted, self._stat = mac, set(), None
+        with contextlib.suppress(OSError):
+            os.unlink(self.notes_path)
+        stat["base"] = mac
+        if self._sealed(self.stat_path, stat) is not None:
+            self._stat = stat
 
     def note(self, columns: Columns, rels: set[str]) -> None:
         """Keep these entries of `columns` in the notes file over the index as saved (a few
@@ -512,19 +586,23 @@ class _Refused(Exception):
     """An index or notes file not to be trusted: damaged, foreign or outdated (its text)."""
 
 
-def _columns(content: dict[str, Any]) -> Columns | None:
+def _columns(content: dict[str, Any], stamps: Any) -> Columns | None:
     """The columns of a loaded index, or None unless they are of the types and lengths this
     code writes (the HMAC says who wrote them; this guards against a writer's bug, with
     checks over whole lists rather than a loop per entry). Stamps and digests are only ever
     compared: a wrong one means "changed", so they need no check."""
-    rels, stamps, digests = content.get("rels"), content.get("stamps"), content.get("digests")
+    rels, digests = content.get("rels"), content.get("digests")
     states, chunks = content.get("states"), content.get("readings")
     if not (type(rels) is type(digests) is type(states) is list):
         return None
     if not len(rels) == len(digests) == len(states):
         return None
-    if type(stamps) is not bytes and (type(stamps) is not list or len(stamps) != len(rels)):
-        return None  # a blob (the index) is checked when decoded; a list (notes) now
+    if (
+        not callable(stamps)
+        and type(stamps) is not bytes
+        and (type(stamps) is not list or len(stamps) != len(rels))
+    ):
+        return None  # a blob (the stat file) is checked when decoded; a list (notes) now
     if type(chunks) is not list or not all(type(chunk) is bytes for chunk in chunks):
         return None
     if not set(states) <= set(loader.STATES) or not all(type(r) is str for r in rels):
