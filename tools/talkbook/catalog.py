@@ -57,7 +57,6 @@ class Item:
         rel: str,
         doc: Document | None = None,
         text: str | None = None,
-        *,
         meta: dict[str, Any] | None = None,
         fetch: Callable[[str], str] | None = None,
     ) -> None:
@@ -94,6 +93,10 @@ class Catalog:
     unreadable: list[str] = field(default_factory=list)
     malformed: list[tuple[str, InvalidDocument]] = field(default_factory=list)
     _grouped: dict[str, tuple] = field(default_factory=dict, repr=False)
+
+    def buckets(self) -> dict[str, dict[str, Item]]:
+        """Each kind's dict, by id: for filling a new catalog in bulk (the index does)."""
+        return {"profile": self.profiles, "plan": self.plans, "record": self.records}
 
     def add(self, item: Item) -> None:
         kind = item.kind

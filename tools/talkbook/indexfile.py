@@ -81,6 +81,7 @@ _PYTHON = "{}.{}".format(*sys.version_info[:2])
 MAGIC = f"talkbook-index marshal-{marshal.version} py{_PYTHON}\n".encode()
 EXCLUDE_LINE = "/.talkbook/"
 LABEL = b"talkbook index key"
+STAMPS_MARSHAL = 2  # marshal version of the stamps: no back-references, so bytes follow values
 NOTES_MOST = 4 << 20  # bytes: the few dozen entries a write notes take tens of kilobytes
 Stamp = tuple[int, int, int, int, int]  # st_mode, st_size, st_mtime_ns, st_ino, st_ctime_ns
 Row = list[Any]  # [kind, meta, findings, message, reason]: what reading a file gave, kept
@@ -137,12 +138,20 @@ class Columns:
         return self._stamps  # type: ignore[return-value]
 
     def stamps_blob(self) -> bytes:
-        """The stamps as the index keeps them: the blob as loaded, if never decoded."""
+        """The stamps as the index keeps them: the blob as loaded, if never decoded. Written
+        in marshal's version 2, which has no back-references: equal stamps give equal bytes
+        (see same_stamps)."""
         if callable(self._stamps):
             self._stamps = self._stamps()
         if type(self._stamps) is bytes and not self._noted_stamps:
             return self._stamps
-        return marshal.dumps(self.stamps)
+        return marshal.dumps(self.stamps, STAMPS_MARSHAL)
+
+    def same_stamps(self, stamps: list[Stamp | tuple[()]]) -> bool:
+        """Whether `stamps` are the ones kept: their bytes against the blob as loaded, with
+        nothing decoded (the sweeping child's usual case), else value by value."""
+        blob = self.stamps_blob()
+        return marshal.dumps(stamps, STAMPS_MARSHAL) == blob or stamps == self.stamps
 
     @classmethod
     def empty(cls) -> Columns:
