@@ -598,8 +598,12 @@ def _fill(
 
 
 def _reading_of(r: loader.Reading) -> Row:
-    findings = [[f.line, f.field, f.message] for f in r.findings]
+    """(kind, front matter) for a file read with nothing to say of it (most of them: two
+    slots to decode, no lists), else [kind, front matter, findings, message, reason]."""
     meta = r.doc.meta if r.doc is not None else None
+    if not (r.findings or r.message or r.reason):
+        return (r.kind, meta)
+    findings = [[f.line, f.field, f.message] for f in r.findings]
     return [r.kind, meta, findings, r.message, r.reason]
 
 
@@ -612,6 +616,8 @@ def _shared(value: Any, memo: dict[str, str]) -> Any:
         return memo.setdefault(value, value)
     if kind is list:
         return [_shared(v, memo) for v in value]
+    if kind is tuple:
+        return tuple(_shared(v, memo) for v in value)
     if kind is dict:
         return {memo.setdefault(k, k): _shared(v, memo) for k, v in value.items()}
     return value

@@ -84,7 +84,10 @@ LABEL = b"talkbook index key"
 STAMPS_MARSHAL = 2  # marshal version of the stamps: no back-references, so bytes follow values
 NOTES_MOST = 4 << 20  # bytes: the few dozen entries a write notes take tens of kilobytes
 Stamp = tuple[int, int, int, int, int]  # st_mode, st_size, st_mtime_ns, st_ino, st_ctime_ns
-Row = list[Any]  # [kind, meta, findings, message, reason]: what reading a file gave, kept
+# what reading a file gave, kept: (kind, meta) when there is nothing more to say of it, else
+# [kind, meta, findings, message, reason]
+Row = tuple[Any, ...] | list[Any]
+NOTHING_SAID: tuple[list[Any], str, str] = ([], "", "")  # a short row's findings, message, reason
 
 
 class Columns:
@@ -249,7 +252,9 @@ class Columns:
     def reading(self, i: int) -> loader.Reading:
         """The catalog's Reading of entry i (its front matter only)."""
         rel, state = self.rels[i], self.states[i]
-        kind, meta, findings, message, reason = self.readings()[i]
+        row = self.readings()[i]
+        kind, meta = row[0], row[1]
+        findings, message, reason = row[2:] if len(row) == 5 else NOTHING_SAID
         found = tuple(Finding(rel, line, name, text) for line, name, text in findings)
         doc = Document(meta, "", rel) if meta is not None else None
         return loader.Reading(rel, kind, state, doc, None, found, message, reason)
@@ -464,7 +469,9 @@ class Store:
         if content.get("base") != mac or content.get("root") != self.anchor:
             return None
         rows = content.get("readings")
-        if type(rows) is not list or not all(type(row) is list and len(row) == 5 for row in rows):
+        if type(rows) is not list or not all(
+            type(row) in (list, tuple) and len(row) in (2, 5) for row in rows
+        ):
             return None
         columns = _columns({**content, "readings": []}, content.get("stamps"))
         if (
