@@ -11,10 +11,11 @@ an error, never a blank), and are read only from regular files inside their temp
 name with `..`, a symlink anywhere below the folder (or the folder itself being one) is refused,
 never followed and never skipped for the package's copy. Error messages name templates, lines and
 attribute names but never quote the data being rendered: that data is confidential. The sandbox's
-shortcuts (an attribute's safety remembered per type and name, a plain dict's item read directly)
-give exactly the answers of Jinja's immutable sandbox; a type that could misreport its class is
-asked every time. A compiled template is code: one is read back from disk only by template_cache,
-which loads none but those made with the identity's key (a forged one never runs).
+shortcuts (an attribute's safety remembered per type and name, a plain dict's item read directly,
+a macro or a plain dict's method called directly, output escaped without a Markup around it)
+give exactly the answers and the text of Jinja's immutable sandbox; a type that could misreport
+its class is asked every time. A compiled template is code: one is read back from disk only by
+template_cache, which loads none but those made with the identity's key (a forged one never runs).
 """
 
 from __future__ import annotations
@@ -31,8 +32,10 @@ from typing import Any, NoReturn
 
 import jinja2
 from jinja2.exceptions import SecurityError
+from jinja2.runtime import Macro
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing, object_type_repr
+from markupsafe import _escape_inner, escape  # the former: escape's own C escaping
 
 from talkbook.errors import TemplateError
 from talkbook.i18n import N_, _
@@ -177,6 +180,26 @@ class RootLoader(jinja2.BaseLoader):
 # --------------------------------------------------------------------------- environment
 
 
+def _escaped(value: Any) -> str:
+    """markupsafe.escape's text, without a Markup around plain text and numbers: Jinja's
+    compiled code calls `escape` only on what it outputs, which is joined into the page (a
+    block or macro wraps it in Markup itself), so the wrapper (a Python call per value, a
+    third of a report's rendering) is never looked at."""
+    kind = type(value)
+    if kind is str:
+        return _escape_inner(value)
+    if kind is int:
+        return str(value)  # digits and a sign: nothing to escape
+    return escape(value)
+
+
+class _Template(jinja2.Template):
+    @classmethod
+    def _from_namespace(cls, environment: Any, namespace: Any, globals: Any) -> Any:
+        namespace["escape"] = _escaped  # the name the compiled code imported from jinja2
+        return super()._from_namespace(environment, namespace, globals)
+
+
 class _Undefined(jinja2.ChainableUndefined):
     """Renders as nothing; misused, its error names a variable but never a key, which may have
     come from the data (`{{ counts[brief.unit] + 1 }}`)."""
@@ -225,6 +248,8 @@ class _Sandbox(ImmutableSandboxedEnvironment):
     dict's attribute is looked up as a plain dict's item without first failing getattr.
     """
 
+    template_class = _Template
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._safe_answers: dict[tuple[type, str], bool] = {}
@@ -254,6 +279,21 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             except KeyError:
                 return self.undefined(obj=obj, name=attribute)
         return super().getattr(obj, attribute)
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        # (Jinja's odd names: a template's own keyword argument `obj=…` must not collide.)
+        # Two callables a report calls per row are called as Jinja's Context.call would call
+        # them, without its questions, whose answers are fixed for them: a template's macro
+        # (safely callable, given the evaluation context: Macro.__call__ asks for it) and a
+        # plain dict's method (safely callable; getattr is what refuses a mutating one).
+        kind = type(__obj)
+        if kind is Macro or (kind is types.BuiltinMethodType and type(__obj.__self__) is dict):
+            kwargs.pop("_loop_vars", None)
+            kwargs.pop("_block_vars", None)
+            if kind is Macro:
+                return __obj(__context.eval_ctx, *args, **kwargs)
+            return __obj(*args, **kwargs)
+        return super().call(__context, __obj, *args, **kwargs)
 
     def unsafe_undefined(self, obj: Any, attribute: str) -> NoReturn:
         # A name the object's type defines is code's; any other name may have come from the data.

@@ -1,0 +1,107 @@
+"""The sandbox's rendering shortcuts (templating._Sandbox.call, templating._escaped) give exactly
+the text of Jinja's immutable sandbox: a report calls a macro and a dict's `get` per row, and
+escapes every value it outputs. Security depends on this: templates are data anyone with push
+access changes, and the values are confidential text that must come out escaped."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from jinja2.exceptions import SecurityError
+from jinja2.runtime import Context
+from jinja2.sandbox import ImmutableSandboxedEnvironment, unsafe
+from markupsafe import Markup, escape
+
+from talkbook import templating
+from talkbook.templating import _escaped, _Sandbox
+
+
+def _pair(autoescape: bool = True) -> tuple[_Sandbox, ImmutableSandboxedEnvironment]:
+    options: dict[str, Any] = {
+        "autoescape": autoescape,
+        "undefined": templating._Undefined,
+        "finalize": templating._finalize,
+        "trim_blocks": True,
+    }
+    return _Sandbox(**options), ImmutableSandboxedEnvironment(**options)
+
+
+class Html:
+    def __html__(self) -> str:
+        return "<b>safe</b>"
+
+
+VALUES = [
+    "",
+    "plain",
+    "<script>alert('x') & \"y\"</script>",
+    "张伟 <b>",
+    Markup("<i>kept</i>"),
+    0,
+    -12,
+    10**30,
+    True,
+    False,
+    None,
+    1.5,
+    Html(),
+    ["<a>", 1],
+]
+
+
+@pytest.mark.parametrize("value", VALUES, ids=repr)
+def test_escaped_text_is_markupsafes(value: Any) -> None:
+    assert _escaped(value) == str(escape(value))
+
+
+SOURCES = [
+    "{{ v }}|{{ v ~ '<x>' }}|{{ v | e }}|{{ v | safe }}",
+    "{% macro m(a, b='<d>') %}[{{ a }}{{ b }}]{% endmacro %}{{ m(v) }}{{ m(v, b=v) }}{{ m(a=1) }}",
+    "{% macro m() %}{{ varargs | length }}{{ kwargs | length }}{% endmacro %}{{ m(1, v, x=2) }}",
+    "{% macro m(x) %}<{{ caller(x) }}>{% endmacro %}{% call(y) m(v) %}({{ y }}){% endcall %}",
+    "{% set d = {'a': '<a>', 'b': v} %}{{ d.get('a') }}{{ d.get('z', v) }}{{ d.keys() | list }}",
+    "{% set s %}<p>{{ v }}</p>{% endset %}{{ s }}{{ s | length }}",
+    "{% filter upper %}{{ v }}<br>{% endfilter %}",
+    "{% for i in [v, 1, none] %}{{ i }};{% endfor %}{{ 'x' if v }}",
+    "{{ (v | string).upper() }}{{ [v, 2] | join(', ') }}",
+]
+
+
+@pytest.mark.parametrize("autoescape", [True, False])
+@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("value", VALUES, ids=repr)
+def test_rendered_text_is_jinjas(source: str, value: Any, autoescape: bool) -> None:
+    ours, jinja = _pair(autoescape)
+    assert ours.from_string(source).render(v=value) == jinja.from_string(source).render(v=value)
+
+
+def test_a_macro_and_a_dicts_method_are_called_without_jinjas_questions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked: list[Any] = []
+    real = Context.call
+
+    def counting(self: Any, obj: Any, *args: Any, **kwargs: Any) -> Any:
+        asked.append(obj)
+        return real(self, obj, *args, **kwargs)
+
+    monkeypatch.setattr(Context, "call", counting)
+    ours, _jinja = _pair()
+    source = "{% macro m(a) %}{{ a }}{% endmacro %}{{ m(d.get('a')) }}{{ l.index(2) }}"
+    assert ours.from_string(source).render(d={"a": "<"}, l=[1, 2]) == "&lt;1"
+    assert [getattr(obj, "__name__", obj) for obj in asked] == ["index"]  # a list's: asked
+
+
+def test_what_jinja_refuses_stays_refused() -> None:
+    ours, _jinja = _pair()
+    for source in ("{{ d.update({'b': 2}) }}", "{{ d.pop('a') }}", "{{ d.clear() }}"):
+        with pytest.raises(SecurityError):
+            ours.from_string(source).render(d={"a": 1})
+
+    @unsafe
+    def dangerous() -> str:
+        return "ran"
+
+    with pytest.raises(SecurityError):
+        ours.from_string("{{ f() }}").render(f=dangerous)
