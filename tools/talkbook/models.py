@@ -17,8 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from talkbook.errors import InvalidDocument as InvalidDocument  # what parse refuses with
 from talkbook.i18n import N_
@@ -111,13 +110,28 @@ def parse_date(text: str) -> dt.date:
     return dt.date.fromisoformat(text[:10])
 
 
-@dataclass(frozen=True)
 class Document:
-    """One file's content. `meta` is the front matter, `body` the Markdown under it."""
+    """One file's content. `meta` is the front matter, `body` the Markdown under it; `source`
+    names where it came from, for messages, and is no part of its value (not compared).
 
-    meta: dict[str, Any]
-    body: str = ""
-    source: str = field(default="<input>", compare=False)
+    Never changed once made (`Final`; with_meta makes another). A plain class rather than a
+    frozen dataclass: every command defines it at import, and this costs a hundredth of that.
+    """
+
+    __slots__ = ("meta", "body", "source")
+
+    def __init__(self, meta: dict[str, Any], body: str = "", source: str = "<input>") -> None:
+        self.meta: Final[dict[str, Any]] = meta
+        self.body: Final[str] = body
+        self.source: Final[str] = source
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Document):
+            return NotImplemented
+        return (self.meta, self.body) == (other.meta, other.body)
+
+    def __repr__(self) -> str:
+        return f"Document(meta={self.meta!r}, body={self.body!r}, source={self.source!r})"
 
     @property
     def id(self) -> str | None:
