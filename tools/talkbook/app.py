@@ -21,9 +21,8 @@ import contextlib
 import datetime as dt
 import os
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from talkbook import gittrail, workflow
 from talkbook.errors import (
@@ -52,8 +51,9 @@ def _refuse(_: Any) -> bool:
 _NOT_ASKED = object()
 
 
-@dataclass(frozen=True)
-class Origin:
+# The value types here are NamedTuples and Prompts a plain class, not dataclasses: every command
+# defines them at import, and a dataclass costs about a millisecond each to define.
+class Origin(NamedTuple):
     """Where a document's text came from when the user gave it (--from FILE or stdin).
 
     `text` is None when what is saved is that text itself (its lines are the user's lines);
@@ -73,8 +73,7 @@ class Origin:
         )
 
 
-@dataclass(frozen=True)
-class Pending:
+class Pending(NamedTuple):
     """One document of a write that commits several (App.save_together)."""
 
     kind: str
@@ -83,8 +82,7 @@ class Pending:
     origin: Origin | None = None
 
 
-@dataclass(frozen=True)
-class Committed:
+class Committed(NamedTuple):
     """What commit `head` holds at some paths (None: nothing there), as App.save read it: the
     journal takes their blob ids from it instead of asking git again."""
 
@@ -99,17 +97,32 @@ class Committed:
         }
 
 
-@dataclass
+def _as_they_come(items: Iterable[Any], total: int) -> Iterable[Any]:
+    return items
+
+
+def _say_nothing(text: str) -> None:
+    return None
+
+
 class Prompts:
     """How the core asks the user. The defaults suit scripts: never ask, always refuse."""
 
-    passphrase: Callable[[], str] | None = None
-    reopen_editor: Callable[[str], bool] = _refuse
-    allow_disk: Callable[[Path], bool] = _refuse
-    progress: Callable[[Iterable[Any], int], Iterable[Any]] = field(
-        default=lambda items, total: items
-    )
-    notice: Callable[[str], None] = field(default=lambda text: None)
+    __slots__ = ("passphrase", "reopen_editor", "allow_disk", "progress", "notice")
+
+    def __init__(
+        self,
+        passphrase: Callable[[], str] | None = None,
+        reopen_editor: Callable[[str], bool] = _refuse,
+        allow_disk: Callable[[Path], bool] = _refuse,
+        progress: Callable[[Iterable[Any], int], Iterable[Any]] = _as_they_come,
+        notice: Callable[[str], None] = _say_nothing,
+    ) -> None:
+        self.passphrase = passphrase
+        self.reopen_editor = reopen_editor
+        self.allow_disk = allow_disk
+        self.progress = progress
+        self.notice = notice
 
 
 class App:
