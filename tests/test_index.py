@@ -432,6 +432,45 @@ def test_settled_folders_and_files_are_trusted_by_their_stat_until_they_change(
     assert counted == [f"cadres/{cadre}.md.age"] and broken.unreadable == [f"cadres/{cadre}.md.age"]
 
 
+def planned(workspace: Setup, cadre: str, day: str) -> Path:
+    """A plan made by the command; its talk folder."""
+    at = f"2026-03-{day}T09:30"
+    talk = ok(workspace.as_("P-01", "plan", cadre, "--speaker", "P-03", "--at", at))
+    return next(workspace.root.glob(f"talks/*/{talk.stdout.strip().splitlines()[-1]}"))
+
+
+def test_talk_folders_as_saved_are_not_listed_one_by_one(
+    workspace: Setup, cadre: str, monkeypatch: pytest.MonkeyPatch, counted: list[str]
+) -> None:
+    """Every talk folder as the index saved it (path, mtime, ctime, inode, in order): the
+    saved paths are the listing, with no folder looked up or listed; a folder changed in any
+    way is looked at again."""
+    monkeypatch.setattr(index, "RACY_NS", 0)
+    folders = [planned(workspace, cadre, day) for day in ("10", "11")]
+    monkeypatch.setattr(index, "RACY_REHASH", 0)  # saved at once, not noted: as after a pull
+    index.refresh(app_of(workspace))
+    real = index.Listing._talk
+    looked_at: list[str] = []
+
+    def looking(self: index.Listing, rel: str, *args: object) -> list[str] | None:
+        looked_at.append(rel)
+        return real(self, rel, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(index.Listing, "_talk", looking)
+    counted.clear()
+    assert len(index.refresh(app_of(workspace)).columns.rels) == 3 and counted == []
+    assert looked_at == []
+    os.utime(folders[0], ns=(0, folders[0].stat().st_mtime_ns))  # its ctime moves
+    added = folders[0] / "record.md.age"
+    added.write_bytes((folders[0] / "plan.md.age").read_bytes())
+    os.utime(folders[0], ns=(0, folders[0].stat().st_mtime_ns))
+    found = catalog.load(app_of(workspace))
+    assert [rel for rel, _ in found.malformed] == [added.relative_to(workspace.root).as_posix()]
+    assert len(looked_at) == 2
+    shutil.rmtree(folders[1])
+    assert len(catalog.load(app_of(workspace)).plans) == 1
+
+
 def test_a_warm_run_with_nothing_changed_writes_nothing(
     workspace: Setup, cadre: str, monkeypatch: pytest.MonkeyPatch, counted: list[str]
 ) -> None:

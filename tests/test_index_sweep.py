@@ -194,10 +194,10 @@ def sweeps_here(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     parent, taken = os.getpid(), []
     real = index._Swept.taken.__func__  # type: ignore[attr-defined]
 
-    def counted(cls, root, folders):  # type: ignore[no-untyped-def]
+    def counted(cls, root, store, saved=None):  # type: ignore[no-untyped-def]
         if os.getpid() == parent:
             taken.append(1)
-        return real(cls, root, folders)
+        return real(cls, root, store, saved)
 
     monkeypatch.setattr(index._Swept, "taken", classmethod(counted))
     return taken

@@ -48,7 +48,7 @@ from typing import Any, Generic, TypeVar
 
 from talkbook import catalog as loader
 from talkbook.errors import TalkbookError
-from talkbook.indexfile import Columns, Row, Stamp, Store
+from talkbook.indexfile import STAMPS_MARSHAL, Columns, Row, Stamp, Store
 from talkbook.workspace import id_of_rel
 
 RACY_NS = 2_000_000_000  # a file changed this recently may change again within one mtime tick
@@ -229,7 +229,7 @@ class _Pending:
     def _updated(self, swept: _Swept | None) -> Summary:
         known, store, root = self.known, self.store, self.app.workspace.root
         if swept is None:
-            swept = _Swept.taken(root, store.folders if store else None)
+            swept = _Swept.taken(root, store, known.rels)
         if swept.rels == known.rels and _unchanged(root, swept.stamps, known):
             fresh, decrypted = known, 0
         else:
@@ -238,9 +238,9 @@ class _Pending:
             except ValueError:  # wrong readings: see _catalog
                 return _refresh(self.app, trusted=False)
         if store is not None and (
-            fresh is not known or self.rebuilt or _worth_saving(swept.folders, store.folders)
+            fresh is not known or self.rebuilt or swept.folders_changed(store)
         ):
-            store.save(fresh, swept.folders)
+            store.save(fresh, store.folders if swept.folders is None else swept.folders)
         self.app.index_seen = Seen(store, fresh, swept.folders) if store else None
         return _summary(fresh, decrypted, self.rebuilt)
 
@@ -316,16 +316,21 @@ class _Swept:
     the time taken before the stamps (a file changed after it may look settled)."""
 
     rels: list[str]
-    folders: dict[str, Any]
+    folders: dict[str, Any] | None  # None: every one as the store holds them
     stamps: list[Stamp | tuple[()]]
     now: int
 
     @classmethod
-    def taken(cls, root: Path, folders: dict[str, Any] | None) -> _Swept:
-        listed = Listing(root, folders)
+    def taken(cls, root: Path, store: Store | None, saved: list[str] | None = None) -> _Swept:
+        """`saved`: the paths the store's talk folders hold (Listing)."""
+        listed = Listing(root, store, saved)
         rels = listed.files()
         now = time.time_ns()
-        return cls(rels, listed.folders, _stamps(root, rels), now)
+        return cls(rels, None if listed.as_saved else listed.folders, _stamps(root, rels), now)
+
+    def folders_changed(self, store: Store) -> bool:
+        """Whether the talk folders differ from the store's enough to be worth a save."""
+        return self.folders is not None and _worth_saving(self.folders, store.folders)
 
 
 def _unchanged(root: Path, stamps: list[Stamp | tuple[()]], known: Columns) -> bool:
@@ -434,12 +439,11 @@ def _sweep_and_exit(reply: int, root: Path, store: Store) -> None:
     said = b"?"
     try:
         known, rebuilt = store.load_stat()  # beside the parent's load of the index itself
-        folders = store.folders
-        swept = _Swept.taken(root, folders)
+        swept = _Swept.taken(root, store, known.rels)
         if (
             not rebuilt
             and swept.rels == known.rels
-            and not _worth_saving(swept.folders, folders)
+            and not swept.folders_changed(store)
             and _unchanged(root, swept.stamps, known)
         ):
             said = b"=" + store.loaded
@@ -628,12 +632,18 @@ class Listing:
     os.scandir (pathlib costs more per file than all else a warm load does): the same rules
     as its globs `cadres/*.md.age` and `talks/*/*/*.age`, dot names included, folders that
     are symlinks listed too — and refused (UnsafePath) when a file below one is read, as
-    fsutil.read_regular refuses it."""
+    fsutil.read_regular refuses it. With a store, each talk folder's names are its saved ones
+    while the folder is as it saved it (Store.folders); when every talk folder is (Store's
+    folder keys, compared as bytes), its files are `saved`, the paths the store holds, with
+    nothing decoded or joined per folder."""
 
-    def __init__(self, root: Path, known: dict[str, Any] | None = None) -> None:
-        self.root, self.base = root, str(root)
-        self.known = known or {}  # talk folder → [(mtime_ns, ctime_ns, inode), its .age names]
-        self.folders: dict[str, list[Any]] = {}  # the same, as found now: saved with the index
+    def __init__(
+        self, root: Path, store: Store | None = None, saved: list[str] | None = None
+    ) -> None:
+        self.root, self.base, self.store, self.saved = root, str(root), store, saved
+        self.folders: dict[str, list[Any]] = {}  # talk folder → [(mtime_ns, ctime_ns, inode),
+        # its .age names], as found now: saved with the index
+        self.as_saved = False  # every talk folder as the store holds it (then `folders` is empty)
         self.now = time.time_ns()
 
     def files(self) -> list[str]:
@@ -643,31 +653,59 @@ class Listing:
         for name, link in self._names("cadres", top=True):
             if name.endswith(".md.age"):
                 (linked if link else found).append(f"cadres/{name}")
-        for year, year_link in self._names("talks", top=True, folders=True):
-            for talk, talk_link in self._names(f"talks/{year}", folders=True):
-                rel = f"talks/{year}/{talk}"
-                names = self._talk(rel, year_link or talk_link)
-                if names is None:  # reached through a symlink
-                    names = self._age_names(rel)
-                    linked += [f"{rel}/{name}" for name in names]
-                found += [f"{rel}/{name}" for name in names]
+        talk_folders = self._talk_folders()
+        if not linked and self._as_saved(talk_folders):
+            self.as_saved = True
+            found.sort()  # cadres/… sort before talks/…, and the saved paths are sorted
+            return found + [rel for rel in self.saved or () if rel.startswith("talks/")]
+        for rel, link, info in talk_folders:
+            names = self._talk(rel, link, info)
+            if names is None:  # reached through a symlink
+                names = self._age_names(rel)
+                linked += [f"{rel}/{name}" for name in names]
+            found += [f"{rel}/{name}" for name in names]
         for rel in sorted(linked):
             _refuse(self.root, f"{self.base}/{rel}")
         found.sort()
         return found
 
-    def _talk(self, rel: str, linked: bool) -> list[str] | None:
+    def _talk_folders(self) -> list[tuple[str, bool, os.stat_result | None]]:
+        """Each talk folder: its path, whether a symlink leads to it, its lstat (None: gone)."""
+        found = []
+        for year, year_link in self._names("talks", top=True, folders=True):
+            for talk, talk_link in self._names(f"talks/{year}", folders=True):
+                rel = f"talks/{year}/{talk}"
+                try:
+                    info: os.stat_result | None = os.lstat(f"{self.base}/{rel}")
+                except FileNotFoundError:
+                    info = None
+                found.append((rel, year_link or talk_link, info))
+        return found
+
+    def _as_saved(self, talk_folders: list[tuple[str, bool, os.stat_result | None]]) -> bool:
+        """Whether every talk folder, and no other, is as the store saved it, settled: same
+        path, mtime, ctime and inode, in the same order (a name added, removed or renamed
+        changes its folder's mtime). Then its files are the saved paths."""
+        if self.store is None or self.saved is None:
+            return False
+        keys = []
+        for rel, link, info in talk_folders:
+            if link or info is None or stat.S_ISLNK(info.st_mode):
+                return False
+            keys.append((rel, info.st_mtime_ns, info.st_ctime_ns, info.st_ino))
+        saved = self.store.folder_keys()
+        return bool(saved) and marshal.dumps(keys, STAMPS_MARSHAL) == saved
+
+    def _talk(self, rel: str, linked: bool, info: os.stat_result | None) -> list[str] | None:
         """The .age names in a talk's folder (None if it is reached through a symlink): as the
         index last listed them while the folder is unchanged (same mtime, ctime, inode; a name
         added, removed or renamed changes its mtime), listed again otherwise."""
-        try:
-            info = os.lstat(f"{self.base}/{rel}")
-        except FileNotFoundError:
+        if info is None:
             return []
         if linked or stat.S_ISLNK(info.st_mode):
             return None
         key = (info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
-        cached = self.known.get(rel)
+        cached = self.store.folders.get(rel) if self.store is not None else None
         if (
             type(cached) is list
             and len(cached) == 2

@@ -374,7 +374,7 @@ class Store:
         columns = _columns({**content, "states": states, "readings": []}, content.get("stamps"))
         if columns is None or type(base) is not bytes or type(folders) is not bytes:
             return Columns.empty(), "damaged"
-        self._folders, self.mac = folders, base
+        self._folders, self.mac, self._stat = folders, base, content
         return self._with_notes(columns, base), ""
 
     def _loaded(self, path: Path) -> tuple[dict[str, Any], bytes]:
@@ -398,6 +398,10 @@ class Store:
             columns.overlay(noted)
             self.noted, self.loaded = set(noted.rels), mac + notes_mac
         return columns
+
+    def folder_keys(self) -> bytes:
+        """The saved talk folders' paths and keys, in order, as bytes (see Listing)."""
+        return self._stat_blob("keys")
 
     def _stat_blob(self, name: str) -> bytes:
         """The stamps or talk folders from the stat file saved with the index as loaded; b""
@@ -530,6 +534,7 @@ class Store:
             "digests": columns.digests,
             "stamps": columns.stamps_blob(),
             "folders": marshal.dumps(folders or {}),
+            "keys": _folder_keys(folders or {}),
         }
         mac = self._sealed(self.path, content)
         if mac is None:
@@ -651,6 +656,13 @@ def _exclude(root: Path) -> None:
     exclude.parent.mkdir(parents=True, exist_ok=True)
     with exclude.open("a", encoding="utf-8") as handle:
         handle.write(("" if not text or text.endswith("\n") else "\n") + EXCLUDE_LINE + "\n")
+
+
+def _folder_keys(folders: dict[str, Any]) -> bytes:
+    """Each talk folder's path and key (mtime, ctime, inode), in the listing's order, as
+    Listing compares them: marshal version 2, so equal keys give equal bytes."""
+    keys = [(rel, *entry[0]) for rel, entry in folders.items()]
+    return marshal.dumps(keys, STAMPS_MARSHAL)
 
 
 def _decoded_list(blob: bytes, length: int) -> list[Any]:
