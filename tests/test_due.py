@@ -418,3 +418,33 @@ def test_first_added_under_a_path_is_the_whole_logs_answer(tmp_path: Path) -> No
     assert cadres == {rel: day for rel, day in whole.items() if rel.startswith("cadres/")}
     assert cadres["cadres/C-bbbbbb.md.age"] == dt.date(2026, 2, 3)
     assert len(whole) == 3
+
+
+def test_days_parses_each_text_once_and_none_when_no_day(monkeypatch: pytest.MonkeyPatch) -> None:
+    parsed: list[str] = []
+    real = obligations.parse_date
+    monkeypatch.setattr(obligations, "parse_date", lambda text: parsed.append(text) or real(text))
+    days = obligations.Days()
+    assert days["2026-02-01"] == days["2026-02-01"] == dt.date(2026, 2, 1)
+    assert days["2026-02-30"] is None and days["None"] is None and days["2026-02-30"] is None
+    assert parsed == ["2026-02-01", "2026-02-30", "None"]
+
+
+def test_followups_alone_read_only_records_with_follow_ups() -> None:
+    """followup_obligations without Records: the same obligations as with them."""
+    records = {
+        "T-rrrrr1": {"cadre": "C-aaaaaa", "held_at": "2026-01-25T09:00", "follow_ups": []},
+        "T-rrrrr2": {
+            "cadre": "C-aaaaaa",
+            "held_at": "2026-01-26T09:00",
+            "follow_ups": [{"what": "回访", "due": "2026-02-01", "owner": "P-02"}],
+        },
+    }
+    catalog = Catalog(records={tid: _item("record", tid, meta) for tid, meta in records.items()})
+    as_of = dt.date(2026, 2, 10)
+    alone = obligations.followup_obligations(catalog, as_of, upcoming=True)
+    given = obligations.Records.read(catalog)
+    assert alone == obligations.followup_obligations(catalog, as_of, True, given)
+    assert [(o.talk, o.since, o.deadline, o.owner, o.number) for o in alone] == [
+        ("T-rrrrr2", dt.date(2026, 1, 26), dt.date(2026, 2, 1), "P-02", 1)
+    ]

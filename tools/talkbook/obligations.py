@@ -9,6 +9,7 @@ occasion and it was held on or after the event's date. A retired cadre (profile 
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
@@ -50,12 +51,17 @@ class Obligation(NamedTuple):  # immutable, and built in a third of a frozen dat
         }
 
 
-def _day(value: Any) -> dt.date | None:
-    """A front matter value as a day, None when it is none."""
-    try:
-        return parse_date(str(value))
-    except ValueError:
-        return None
+class Days(dict[str, dt.date | None]):
+    """Front matter values as days, each text parsed once (ten thousand records share a few
+    thousand days): `days[str(value)[:10]]`, None when it is none."""
+
+    def __missing__(self, text: str) -> dt.date | None:
+        try:
+            day: dt.date | None = parse_date(text)
+        except ValueError:
+            day = None
+        self[text] = day
+        return day
 
 
 Talk = tuple[Any, dict[str, Any], dt.date | None]  # a record's occasion, front matter, day held
@@ -66,20 +72,26 @@ class Records(NamedTuple):
     thousand records is touched once, not once per rule and event."""
 
     of_cadre: dict[str, list[Talk]]  # each cadre's held talks
-    following_up: list[tuple[str, dict[str, Any], dt.date | None]]  # id, front matter, day held
+    following_up: list[tuple[str, dict[str, Any]]]  # id and front matter of those with follow-ups
+    days: Days  # the days read so far, for the follow-ups' days
 
     @classmethod
     def read(cls, catalog: Catalog) -> Records:
-        of_cadre: dict[str, list[Talk]] = {}
+        of_cadre: defaultdict[str, list[Talk]] = defaultdict(list)
         following_up = []
+        days = Days()
         for talk_id, record in catalog.records.items():
-            get = record.meta.get
-            day = _day(get("held_at"))
-            talk = (get("occasion"), record.meta, day)
-            of_cadre.setdefault(str(get("cadre")), []).append(talk)
-            if get("follow_ups") is not None:  # as_list(None) is []: nothing to follow up
-                following_up.append((talk_id, record.meta, day))
-        return cls(of_cadre, following_up)
+            meta = record.meta
+            day = days[str(meta.get("held_at"))[:10]]
+            of_cadre[str(meta.get("cadre"))].append((meta.get("occasion"), meta, day))
+            if meta.get("follow_ups"):  # none, or none listed: nothing to follow up
+                following_up.append((talk_id, meta))
+        return cls(of_cadre, following_up, days)
+
+
+def _following_up(catalog: Catalog) -> list[tuple[str, dict[str, Any]]]:
+    """Records.following_up alone (followups asks nothing else): one field of each record."""
+    return [(talk_id, r.meta) for talk_id, r in catalog.records.items() if r.meta.get("follow_ups")]
 
 
 def occasion_obligations(
@@ -210,11 +222,15 @@ def followup_obligations(
     catalog: Catalog, as_of: dt.date, upcoming: bool = False, records: Records | None = None
 ) -> list:
     found = []
-    for talk_id, meta, held_on in (records or Records.read(catalog)).following_up:
+    if records is None:
+        following_up, days = _following_up(catalog), Days()
+    else:
+        following_up, days = records.following_up, records.days
+    for talk_id, meta in following_up:
         for number, item in enumerate(rules.as_list(meta["follow_ups"]), 1):
             if item.get("done"):
                 continue
-            due = _day(item.get("due"))
+            due = days[str(item.get("due"))[:10]]
             if due is None or due > as_of and not upcoming:
                 continue
             found.append(
@@ -223,7 +239,7 @@ def followup_obligations(
                     "follow_up",
                     due,
                     due < as_of,
-                    held_on,
+                    days[str(meta.get("held_at"))[:10]],
                     talk_id,
                     str(item.get("what", "")),
                     item.get("owner"),
