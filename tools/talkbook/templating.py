@@ -24,7 +24,6 @@ import functools
 import os
 import re
 import stat
-import traceback
 import types
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -347,6 +346,8 @@ def _template_line(exc: BaseException, fallback: str, roots: list[Path]) -> tupl
 
     Jinja rewrites tracebacks so that frames inside a template carry its file name and line.
     """
+    import traceback  # only when a template fails: not at every report's import
+
     frames = [
         frame
         for frame in traceback.extract_tb(exc.__traceback__)
