@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Setup, ok
-from talkbook import catalog, index, indexfile
+from talkbook import catalog, index, indexchunks, indexfile
 from talkbook.app import App
 
 CRAFTED = "C-000h63"  # cadres/C-000h63.md.age: its CRC-32 ends in nine zero bits (a chunk bound)
@@ -52,7 +52,7 @@ def test_a_noted_entry_over_refreshed_columns_is_saved_with_its_new_reading() ->
     assert len(fresh.chunks()) > 2
     noted = _columns([rels[-1]], [_row("rewritten")])
     fresh.overlay(noted)
-    saved = [row for chunk in fresh.chunks() for row in marshal.loads(chunk)]
+    saved = [row for chunk in fresh.chunks() for row in indexchunks.rows(chunk)]
     assert saved == fresh.readings()
     assert saved[-1] == _row("rewritten")
 
@@ -67,7 +67,7 @@ def test_a_noted_new_file_never_moves_a_reading_to_another_path(
     rels = ["talks/2026/T-a/plan.md.age", *(f"talks/2026/T-{c}/plan.md.age" for c in "cde")]
     fresh = _refreshed_with_a_change(rels)
     fresh.overlay(_columns(["talks/2026/T-b/plan.md.age"], [_row("new")]))
-    saved = [row[1]["n"] for chunk in fresh.chunks() for row in marshal.loads(chunk)]
+    saved = [row[1]["n"] for chunk in fresh.chunks() for row in indexchunks.rows(chunk)]
     assert saved == [row[1]["n"] for row in fresh.readings()]
     assert saved[2] == "talks/2026/T-c/plan.md.age"
 
@@ -262,7 +262,7 @@ def test_a_save_over_notes_keeps_one_stamp_per_path() -> None:
     columns = indexfile.Columns(
         ["a", "c", "e"], marshal.dumps(stamps), [b"a", b"c", b"e"], ["ok"] * 3, None
     )
-    columns._chunks = [marshal.dumps([_row(x) for x in "ace"])]
+    columns._chunks = [indexchunks.encode([_row(x) for x in "ace"])]
     columns.overlay(_columns(["b", "c"], [_row("b"), _row("c")]))
     saved = indexfile._decoded_list(columns.stamps_blob(), len(columns.rels))
     assert saved == columns.stamps == [stamps[0], None, None, stamps[2]]

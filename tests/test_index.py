@@ -15,7 +15,7 @@ import pyrage
 import pytest
 
 from conftest import Setup, age_cli, ok
-from talkbook import catalog, index, indexfile
+from talkbook import catalog, index, indexchunks, indexfile
 from talkbook.app import App
 from talkbook.crypto import encrypt
 from talkbook.errors import UnsafePath
@@ -173,7 +173,7 @@ def crafted(rel: str, name: str) -> bytes:
         "stamps": [None],
         "digests": [b"0" * 32],
         "states": ["ok"],
-        "readings": [marshal.dumps([reading])],
+        "readings": [indexchunks.encode([reading])],
     }
     return indexfile.MAGIC + b"0" * 64 + b"\n" + marshal.dumps(content)
 
@@ -471,6 +471,36 @@ def test_talk_folders_as_saved_are_not_listed_one_by_one(
     assert len(catalog.load(app_of(workspace)).plans) == 1
 
 
+@pytest.mark.parametrize("apart", [False, True])
+def test_a_tail_found_damaged_as_a_command_reads_it_means_read_again(
+    workspace: Setup, cadre: str, monkeypatch: pytest.MonkeyPatch, apart: bool
+) -> None:
+    """A talk's lists are decoded when a command first asks for them, after the index was
+    loaded: one that does not decode (only a writer's bug could seal it) is found there, the
+    index built again from the files and the command's answer computed again, right; also
+    when it was computed while a child swept the tree (the answer then stood as computed)."""
+    monkeypatch.setattr(index, "RACY_REHASH", 0)  # saved, not noted: its chunks are read
+    if apart:  # as on two cores, every file settled at once: the child says "unchanged"
+        monkeypatch.setattr(index, "SWEEP_APART_FROM", 0)
+        monkeypatch.setattr(catalog, "processes", lambda: 2)
+        monkeypatch.setattr(index, "RACY_NS", 0)
+    folder = planned(workspace, cadre, "10")
+    index.refresh(app_of(workspace))
+
+    def broken_tails(body: dict) -> None:
+        parts = [indexchunks.heads(chunk) for chunk in body["readings"]]
+        body["readings"] = [
+            marshal.dumps((rows, marshal.dumps([None] * len(rows)))) for rows, _ in parts
+        ]
+
+    resealed(app_of(workspace), broken_tails)
+    index.refresh(app_of(workspace))  # every file hashed, none changed: saved with its chunks
+    talk, plan = folder.name, app_of(workspace).read(folder / "plan.md.age").meta
+    read = catalog.load_into(app_of(workspace), lambda c: c.plans[talk].meta)
+    assert read == plan and "decisions" in read
+    assert index.refresh(app_of(workspace)).rebuilt == ""
+
+
 def test_a_warm_run_with_nothing_changed_writes_nothing(
     workspace: Setup, cadre: str, monkeypatch: pytest.MonkeyPatch, counted: list[str]
 ) -> None:
@@ -504,7 +534,7 @@ def test_readings_that_do_not_match_their_columns_are_rebuilt(
     which only a writer's bug could seal, is found then and the index built again."""
     monkeypatch.setattr(index, "RACY_NS", 0)
     catalog.load(app_of(workspace))
-    resealed(app_of(workspace), lambda body: body.update(readings=[marshal.dumps([])]))
+    resealed(app_of(workspace), lambda body: body.update(readings=[indexchunks.encode([])]))
     assert index.refresh(app_of(workspace)).rebuilt == ""  # nothing changed: not decoded
     assert catalog.load(app_of(workspace)).cadre_name(cadre) == "张伟"
     summary = index.refresh(app_of(workspace))
@@ -530,7 +560,7 @@ def test_readings_that_do_not_match_are_rebuilt_when_a_file_changed(
     again."""
     monkeypatch.setattr(index, "RACY_NS", 0)
     catalog.load(app_of(workspace))
-    resealed(app_of(workspace), lambda body: body.update(readings=[marshal.dumps([])]))
+    resealed(app_of(workspace), lambda body: body.update(readings=[indexchunks.encode([])]))
     profile = workspace.path(f"cadres/{cadre}.md.age")
     workspace.path("cadres/C-zzzzzz.md.age").write_bytes(profile.read_bytes())
     summary = index.refresh(app_of(workspace))
@@ -564,7 +594,8 @@ def test_a_save_encodes_again_only_the_chunk_a_new_file_lands_in() -> None:
 def test_chunks_of_other_bounds_are_never_reused_misplaced() -> None:
     rels = [f"talks/2026/T-{n:06d}/plan.md.age" for n in range(2000)]
     readings = [["plan", {"n": n}, [], "", ""] for n in range(2000)]
-    known = _columns(rels, None, [marshal.dumps(readings[:700]), marshal.dumps(readings[700:])])
+    chunks = [indexchunks.encode(readings[:700]), indexchunks.encode(readings[700:])]
+    known = _columns(rels, None, chunks)
     assert known.readings() == readings
     fresh = _columns(rels, list(readings))
     fresh._reuse = (known, list(range(2000)))
@@ -691,7 +722,7 @@ def test_overlay_replaces_and_inserts_in_path_order(decoded: bool) -> None:
     ones no longer match the paths)."""
     stamps = marshal.dumps([(1,), (3,), (5,)])  # a blob, as a loaded index keeps them
     base = indexfile.Columns(["a", "c", "e"], stamps, [b"a", b"c", b"e"], ["ok"] * 3, None)
-    base._chunks = [marshal.dumps([["k", {"n": x}, [], "", ""] for x in "ace"])]
+    base._chunks = [indexchunks.encode([["k", {"n": x}, [], "", ""] for x in "ace"])]
     if decoded:
         base.readings()
         assert base.stamps == [(1,), (3,), (5,)]
@@ -702,7 +733,7 @@ def test_overlay_replaces_and_inserts_in_path_order(decoded: bool) -> None:
     assert base.digests == [b"a", b"B", b"C", b"e", b"F"]
     assert base.stamps == [(1,), None, None, (5,), None]
     assert [row[1]["n"] for row in base.readings()] == ["a", "B", "C", "e", "F"]
-    decoded = [row for chunk in base.chunks() for row in marshal.loads(chunk)]
+    decoded = [row for chunk in base.chunks() for row in indexchunks.rows(chunk)]
     assert decoded == base.readings()
 
 

@@ -37,6 +37,7 @@ from talkbook.workspace import id_of_rel, kind_of_rel
 
 if TYPE_CHECKING:
     from talkbook.crypto import Keyring
+    from talkbook.indexchunks import Tails
     from talkbook.workspace import Workspace
 
 OK, UNFIT, MALFORMED, BROKEN, UNREADABLE = "ok", "unfit", "malformed", "broken", "unreadable"
@@ -47,9 +48,11 @@ PARALLEL_FROM = 64  # fewer files than this are decrypted in this process: forki
 
 class Item:
     """One readable document. Built from a decrypted document, or from the index's front matter
-    alone: then its text (and the body of `doc`) is decrypted when first asked for."""
+    alone: then its text (and the body of `doc`) is decrypted when first asked for. From the
+    index's head part, a talk's lists and tables (its tail: indexchunks) are decoded when its
+    whole front matter (`meta`) is first asked for; `get` answers a scalar field without them."""
 
-    __slots__ = ("kind", "rel", "_meta", "_doc", "_text", "_fetch")
+    __slots__ = ("kind", "rel", "_meta", "_doc", "_text", "_fetch", "_tails", "_at", "_tail_keys")
 
     def __init__(
         self,
@@ -59,14 +62,26 @@ class Item:
         text: str | None = None,
         meta: dict[str, Any] | None = None,
         fetch: Callable[[str], str] | None = None,
+        tails: Tails | None = None,
+        at: int = 0,
+        tail_keys: tuple[str, ...] = (),
     ) -> None:
         self.kind, self.rel = kind, rel
         self._doc, self._text, self._fetch = doc, text, fetch
         self._meta = doc.meta if doc is not None else (meta if meta is not None else {})
+        self._tails, self._at, self._tail_keys = tails, at, tail_keys
 
     @property
     def meta(self) -> dict[str, Any]:
+        if self._tails is not None:
+            self._meta, self._tails = self._tails.meta(self._at, self._meta), None
         return self._meta
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """meta.get(key, default), without decoding the tail for a field not in it."""
+        if self._tails is not None and key in self._tail_keys:
+            return self.meta.get(key, default)
+        return self._meta.get(key, default)
 
     @property
     def text(self) -> str:
@@ -78,7 +93,7 @@ class Item:
     def doc(self) -> Document:
         if self._doc is None:
             body = parse(self.text, self.rel).body if self._fetch is not None else ""
-            self._doc = Document(self._meta, body, self.rel)
+            self._doc = Document(self.meta, body, self.rel)
         return self._doc
 
     def __repr__(self) -> str:
@@ -111,7 +126,7 @@ class Catalog:
 
     def cadre_name(self, cadre_id: str) -> str:
         item = self.profiles.get(cadre_id)
-        return str(item.meta.get("name", "")) if item else ""
+        return str(item.get("name", "")) if item else ""
 
     def plans_of(self, cadre_id: str) -> dict[str, Item]:
         """The cadre's plans, by talk id."""
@@ -124,7 +139,7 @@ class Catalog:
         if self._grouped.get("plan", (None, None))[0] != key:
             grouped: dict[str, list[Item]] = {}
             for item in self.plans.values():
-                grouped.setdefault(str(item.meta.get("cadre")), []).append(item)
+                grouped.setdefault(str(item.get("cadre")), []).append(item)
             self._grouped["plan"] = (key, grouped)
         return self._grouped["plan"][1]
 

@@ -48,6 +48,7 @@ from typing import Any, Generic, TypeVar
 
 from talkbook import catalog as loader
 from talkbook.errors import TalkbookError
+from talkbook.indexchunks import Damaged
 from talkbook.indexfile import STAMPS_MARSHAL, Columns, Row, Stamp, Store
 from talkbook.workspace import id_of_rel
 
@@ -71,31 +72,38 @@ class Summary:
 
 # -- the run ------------------------------------------------------------------------------------
 def catalog(app, paths: list[Path] | None = None) -> loader.Catalog:
-    """The catalog of `paths` (every encrypted file when None), refreshed through the index."""
-    return computed(app, _itself, paths)
+    """The catalog of `paths` (every encrypted file when None), refreshed through the index;
+    its front matter decoded whole (a tail read later would be out of computed's reach)."""
+    return computed(app, _itself, paths, lazy=False)
 
 
 def _itself(value: Any) -> Any:
     return value
 
 
-def computed(app, compute: Callable[[loader.Catalog], T], paths: list[Path] | None = None) -> T:
+def computed(
+    app, compute: Callable[[loader.Catalog], T], paths: list[Path] | None = None, lazy: bool = True
+) -> T:
     """compute(the catalog of `paths`), refreshed through the index. While a child sweeps the
     tree (_Sweep), it is computed from the index as loaded, and kept when the child answers
     that nothing changed; else computed again from the refreshed index. So `compute` must
     only read and return (it may run twice), and what it raises is raised only once the
-    answer says it saw the tree as it is."""
+    answer says it saw the tree as it is. `lazy`: a talk's lists are decoded when compute
+    first asks for its whole front matter (indexchunks); one found damaged then means the
+    index is built again and compute runs again."""
     with _no_gc():
         pending = _Pending(app, trusted=True)
-        guess = _guessed(app, pending, compute, paths) if pending.sweep is not None else None
+        guess = _guessed(app, pending, compute, paths, lazy) if pending.sweep else None
         summary = pending.finish()
         if guess is not None and summary.columns is pending.known:
-            return guess.result()
+            try:
+                return guess.result()
+            except Damaged:  # a tail found damaged as compute read it: start over, below
+                summary = _refresh(app, trusted=False)
         try:
-            built = _built(app, summary.columns, paths)
-        except ValueError:  # only a writer's bug gets wrong readings past the HMAC: start over
-            built = _built(app, _refresh(app, trusted=False).columns, paths)
-        return compute(built)
+            return compute(_built(app, summary.columns, paths, lazy))
+        except Damaged:  # only a writer's bug gets wrong readings past the HMAC: start over
+            return compute(_built(app, _refresh(app, trusted=False).columns, paths))
 
 
 @dataclass
@@ -112,13 +120,17 @@ class _Guess(Generic[T]):
 
 
 def _guessed(
-    app, pending: _Pending, compute: Callable[[loader.Catalog], T], paths: list[Path] | None
+    app,
+    pending: _Pending,
+    compute: Callable[[loader.Catalog], T],
+    paths: list[Path] | None,
+    lazy: bool,
 ) -> _Guess[T] | None:
     """compute from the index as loaded (None: its readings are damaged, decided after the
     sweep); the child is waited for all the same if this is interrupted."""
     try:
-        built = _built(app, pending.known, paths)
-    except ValueError:
+        built = _built(app, pending.known, paths, lazy)
+    except Damaged:
         return None
     except BaseException:
         _abandon(pending)
@@ -150,25 +162,28 @@ def _no_gc() -> Iterator[None]:
             gc.enable()
 
 
-def _built(app, columns: Columns, paths: list[Path] | None) -> loader.Catalog:
-    """The catalog of `paths` (all when None) from the index's columns; ValueError if its
-    readings are damaged. Filled in bulk (Catalog.add's work inline: 21,000 calls less)."""
+def _built(app, columns: Columns, paths: list[Path] | None, lazy: bool = True) -> loader.Catalog:
+    """The catalog of `paths` (all when None) from the index's columns; Damaged if its
+    readings are damaged. Filled in bulk (Catalog.add's work inline: 21,000 calls less), from
+    the head rows: a talk's lists are decoded when its whole front matter is asked for."""
     ws = app.workspace
-    readings = columns.readings()
+    rows, tails = columns.heads() if lazy else (columns.readings(), None)
     wanted = None if paths is None else {ws.relative(p) for p in paths}
     result = loader.Catalog()
     buckets, item, ok = result.buckets(), loader.Item, loader.OK
     fetch = functools.partial(_text, app)  # one for all: an item passes its own path
-    for i, (rel, state, reading) in enumerate(
-        zip(columns.rels, columns.states, readings, strict=True)
-    ):
+    for i, (rel, state, row) in enumerate(zip(columns.rels, columns.states, rows, strict=True)):
         if wanted is not None and rel not in wanted:
             continue
-        if state == ok:
-            kind = reading[0]
-            buckets[kind][id_of_rel(rel)] = item(kind, rel, None, None, reading[1], fetch)
+        if state != ok:
+            loader.add_reading(result, columns.reading(i, row), fetch)
+        elif len(row) == 3:  # split (indexchunks): (kind, head, tail keys)
+            kind = row[0]
+            made = item(kind, rel, None, None, row[1], fetch, tails, i, row[2])
+            buckets[kind][id_of_rel(rel)] = made
         else:
-            loader.add_reading(result, columns.reading(i), fetch)
+            kind = row[0]
+            buckets[kind][id_of_rel(rel)] = item(kind, rel, None, None, row[1], fetch)
     for rel in sorted((wanted or set()) - set(columns.rels)):  # not under cadres/ or talks/
         for pair in loader.working_tree(ws, [ws.root / rel]):
             loader.add_reading(result, loader.read(app.keyring, *pair), None)
@@ -235,7 +250,7 @@ class _Pending:
         else:
             try:
                 fresh, decrypted = _update(self.app, known, swept.rels, swept.stamps, swept.now)
-            except ValueError:  # wrong readings: see _catalog
+            except Damaged:  # wrong readings: see computed
                 return _refresh(self.app, trusted=False)
         if store is not None and (
             fresh is not known or self.rebuilt or swept.folders_changed(store)
@@ -490,7 +505,7 @@ def _update(
 ) -> tuple[Columns, int]:
     """The columns for the files listed now: an entry whose stamp matches is kept as it is, a
     file whose stamp differs is hashed (kept if its bytes are the same), and only a file whose
-    bytes are new is decrypted. ValueError if the known readings are needed and damaged.
+    bytes are new is decrypted. Damaged if the known readings are needed and damaged.
     Built list by list (comprehensions), with Python per file only for those that changed."""
     at = {rel: i for i, rel in enumerate(known.rels)}
     listed = [(rel, stamp) for rel, stamp in zip(rels, stamps, strict=True) if stamp]  # GONE out

@@ -59,6 +59,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from talkbook import catalog as loader
+from talkbook import indexchunks
 from talkbook.errors import TalkbookError
 from talkbook.i18n import language
 from talkbook.models import Document
@@ -74,7 +75,9 @@ if TYPE_CHECKING:
 # never needs them (the sweeping child compares them), and they were most of a load's decoding
 # 6: the stamps and the talk folders in a stat file of their own beside the index, so that the
 # sweeping child reads a fraction of it
-FORMAT = 6
+# 7: each chunk of readings a head part and a tail part (indexchunks): a talk's lists decoded
+# only when its whole front matter is asked for
+FORMAT = 7
 CHUNK_BITS = 9
 FOLDER = ".talkbook"
 _PYTHON = "{}.{}".format(*sys.version_info[:2])
@@ -102,6 +105,7 @@ class Columns:
         "digests",
         "states",
         "_readings",
+        "_heads",
         "_chunks",
         "_lengths",
         "_reuse",
@@ -120,6 +124,7 @@ class Columns:
     ) -> None:
         self.rels, self._stamps, self.digests, self.states = rels, stamps, digests, states
         self._readings, self._chunks = readings, chunks
+        self._heads: list[tuple[list[Row], bytes]] | None = None  # each chunk's, decoded
         self._lengths: list[int] = []  # of each chunk, as decoded
         self._reuse: tuple[Columns, list[int | None]] | None = None  # (known, sources): _fill
         self._patches: list[tuple[int, bool, Row]] = []  # noted entries for readings: overlay
@@ -161,23 +166,39 @@ class Columns:
         return cls([], [], [], [], [], None)
 
     def readings(self) -> list[Row]:
-        """ValueError if the chunks do not hold one reading per path (a writer's bug)."""
+        """Each entry's reading whole; Damaged if the chunks do not hold one reading per
+        path (a writer's bug)."""
         if self._readings is None:
             decoded: list[Row] = []
-            try:
-                for chunk in self._chunks or ():
-                    part = marshal.loads(chunk)
-                    if type(part) is not list:
-                        raise ValueError("readings")
-                    decoded += part
-                    self._lengths.append(len(part))
-            except (EOFError, TypeError) as exc:
-                raise ValueError("readings") from exc
+            for rows, tail in self._head_parts():
+                decoded += indexchunks.merged(rows, tail)
             self._patched(decoded)
             if len(decoded) != len(self.rels):
-                raise ValueError("readings")
+                raise indexchunks.Damaged("readings")
             self._readings = decoded
         return self._readings
+
+    def heads(self) -> tuple[list[Row], indexchunks.Tails | None]:
+        """The readings as a catalog is built from them: each chunk's head rows and their
+        tails, decoded when asked for (indexchunks); or the readings whole and None, once
+        they are decoded or the notes moved entries (overlay). Damaged as readings."""
+        if self._readings is not None or self._patches:
+            return self.readings(), None
+        rows: list[Row] = []
+        starts, blobs = [], []
+        for part, tail in self._head_parts():
+            starts.append(len(rows))
+            blobs.append(tail)
+            rows += part
+        if len(rows) != len(self.rels):
+            raise indexchunks.Damaged("readings")
+        return rows, indexchunks.Tails(starts, self._lengths, blobs)
+
+    def _head_parts(self) -> list[tuple[list[Row], bytes]]:
+        if self._heads is None:
+            self._heads = [indexchunks.heads(chunk) for chunk in self._chunks or ()]
+            self._lengths = [len(rows) for rows, _ in self._heads]
+        return self._heads
 
     def overlay(self, noted: Columns) -> None:
         """Take the entries noted since this index was saved (Store.note): each replaces the
@@ -211,6 +232,7 @@ class Columns:
         # no chunk is reused after this: their bounds, and the sources a refresh kept for
         # them (_reuse), no longer line up with the entries
         self._patches, self._chunks, self._lengths, self._reuse = [], None, [], None
+        self._heads = None
 
     def chunks(self) -> list[bytes]:
         """The readings as marshal chunks: a known chunk again where its entries are the same
@@ -234,7 +256,7 @@ class Columns:
             end_at, chunk = old[first]
             if sources[start:end] == list(range(first, end_at)):
                 return chunk
-        return marshal.dumps(self.readings()[start:end])
+        return indexchunks.encode(self.readings()[start:end])
 
     def _chunk_starts(self) -> dict[int, tuple[int, bytes]]:
         """A decoded chunk's first entry → (the entry after its last, its bytes); none unless
@@ -249,10 +271,11 @@ class Columns:
             return {}
         return dict(zip(starts, zip(ends, self._chunks, strict=True), strict=True))
 
-    def reading(self, i: int) -> loader.Reading:
-        """The catalog's Reading of entry i (its front matter only)."""
+    def reading(self, i: int, row: Row | None = None) -> loader.Reading:
+        """The catalog's Reading of entry i (its front matter only), from its row if given
+        (a head row that is not split: heads)."""
         rel, state = self.rels[i], self.states[i]
-        row = self.readings()[i]
+        row = self.readings()[i] if row is None else row
         kind, meta = row[0], row[1]
         findings, message, reason = row[2:] if len(row) == 5 else NOTHING_SAID
         found = tuple(Finding(rel, line, name, text) for line, name, text in findings)

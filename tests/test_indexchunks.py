@@ -1,0 +1,78 @@
+"""The index's chunks: a talk's scalar fields decoded at every load, its lists only when its
+whole front matter is asked for; put back exactly as they were (keys, values, order)."""
+
+from __future__ import annotations
+
+import marshal
+
+import pytest
+
+from talkbook import indexchunks
+from talkbook.catalog import Item
+
+PLAN = {
+    "id": "T-2aa3kk",
+    "cadre": "C-001tsk",
+    "decisions": [{"at": "2026-03-01T09:00", "by": "P-01", "decision": "submitted"}],
+    "at": "2026-03-10T09:30",
+    "focus": ["近期工作积极性明显下降"],
+    "status": "submitted",
+    "occasion": None,
+    "preparations": [],
+}
+RECORD = {"id": "T-2aa3kk", "held_at": "2026-03-10T09:30", "follow_ups": [{"what": "培训"}]}
+PROFILE = {"id": "C-001tsk", "name": "吴菁", "events": [{"date": "2025-11-08"}]}
+ROWS = [
+    ("profile", PROFILE),
+    ("plan", PLAN),
+    ("record", RECORD),
+    ("plan", {"id": "T-3bb4ll", "status": "draft"}),  # nothing to split
+    ["record", None, [[2, "held_at", "缺少"]], "", ""],  # the long form: kept whole
+]
+
+
+def test_a_chunk_gives_back_its_rows_keys_in_their_order() -> None:
+    back = indexchunks.rows(indexchunks.encode(ROWS))
+    assert back == ROWS
+    assert [list(row[1]) for row in back[:3]] == [list(PROFILE), list(PLAN), list(RECORD)]
+
+
+def test_the_head_holds_a_talks_scalars_and_the_names_of_its_lists() -> None:
+    heads, _ = indexchunks.heads(indexchunks.encode(ROWS))
+    assert heads[0] == ("profile", PROFILE)  # a profile is read whole
+    assert heads[1] == (
+        "plan",
+        {"id": "T-2aa3kk", "cadre": "C-001tsk", "at": "2026-03-10T09:30", "status": "submitted",
+         "occasion": None},
+        ("decisions", "focus", "preparations"),
+    )  # fmt: skip
+    assert heads[3] == ROWS[3] and heads[4] == ROWS[4]
+
+
+def test_an_item_answers_its_scalars_without_decoding_the_lists() -> None:
+    heads, tail = indexchunks.heads(indexchunks.encode(ROWS))
+    tails = indexchunks.Tails([0], [len(heads)], [tail])
+    kind, head, keys = heads[1]
+    item = Item(kind, "talks/2026/T-2aa3kk/plan.md.age", None, None, head, None, tails, 1, keys)
+    assert (item.get("status"), item.get("occasion"), item.get("missing", "-")) == (
+        "submitted",
+        None,
+        "-",
+    )
+    assert tails.decoded == {}
+    assert item.get("focus") == ["近期工作积极性明显下降"]
+    assert tails.decoded and item.meta == PLAN and list(item.meta) == list(PLAN)
+
+
+@pytest.mark.parametrize(
+    "chunk",
+    [
+        b"not marshal",
+        marshal.dumps([["plan", {}]]),  # a list of rows: not this format's chunk
+        marshal.dumps(([("plan", {"id": "T"}, ("focus",))], marshal.dumps([]))),  # tail short
+        marshal.dumps(([("plan", {"id": "T"}, ("focus",))], marshal.dumps([None]))),
+    ],
+)
+def test_a_chunk_that_is_not_one_is_a_value_error(chunk: bytes) -> None:
+    with pytest.raises(ValueError):
+        indexchunks.rows(chunk)
