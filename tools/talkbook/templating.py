@@ -34,7 +34,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.runtime import Macro
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing, object_type_repr
-from markupsafe import _escape_inner, escape  # the former: escape's own C escaping
+from markupsafe import Markup, _escape_inner, escape  # the former: escape's own C escaping
 
 from talkbook.errors import TemplateError
 from talkbook.i18n import N_, _
@@ -189,6 +189,8 @@ def _escaped(value: Any) -> str:
         return _escape_inner(value)
     if kind is int:
         return str(value)  # digits and a sign: nothing to escape
+    if kind is Markup:
+        return value  # a macro's output, escaped already (its __html__ is itself)
     return escape(value)
 
 
