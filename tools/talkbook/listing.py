@@ -136,8 +136,7 @@ def talk_row(
     app: App, catalog: Catalog, talk_id: str, plan: Item, people: dict[str, Person]
 ) -> dict[str, Any]:
     """A talk's row of codes; `people` is cadre_people(catalog)."""
-    meta = plan.meta
-    get = meta.get
+    get = plan.get  # its scalars: the lists stay undecoded (catalog.Item)
     record = catalog.records.get(talk_id)
     cadre = get("cadre")
     name, unit = people.get(str(cadre), NOBODY)
@@ -149,7 +148,7 @@ def talk_row(
         "speaker": get("speaker"),
         "recorder": get("recorder"),
         "at": get("at"),
-        "held_at": record.meta.get("held_at") if record else None,
+        "held_at": record.get("held_at") if record else None,
         "status": "held" if record else talk_status(catalog, talk_id, app.workspace.root),
         "talk_type": get("talk_type"),
         "occasion": get("occasion"),
@@ -170,7 +169,7 @@ def _talk_matches(
     }
     if any(getattr(wanted, key) not in (None, value) for key, value in plain.items()):
         return False
-    speakers = {row["speaker"], record.meta.get("speaker") if record else None}
+    speakers = {row["speaker"], record.get("speaker") if record else None}
     if wanted.speaker is not None and wanted.speaker not in speakers:
         return False
     if wanted.unit is not None and (row["unit"] is None or _fold(row["unit"]) != wanted.unit):
@@ -214,9 +213,9 @@ def _last_talk(catalog: Catalog, app: App, talks: Talks) -> str | None:
     for talk_id, plan in talks:
         record = records.get(talk_id)
         if record is not None:
-            days.append(str(record.meta.get("held_at", ""))[:10])
+            days.append(str(record.get("held_at", ""))[:10])
         elif talk_status(catalog, talk_id, app.workspace.root) == "held":
-            days.append(str(plan.meta.get("at", ""))[:10])  # held, record not readable here
+            days.append(str(plan.get("at", ""))[:10])  # held, record not readable here
     return max(days) if days else None
 
 
@@ -245,7 +244,7 @@ def _cadre_matches(
         return False
     if wanted.occasion is not None:
         occasions = {e.get("occasion") for e in as_list(meta.get("events")) if isinstance(e, dict)}
-        occasions |= {plan.meta.get("occasion") for _id, plan in talks}
+        occasions |= {plan.get("occasion") for _id, plan in talks}
         if wanted.occasion not in occasions:
             return False
     if not _in_range(row["last_talk"], wanted):
@@ -267,7 +266,7 @@ def listed_cadres(
     wanted = parse_filters(app, catalog, **typed)
     talks_of: dict[str, Talks] = {}
     for talk_id, plan in catalog.plans.items():
-        talks_of.setdefault(str(plan.meta.get("cadre")), []).append((talk_id, plan))
+        talks_of.setdefault(str(plan.get("cadre")), []).append((talk_id, plan))
     rows, retired_out, filtered = [], 0, wanted.given()
     for cadre_id in sorted(catalog.profiles):
         talks = talks_of.get(cadre_id, [])
