@@ -4,11 +4,15 @@ whole front matter is asked for; put back exactly as they were (keys, values, or
 from __future__ import annotations
 
 import marshal
+import os
+from pathlib import Path
 
 import pytest
 
-from talkbook import indexchunks
-from talkbook.catalog import Item
+from conftest import ok, run
+from talkbook import catalog, index, indexchunks, listing
+from talkbook.app import App
+from talkbook.catalog import Catalog, Item
 
 PLAN = {
     "id": "T-2aa3kk",
@@ -76,3 +80,40 @@ def test_an_item_answers_its_scalars_without_decoding_the_lists() -> None:
 def test_a_chunk_that_is_not_one_is_a_value_error(chunk: bytes) -> None:
     with pytest.raises(ValueError):
         indexchunks.rows(chunk)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small demo workspace (plans and records with decisions, focus, follow-ups)."""
+    base = tmp_path_factory.mktemp("chunks")
+    with pytest.MonkeyPatch.context() as patch:  # module scope: isolate the home here too
+        patch.setenv("HOME", str(base / "home"))
+        for var in [k for k in os.environ if k.startswith("TALKBOOK_")]:
+            patch.delenv(var)
+        ok(run("demo", base / "ws", "--cadres", "4", "--talks", "12"))
+    return base / "ws"
+
+
+def opened_tails(found: Catalog) -> list[str]:
+    """The talks whose lists were decoded (split in the index, whole front matter asked)."""
+    items = [*found.plans.values(), *found.records.values()]
+    return [i.rel for i in items if i._tail_keys and i._tails is None]
+
+
+def test_a_listing_decodes_no_talks_lists(demo: Path) -> None:
+    app = App(demo, demo.parent / "ws.keys" / "P-01.txt")
+    index.refresh(app)
+    typed = dict.fromkeys(["status", "occasion", "talk_type", "speaker", "cadre", "unit"])
+    typed |= dict.fromkeys(["since", "until", "text"])
+
+    def listed(found: Catalog) -> tuple[list[str], list[str]]:
+        rows = listing.listed_cadres(app, found, "all", dict(typed))[0]
+        rows += listing.listed_talks(app, found, dict(typed))[0]
+        assert rows
+        split = [i.rel for i in [*found.plans.values(), *found.records.values()] if i._tail_keys]
+        return opened_tails(found), split
+
+    opened, split = catalog.load_into(app, listed)
+    assert opened == [] and split
+    asked = catalog.load_into(app, lambda found: [p.meta for p in found.plans.values()])
+    assert asked and all("decisions" in meta for meta in asked)
