@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from talkbook import rules
-from talkbook.catalog import Catalog
+from talkbook.catalog import Catalog, Item
 from talkbook.i18n import _
 from talkbook.models import parse_date
 from talkbook.workspace import Workspace
@@ -64,15 +64,16 @@ class Days(dict[str, dt.date | None]):
         return day
 
 
-Talk = tuple[Any, dict[str, Any], dt.date | None]  # a record's occasion, front matter, day held
+Talk = tuple[Any, Item, dt.date | None]  # a record's occasion, the record, the day held
 
 
 class Records(NamedTuple):
     """What obligations read of the records, read in one pass: the front matter of ten
-    thousand records is touched once, not once per rule and event."""
+    thousand records is touched once, not once per rule and event. Scalar fields are read with
+    Item.get, which decodes no record's lists (only the follow-ups are asked for)."""
 
     of_cadre: dict[str, list[Talk]]  # each cadre's held talks
-    following_up: list[tuple[str, dict[str, Any]]]  # id and front matter of those with follow-ups
+    following_up: list[tuple[str, Item]]  # id and record of those with follow-ups
     days: Days  # the days read so far, for the follow-ups' days
 
     @classmethod
@@ -81,17 +82,17 @@ class Records(NamedTuple):
         following_up = []
         days = Days()
         for talk_id, record in catalog.records.items():
-            meta = record.meta
-            day = days[str(meta.get("held_at"))[:10]]
-            of_cadre[str(meta.get("cadre"))].append((meta.get("occasion"), meta, day))
-            if meta.get("follow_ups"):  # none, or none listed: nothing to follow up
-                following_up.append((talk_id, meta))
+            get = record.get
+            day = days[str(get("held_at"))[:10]]
+            of_cadre[str(get("cadre"))].append((get("occasion"), record, day))
+            if get("follow_ups"):  # none, or none listed: nothing to follow up
+                following_up.append((talk_id, record))
         return cls(of_cadre, following_up, days)
 
 
-def _following_up(catalog: Catalog) -> list[tuple[str, dict[str, Any]]]:
+def _following_up(catalog: Catalog) -> list[tuple[str, Item]]:
     """Records.following_up alone (followups asks nothing else): one field of each record."""
-    return [(talk_id, r.meta) for talk_id, r in catalog.records.items() if r.meta.get("follow_ups")]
+    return [(talk_id, r) for talk_id, r in catalog.records.items() if r.get("follow_ups")]
 
 
 def occasion_obligations(
@@ -100,6 +101,7 @@ def occasion_obligations(
     found = []
     held = (records or Records.read(catalog)).of_cadre
     labels: dict[Any, str] = {}
+    plans = None  # the open plans for occasions, looked through once an event is found unmet
     for cadre_id, profile in catalog.profiles.items():
         for event in rules.as_list(profile.meta.get("events")):
             deadline = rules.deadline(event, ws.config)
@@ -113,6 +115,8 @@ def occasion_obligations(
                 continue
             if occasion not in labels:
                 labels[occasion] = ws.label("occasions", occasion)
+            if plans is None:
+                plans = _open_plans(catalog)
             found.append(
                 Obligation(
                     cadre_id,
@@ -120,7 +124,7 @@ def occasion_obligations(
                     deadline,
                     deadline < as_of,
                     since=since,
-                    talk=_planned(catalog, cadre_id, occasion, event["date"]),
+                    talk=_planned(plans, cadre_id, occasion, event["date"]),
                     detail=labels[occasion],
                 )
             )
@@ -131,19 +135,31 @@ def _met(talks: Iterable[Talk], occasion: Any, since: dt.date, as_of: dt.date) -
     """Whether a talk for this occasion was held between the event and the day."""
     return any(
         day is not None and since <= day <= as_of and held_for == occasion
-        for held_for, _meta, day in talks
+        for held_for, _record, day in talks
     )
 
 
-def _planned(catalog: Catalog, cadre_id: str, occasion: Any, event_date: Any) -> str | None:
-    """The last plan (not cancelled, not yet held) for this cadre's event, if any."""
+OpenPlans = dict[tuple[str, Any], list[tuple[str, Any]]]
+
+
+def _open_plans(catalog: Catalog) -> OpenPlans:
+    """(talk id, event date) of each plan for an occasion, not cancelled and not yet held, by
+    (cadre, occasion), in the catalog's order: one pass over the plans' scalar fields."""
+    found: OpenPlans = defaultdict(list)
+    for talk_id, plan in catalog.plans.items():
+        get = plan.get
+        occasion = get("occasion")
+        if occasion is not None and get("status") != "cancelled" and talk_id not in catalog.records:
+            found[(str(get("cadre")), occasion)].append((talk_id, get("event_date")))
+    return found
+
+
+def _planned(plans: OpenPlans, cadre_id: str, occasion: Any, event_date: Any) -> str | None:
+    """The last open plan for this cadre's event, if any."""
     planned = [
         talk_id
-        for talk_id, plan in catalog.plans_of(cadre_id).items()
-        if plan.meta.get("occasion") == occasion
-        and plan.meta.get("event_date") in (None, event_date)
-        and plan.meta.get("status") != "cancelled"
-        and talk_id not in catalog.records
+        for talk_id, date in plans.get((cadre_id, occasion), ())
+        if date in (None, event_date)
     ]
     return planned[-1] if planned else None
 
@@ -226,8 +242,8 @@ def followup_obligations(
         following_up, days = _following_up(catalog), Days()
     else:
         following_up, days = records.following_up, records.days
-    for talk_id, meta in following_up:
-        for number, item in enumerate(rules.as_list(meta["follow_ups"]), 1):
+    for talk_id, record in following_up:
+        for number, item in enumerate(rules.as_list(record.get("follow_ups")), 1):
             if item.get("done"):
                 continue
             due = days[str(item.get("due"))[:10]]
@@ -235,11 +251,11 @@ def followup_obligations(
                 continue
             found.append(
                 Obligation(
-                    str(meta.get("cadre")),
+                    str(record.get("cadre")),
                     "follow_up",
                     due,
                     due < as_of,
-                    days[str(meta.get("held_at"))[:10]],
+                    days[str(record.get("held_at"))[:10]],
                     talk_id,
                     str(item.get("what", "")),
                     item.get("owner"),
@@ -253,8 +269,8 @@ def approval_obligations(ws: Workspace, catalog: Catalog, as_of: dt.date) -> lis
     wait = int(ws.config.get("approval_wait_days", 3))
     found = []
     for talk_id, plan in catalog.plans.items():
-        if plan.meta.get("status") != "submitted":
-            continue
+        if plan.get("status") != "submitted":
+            continue  # most plans: their decisions (a list) are not decoded
         submitted = [
             d for d in plan.meta.get("decisions") or [] if d.get("decision") == "submitted"
         ]
@@ -266,7 +282,7 @@ def approval_obligations(ws: Workspace, catalog: Catalog, as_of: dt.date) -> lis
             continue
         found.append(
             Obligation(
-                str(plan.meta.get("cadre")),
+                str(plan.get("cadre")),
                 "approval",
                 deadline,
                 True,

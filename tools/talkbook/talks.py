@@ -63,15 +63,15 @@ def _deferred_from(app: App, cadre_id: str, talk_id: str | None, catalog: Catalo
         return [str(t) for t in rules.as_list(app.read(path).meta.get("deferred"))]
     # one pass over the records (grouping every cadre's would cost more), and the plans are
     # looked through only when a held talk of this cadre put something off
-    held = [r for r in catalog.records.values() if r.meta.get("cadre") == cadre_id]
-    deferring = [r for r in held if rules.as_list(r.meta.get("deferred"))]
+    held = [r for r in catalog.records.values() if r.get("cadre") == cadre_id]
+    deferring = [r for r in held if rules.as_list(r.get("deferred"))]
     if not deferring:
         return []
-    continued = {plan.meta.get("continues") for plan in catalog.plans.values()}
+    continued = {plan.get("continues") for plan in catalog.plans.values()}
     open_topics: list[str] = []
-    for record in sorted(deferring, key=lambda r: str(r.meta.get("held_at"))):
-        if record.meta.get("id") not in continued:
-            open_topics += [str(t) for t in rules.as_list(record.meta.get("deferred"))]
+    for record in sorted(deferring, key=lambda r: str(r.get("held_at"))):
+        if record.get("id") not in continued:
+            open_topics += [str(t) for t in rules.as_list(record.get("deferred"))]
     return list(dict.fromkeys(open_topics))
 
 
@@ -251,8 +251,8 @@ def _plan_warnings(
         tid
         for tid, plan in catalog.plans.items()
         if tid != talk_id
-        and plan.meta.get("cadre") == cadre_id
-        and plan.meta.get("status") in OPEN_STATUSES
+        and plan.get("cadre") == cadre_id
+        and plan.get("status") in OPEN_STATUSES
         and tid not in catalog.records
     )
     if others:

@@ -343,7 +343,7 @@ def talk_status(catalog: Catalog, talk_id: str, root: Path | None = None) -> str
     plan = catalog.plans.get(talk_id)
     if plan is None:
         return "?"
-    status = str(plan.meta.get("status"))
+    status = str(plan.get("status"))
     # Only an approved plan is held by a record it cannot read (a plan recorded before `held`
     # existed): a record file anyone could push beside a submitted plan changes nothing.
     if status == "approved" and root is not None and _record_beside(root, plan.rel):

@@ -84,7 +84,7 @@ def _date(value: Any) -> dt.date | None:
 
 
 def _held(record: Item) -> dt.date | None:
-    return _date(record.meta.get("held_at"))
+    return _date(record.get("held_at"))
 
 
 def is_retired(meta: dict[str, Any], as_of: dt.date) -> bool:
@@ -125,7 +125,7 @@ def _last_talks(catalog: Catalog, as_of: dt.date) -> dict[str, str]:
     for record in catalog.records.values():
         day = _held(record)
         if day is not None and day <= as_of:
-            cadre = str(record.meta.get("cadre"))
+            cadre = str(record.get("cadre"))
             if cadre not in last or day > last[cadre]:
                 last[cadre] = day
     return {cadre: day.isoformat() for cadre, day in last.items()}
@@ -210,7 +210,7 @@ def _held_in_range(ctx: Context) -> list[tuple[str, Item, dt.date]]:
 
 def _method_of(ctx: Context, talk_id: str, record: Item) -> str:
     plan = ctx.catalog.plans.get(talk_id)
-    method = record.meta.get("method") or (plan.meta.get("method") if plan else None)
+    method = record.get("method") or (plan.get("method") if plan else None)
     return str(method or "")
 
 
@@ -220,9 +220,9 @@ def speakers(ctx: Context) -> dict[str, Any]:
     for person in ctx.ws.with_role("speaker"):
         methods.setdefault(person.id, Counter())  # a speaker with no talk is a row too
     for talk_id, record, _day in _held_in_range(ctx):
-        speaker = str(record.meta.get("speaker"))
+        speaker = str(record.get("speaker"))
         methods[speaker][_method_of(ctx, talk_id, record) or "unknown"] += 1
-        occasions[speaker][str(record.meta.get("occasion") or ROUTINE)] += 1
+        occasions[speaker][str(record.get("occasion") or ROUTINE)] += 1
     seen = sorted({code for counts in occasions.values() for code in counts})
     occasion_codes = [ROUTINE, *(c for c in seen if c != ROUTINE)] if seen else []
     method_codes = [*METHODS, *(["unknown"] if any(c["unknown"] for c in methods.values()) else [])]
@@ -278,8 +278,8 @@ def occasions(ctx: Context) -> dict[str, Any]:
             if day is not None and ctx.since <= day <= ctx.until:
                 logged[(_month(day), str(event.get("occasion")))] += 1
     for _talk, record, day in _held_in_range(ctx):
-        if record.meta.get("occasion"):
-            met[(_month(day), str(record.meta["occasion"]))] += 1
+        if record.get("occasion"):
+            met[(_month(day), str(record.get("occasion")))] += 1
     rows: list[dict[str, Any]] = [
         {
             "month": month,
@@ -311,9 +311,9 @@ def approvals(ctx: Context) -> dict[str, Any]:
     wait = int(ctx.ws.config.get("approval_wait_days", 3))
     rows = []
     for talk_id, plan in ctx.catalog.plans.items():
+        if plan.get("status") != "submitted":
+            continue  # most plans: their decisions (a list) are not decoded
         meta = plan.meta
-        if meta.get("status") != "submitted":
-            continue
         asked = [d for d in meta.get("decisions") or [] if d.get("decision") == "submitted"]
         day = _date(asked[-1].get("at")) if asked else None
         age = (ctx.as_of - day).days if day else None
