@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ok, run
-from talkbook import catalog, index, indexchunks, listing
+from talkbook import catalog, index, indexchunks, indexfile, listing
 from talkbook.app import App
 from talkbook.catalog import Catalog, Item
 
@@ -117,3 +117,25 @@ def test_a_listing_decodes_no_talks_lists(demo: Path) -> None:
     assert opened == [] and split
     asked = catalog.load_into(app, lambda found: [p.meta for p in found.plans.values()])
     assert asked and all("decisions" in meta for meta in asked)
+
+
+def test_noted_entries_go_among_the_heads_and_each_split_one_keeps_its_tail() -> None:
+    """After a write the notes go over the index (overlay): its chunks stay as loaded, the
+    noted readings go in whole, and each split row still finds its own tail."""
+    rels = [f"talks/2026/T-{n}/plan.md.age" for n in "bdf"]
+    plans = [("plan", {"id": f"T-{n}", "focus": [f"要点{n}"], "status": "held"}) for n in "bdf"]
+    columns = indexfile.Columns(rels, b"", [b""] * 3, ["ok"] * 3, None)
+    columns._chunks = [indexchunks.encode(plans)]
+    noted = indexfile.Columns(
+        ["talks/2026/T-a/plan.md.age", rels[1]], [None] * 2, [b"a", b"D"], ["ok"] * 2
+    )
+    noted._readings = [("plan", {"id": "T-a", "focus": []}), ("plan", {"id": "T-d", "focus": []})]
+    columns.overlay(noted)
+    rows, tails, places = columns.heads()
+    assert tails is not None and places == [-1, 0, -1, 2]
+    whole = [
+        tails.meta(at, row[1]) if len(row) == 3 else row[1]
+        for row, at in zip(rows, places, strict=True)
+    ]
+    assert whole == [noted._readings[0][1], plans[0][1], noted._readings[1][1], plans[2][1]]
+    assert [row[1] for row in columns.readings()] == whole

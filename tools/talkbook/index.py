@@ -167,7 +167,7 @@ def _built(app, columns: Columns, paths: list[Path] | None, lazy: bool = True) -
     readings are damaged. Filled in bulk (Catalog.add's work inline: 21,000 calls less), from
     the head rows: a talk's lists are decoded when its whole front matter is asked for."""
     ws = app.workspace
-    rows, tails = columns.heads() if lazy else (columns.readings(), None)
+    rows, tails, places = columns.heads() if lazy else (columns.readings(), None, None)
     wanted = None if paths is None else {ws.relative(p) for p in paths}
     result = loader.Catalog()
     buckets, item, ok = result.buckets(), loader.Item, loader.OK
@@ -178,8 +178,8 @@ def _built(app, columns: Columns, paths: list[Path] | None, lazy: bool = True) -
         if state != ok:
             loader.add_reading(result, columns.reading(i, row), fetch)
         elif len(row) == 3:  # split (indexchunks): (kind, head, tail keys)
-            kind = row[0]
-            made = item(kind, rel, None, None, row[1], fetch, tails, i, row[2])
+            kind, at = row[0], i if places is None else places[i]
+            made = item(kind, rel, None, None, row[1], fetch, tails, at, row[2])
             buckets[kind][id_of_rel(rel)] = made
         else:
             kind = row[0]

@@ -178,21 +178,28 @@ class Columns:
             self._readings = decoded
         return self._readings
 
-    def heads(self) -> tuple[list[Row], indexchunks.Tails | None]:
-        """The readings as a catalog is built from them: each chunk's head rows and their
-        tails, decoded when asked for (indexchunks); or the readings whole and None, once
-        they are decoded or the notes moved entries (overlay). Damaged as readings."""
-        if self._readings is not None or self._patches:
-            return self.readings(), None
+    def heads(self) -> tuple[list[Row], indexchunks.Tails | None, list[int] | None]:
+        """The readings as a catalog is built from them: each chunk's head rows, with the
+        noted entries (overlay) put in whole; their tails, decoded when asked for
+        (indexchunks); and where each row was in the chunks (-1: noted; no list: each row is
+        where it was). Or the readings whole, once decoded. Damaged as readings."""
+        if self._readings is not None:
+            return self._readings, None, None
         rows: list[Row] = []
         starts, blobs = [], []
         for part, tail in self._head_parts():
             starts.append(len(rows))
             blobs.append(tail)
             rows += part
+        tails = indexchunks.Tails(starts, self._lengths, blobs)
+        places: list[int] | None = None
+        if self._patches:  # the chunks stay as loaded: the rows and their places move
+            rows, places = list(rows), list(range(len(rows)))
+            _placed(rows, self._patches)
+            _placed(places, [(i, inserted, -1) for i, inserted, _ in self._patches])
         if len(rows) != len(self.rels):
             raise indexchunks.Damaged("readings")
-        return rows, indexchunks.Tails(starts, self._lengths, blobs)
+        return rows, tails, places
 
     def _head_parts(self) -> list[tuple[list[Row], bytes]]:
         if self._heads is None:
