@@ -94,6 +94,16 @@ def test_with_meta_changes_fields_and_keeps_body() -> None:
     assert "confirmed_on" not in doc.meta
 
 
+def test_documents_are_equal_by_content_whatever_their_source() -> None:
+    doc = Document({"id": "T-k3x9p2"}, "正文", "a.md")
+    assert doc == Document({"id": "T-k3x9p2"}, "正文", "b.md")
+    assert doc != Document({"id": "T-k3x9p2"}, "其他", "a.md")
+    assert doc != Document({"id": "T-aaaaaa"}, "正文", "a.md")
+    assert repr(doc) == "Document(meta={'id': 'T-k3x9p2'}, body='正文', source='a.md')"
+    with pytest.raises(TypeError):
+        hash(doc)  # its front matter is a dict: no document is a set member or a dict key
+
+
 def test_field_lines_for_nested_paths() -> None:
     lines = field_lines(RECORD)
     assert lines["id"] == 2

@@ -19,7 +19,7 @@ from click.testing import Result
 
 from conftest import PROFILE_ZH, STAFF, Setup, last_line, make_key, ok, run
 from talkbook.cli import cli
-from talkbook.listing import CADRE_COLUMNS, TALK_COLUMNS
+from talkbook.listing import CADRE_COLUMNS, TALK_COLUMNS, Filters
 from talkbook.models import Document
 
 LINA = """---
@@ -247,6 +247,11 @@ TALK_FILTERS = [
 @pytest.mark.parametrize("args, expected", TALK_FILTERS, ids=[" ".join(a) for a, _ in TALK_FILTERS])
 def test_each_talk_filter(world: World, args: list[str], expected: list[str]) -> None:
     assert talk_names(world, listed(world, "P-01", "talks", *args)) == expected
+
+
+def test_filters_are_given_when_any_one_is_set() -> None:
+    assert not Filters().given()
+    assert Filters(unit="干部一科").given() and Filters(until=None, text="王").given()
 
 
 def test_a_cadre_by_id_filters_talks(world: World) -> None:
