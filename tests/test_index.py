@@ -655,6 +655,35 @@ def test_a_write_notes_its_files_over_the_index_and_leaves_the_index_as_it_was(
     assert len(catalog.load(app_of(workspace)).plans) == 1 and counted == []
 
 
+def test_a_write_notes_its_files_without_decoding_the_readings_or_the_stat_file(
+    workspace: Setup, cadre: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a write notes is its own few entries: no other reading is decoded whole, no
+    stamp read from the stat file (the notes' stamps are their own). The tree is swept in a
+    child, as on two cores with a large index: the command's process reads neither."""
+    ok(workspace.as_("P-01", "index"))
+    monkeypatch.setattr(index, "SWEEP_APART_FROM", 0)
+    monkeypatch.setattr(catalog, "processes", lambda: 2)
+    decoded: list[str] = []
+    whole, stat_read = indexfile.Columns.readings, indexfile.Store._stat_blob
+
+    def readings(self: indexfile.Columns) -> list:
+        if self._readings is None:  # decoded now, not a noted few held already
+            decoded.append("readings")
+        return whole(self)
+
+    def stat_blob(self: indexfile.Store, name: str) -> bytes:
+        decoded.append(name)
+        return stat_read(self, name)
+
+    monkeypatch.setattr(indexfile.Columns, "readings", readings)
+    monkeypatch.setattr(indexfile.Store, "_stat_blob", stat_blob)
+    ok(workspace.as_("P-01", "plan", cadre, "--speaker", "P-03", "--at", "2026-03-10T09:30"))
+    assert note_files(workspace.root) and decoded == []
+    monkeypatch.undo()
+    assert len(catalog.load(app_of(workspace)).plans) == 1
+
+
 def _noted_plan(ws: Setup, cadre: str) -> Path:
     ok(ws.as_("P-01", "index"))
     ok(ws.as_("P-01", "plan", cadre, "--speaker", "P-03", "--at", "2026-03-10T09:30"))

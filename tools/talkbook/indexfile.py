@@ -201,6 +201,31 @@ class Columns:
             raise indexchunks.Damaged("readings")
         return rows, tails, places
 
+    def readings_of(self, ns: list[int]) -> list[Row]:
+        """Entries ns' readings whole, decoding only the tails they need (a write notes a
+        few: the rest of the readings stays as loaded)."""
+        if self._readings is not None:
+            return [self._readings[n] for n in ns]
+        rows, tails, places = self.heads()
+        found = []
+        for n in ns:
+            row = rows[n]
+            if len(row) == 3 and tails is not None:
+                row = (row[0], tails.meta(n if places is None else places[n], row[1]))
+            found.append(row)
+        return found
+
+    def stamps_of(self, ns: list[int]) -> list[Stamp | None]:
+        """Entries ns' stamps; the noted ones' without reading the stat file (a write notes
+        its files as racy: the stamps it keeps are the notes' own)."""
+        if type(self._stamps) is not list and self._noted_stamps:
+            added = sum(1 for _, inserted, _ in self._noted_stamps if inserted)
+            marks: list[Any] = list(range(len(self.rels) - added))
+            _placed(marks, [(i, inserted, (s,)) for i, inserted, s in self._noted_stamps])
+            if all(type(marks[n]) is tuple for n in ns):
+                return [marks[n][0] for n in ns]
+        return [self.stamps[n] for n in ns]
+
     def _head_parts(self) -> list[tuple[list[Row], bytes]]:
         if self._heads is None:
             self._heads = [indexchunks.heads(chunk) for chunk in self._chunks or ()]
@@ -584,14 +609,13 @@ class Store:
             return
         at = {rel: i for i, rel in enumerate(columns.rels)}
         ns = [at[rel] for rel in sorted(rels) if rel in at]
-        readings = columns.readings()
         content: dict[str, Any] = {
             "base": self.mac,
             "rels": [columns.rels[n] for n in ns],
-            "stamps": [columns.stamps[n] for n in ns],
+            "stamps": columns.stamps_of(ns),
             "digests": [columns.digests[n] for n in ns],
             "states": [columns.states[n] for n in ns],
-            "readings": [readings[n] for n in ns],
+            "readings": columns.readings_of(ns),
         }
         if self._sealed(self.notes_path, content) is not None:
             self.noted = set(content["rels"])
