@@ -25,9 +25,8 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from talkbook.errors import DecryptionError, InvalidDocument, NotRecipient, TalkbookError
 from talkbook.i18n import _
@@ -100,14 +99,26 @@ class Item:
         return f"Item({self.kind}, {self.rel})"
 
 
-@dataclass
 class Catalog:
-    profiles: dict[str, Item] = field(default_factory=dict)
-    plans: dict[str, Item] = field(default_factory=dict)
-    records: dict[str, Item] = field(default_factory=dict)
-    unreadable: list[str] = field(default_factory=list)
-    malformed: list[tuple[str, InvalidDocument]] = field(default_factory=list)
-    _grouped: dict[str, tuple] = field(default_factory=dict, repr=False)
+    """Every item read, by kind and id, and the paths that gave none. A plain class, not a
+    dataclass: every command defines it at import, and a dataclass costs a millisecond there."""
+
+    __slots__ = ("profiles", "plans", "records", "unreadable", "malformed", "_grouped")
+
+    def __init__(
+        self,
+        profiles: dict[str, Item] | None = None,
+        plans: dict[str, Item] | None = None,
+        records: dict[str, Item] | None = None,
+        unreadable: list[str] | None = None,
+        malformed: list[tuple[str, InvalidDocument]] | None = None,
+    ) -> None:
+        self.profiles = {} if profiles is None else profiles
+        self.plans = {} if plans is None else plans
+        self.records = {} if records is None else records
+        self.unreadable = [] if unreadable is None else unreadable
+        self.malformed = [] if malformed is None else malformed
+        self._grouped: dict[str, tuple] = {}
 
     def buckets(self) -> dict[str, dict[str, Item]]:
         """Each kind's dict, by id: for filling a new catalog in bulk (the index does)."""
@@ -144,10 +155,10 @@ class Catalog:
         return self._grouped["plan"][1]
 
 
-@dataclass(frozen=True)
-class Reading:
+class Reading(NamedTuple):
     """What `read` made of one (path, ciphertext) pair. Plain values only: it crosses a pipe
-    from a worker process (an exception would lose its fields there)."""
+    from a worker process (an exception would lose its fields there). A NamedTuple, not a frozen
+    dataclass: every command defines it at import, and this is built in a fifth of the time."""
 
     rel: str
     kind: str  # "" when the path names no profile, plan or record

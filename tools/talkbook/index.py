@@ -42,9 +42,8 @@ import signal
 import stat
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from talkbook import catalog as loader
 from talkbook.errors import TalkbookError
@@ -60,14 +59,28 @@ SWEEP_APART_FROM = 1 << 20  # index bytes (~2,000 files): below, a child costs m
 SWEEPS = 3  # a tree whose files go while it is read (a checkout meanwhile) is swept this often
 
 
-@dataclass
+# The classes here are plain ones (and _Swept a NamedTuple), not dataclasses: every command
+# defines them at import, and a dataclass costs about a millisecond each to define.
 class Summary:
-    files: int = 0
-    decrypted: int = 0  # decrypted in this run
-    cached: int = 0  # answered from the index
-    unreadable: int = 0
-    rebuilt: str = ""  # why the index was not used: missing, damaged, foreign, outdated
-    columns: Columns = field(default_factory=Columns.empty)
+    """What a refresh did; `columns`: the index it left."""
+
+    __slots__ = ("files", "decrypted", "cached", "unreadable", "rebuilt", "columns")
+
+    def __init__(
+        self,
+        files: int = 0,
+        decrypted: int = 0,  # decrypted in this run
+        cached: int = 0,  # answered from the index
+        unreadable: int = 0,
+        rebuilt: str = "",  # why the index was not used: missing, damaged, foreign, outdated
+        columns: Columns | None = None,
+    ) -> None:
+        self.files = files
+        self.decrypted = decrypted
+        self.cached = cached
+        self.unreadable = unreadable
+        self.rebuilt = rebuilt
+        self.columns = Columns.empty() if columns is None else columns
 
 
 # -- the run ------------------------------------------------------------------------------------
@@ -106,12 +119,14 @@ def computed(
             return compute(_built(app, _refresh(app, trusted=False).columns, paths))
 
 
-@dataclass
 class _Guess(Generic[T]):
     """What compute gave (or raised) from the index as loaded, before the sweep's answer."""
 
-    value: T | None = None
-    error: Exception | None = None
+    __slots__ = ("value", "error")
+
+    def __init__(self, value: T | None = None, error: Exception | None = None) -> None:
+        self.value = value
+        self.error = error
 
     def result(self) -> T:
         if self.error is not None:
@@ -260,15 +275,17 @@ class _Pending:
         return _summary(fresh, decrypted, self.rebuilt)
 
 
-@dataclass
 class Seen:
     """The index as this process last refreshed it (kept on the app, `app.index_seen`): what
     note_written starts from. `found`: the talk folders as a sweep found them, or None when
     they are the store's (decoded only if a save needs them)."""
 
-    store: Store
-    columns: Columns
-    found: dict[str, Any] | None = None
+    __slots__ = ("store", "columns", "found")
+
+    def __init__(self, store: Store, columns: Columns, found: dict[str, Any] | None = None) -> None:
+        self.store = store
+        self.columns = columns
+        self.found = found
 
     @property
     def folders(self) -> dict[str, Any]:
@@ -325,8 +342,7 @@ def _summary(fresh: Columns, decrypted: int, rebuilt: str) -> Summary:
     return summary
 
 
-@dataclass
-class _Swept:
+class _Swept(NamedTuple):
     """The tree as one sweep found it: the listing, the talk folders, each file's stamp, and
     the time taken before the stamps (a file changed after it may look settled)."""
 
