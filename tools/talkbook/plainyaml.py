@@ -39,9 +39,9 @@ CACHE_SIZE = 4096
 
 # Anything but a line feed and YAML's printable characters that break no line (no tab, \r, NEL,
 # U+2028/9) and no byte order mark: such text is left to the guarded loader, which refuses it.
-_OUTSIDE = re.compile(
-    "[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
-)
+# Written as the characters it matches, not as the complement of what it lets through: the
+# same set (checked over every code point), compiled in a millisecond instead of nine.
+_OUTSIDE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]")
 # `key:` alone or `key: value`; YAML reads a simple key only up to 1024 characters
 _KEY = re.compile(r"([A-Za-z_][A-Za-z0-9_-]{0,127}):(?: +(.*))?")
 # A time to the minute, as talkbook writes `at`, `held_at`: the commonest typed-looking scalar,
