@@ -3,6 +3,7 @@ whole front matter is asked for; put back exactly as they were (keys, values, or
 
 from __future__ import annotations
 
+import datetime as dt
 import marshal
 import os
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ok, run
-from talkbook import catalog, index, indexchunks, indexfile, listing
+from talkbook import catalog, index, indexchunks, indexfile, listing, obligations
 from talkbook.app import App
 from talkbook.catalog import Catalog, Item
 
@@ -50,6 +51,7 @@ def test_the_head_holds_a_talks_scalars_and_the_names_of_its_lists() -> None:
          "occasion": None},
         ("decisions", "focus", "preparations"),
     )  # fmt: skip
+    assert heads[2] == ("record", RECORD)  # its follow-ups stay in the head: nothing to split
     assert heads[3] == ROWS[3] and heads[4] == ROWS[4]
 
 
@@ -117,6 +119,19 @@ def test_a_listing_decodes_no_talks_lists(demo: Path) -> None:
     assert opened == [] and split
     asked = catalog.load_into(app, lambda found: [p.meta for p in found.plans.values()])
     assert asked and all("decisions" in meta for meta in asked)
+
+
+def test_follow_ups_are_read_without_a_records_tail(demo: Path) -> None:
+    """due and the follow-up reports read every record's follow-ups: they stay in the head."""
+    app = App(demo, demo.parent / "ws.keys" / "P-01.txt")
+    index.refresh(app)
+
+    def owed(found: Catalog) -> tuple[int, list[str]]:
+        upcoming = obligations.followup_obligations(found, dt.date(2030, 1, 1), upcoming=True)
+        return len(upcoming), opened_tails(found)
+
+    count, opened = catalog.load_into(app, owed)
+    assert count and opened == []
 
 
 def test_noted_entries_go_among_the_heads_and_each_split_one_keeps_its_tail() -> None:

@@ -103,7 +103,7 @@ class Catalog:
     """Every item read, by kind and id, and the paths that gave none. A plain class, not a
     dataclass: every command defines it at import, and a dataclass costs a millisecond there."""
 
-    __slots__ = ("profiles", "plans", "records", "unreadable", "malformed", "_grouped")
+    __slots__ = ("profiles", "plans", "records", "unreadable", "malformed")
 
     def __init__(
         self,
@@ -118,7 +118,6 @@ class Catalog:
         self.records = {} if records is None else records
         self.unreadable = [] if unreadable is None else unreadable
         self.malformed = [] if malformed is None else malformed
-        self._grouped: dict[str, tuple] = {}
 
     def buckets(self) -> dict[str, dict[str, Item]]:
         """Each kind's dict, by id: for filling a new catalog in bulk (the index does)."""
@@ -129,7 +128,6 @@ class Catalog:
         bucket = self.profiles if kind == "profile" else self.plans if kind == "plan" else None
         if bucket is None and kind != "record":
             raise KeyError(kind)
-        self._grouped.clear()
         (bucket if bucket is not None else self.records)[id_of_rel(item.rel)] = item
 
     def items(self) -> list[Item]:
@@ -138,21 +136,6 @@ class Catalog:
     def cadre_name(self, cadre_id: str) -> str:
         item = self.profiles.get(cadre_id)
         return str(item.get("name", "")) if item else ""
-
-    def plans_of(self, cadre_id: str) -> dict[str, Item]:
-        """The cadre's plans, by talk id."""
-        return {id_of_rel(p.rel): p for p in self._plans_by_cadre().get(cadre_id, ())}
-
-    def _plans_by_cadre(self) -> dict[str, list[Item]]:
-        """The plans grouped by cadre, once per catalog (again after a change): coverage and
-        due ask for every cadre, and a scan each time would be cadres × talks."""
-        key = len(self.plans)
-        if self._grouped.get("plan", (None, None))[0] != key:
-            grouped: dict[str, list[Item]] = {}
-            for item in self.plans.values():
-                grouped.setdefault(str(item.get("cadre")), []).append(item)
-            self._grouped["plan"] = (key, grouped)
-        return self._grouped["plan"][1]
 
 
 class Reading(NamedTuple):

@@ -40,6 +40,7 @@ import marshal
 import os
 import signal
 import stat
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -645,7 +646,8 @@ def _reading_of(r: loader.Reading) -> Row:
 def _shared(value: Any, memo: dict[str, str]) -> Any:
     """`value` with each string that repeats (field names, ids, dates, states) one object:
     marshal writes an object it meets again as a reference, so the index is a third the size
-    and decodes twice as fast."""
+    and decodes twice as fast. Field names are interned too (marshal keeps that): a command's
+    `meta.get("cadre")` then finds its key by identity."""
     kind = type(value)
     if kind is str:
         return memo.setdefault(value, value)
@@ -654,8 +656,12 @@ def _shared(value: Any, memo: dict[str, str]) -> Any:
     if kind is tuple:
         return tuple(_shared(v, memo) for v in value)
     if kind is dict:
-        return {memo.setdefault(k, k): _shared(v, memo) for k, v in value.items()}
+        return {_name(k): _shared(v, memo) for k, v in value.items()}
     return value
+
+
+def _name(key: Any) -> Any:
+    return sys.intern(key) if type(key) is str else key
 
 
 class Listing:

@@ -3,8 +3,9 @@ tail part decoded only when asked for.
 
 A reading of a plan or a record (kind, front matter) is split when it is encoded: its scalar
 fields (ids, dates, status, speaker, method…) go to the head, its lists and tables (a plan's
-decisions, focus and preparations; a record's topics, follow-ups, people present) to the tail,
-with the front matter's key order. Most commands read only the scalars of ten thousand talks
+decisions, focus and preparations; a record's topics, people present) to the tail, with the
+front matter's key order; a record's follow-ups stay in the head, as `due` and its reports
+read them for every record. Most commands read only the scalars of ten thousand talks
 (who, when, which status); they no longer build the lists too, which were most of a warm
 load's decoding. A profile, and a reading with something to say of it (findings, a message),
 is kept whole in the head. `merged` and `Tails.meta` put a split reading back exactly: the
@@ -27,6 +28,7 @@ import marshal
 from typing import Any
 
 SPLIT = {"plan", "record"}  # the kinds whose lists go to a tail: ten thousand of each
+HEAD_LISTS = {"follow_ups"}  # lists kept in the head: due and its reports read every record's
 
 
 class Damaged(ValueError):
@@ -50,7 +52,11 @@ def _split(row: Any, shapes: dict[tuple[str, ...], tuple[str, ...]]) -> tuple[An
     if len(row) != 2 or row[0] not in SPLIT or type(row[1]) is not dict:
         return row, None
     meta = row[1]
-    rest = {k: v for k, v in meta.items() if type(v) is list or type(v) is dict}
+    rest = {
+        k: v
+        for k, v in meta.items()
+        if (type(v) is list or type(v) is dict) and k not in HEAD_LISTS
+    }
     if not rest:
         return row, None
     head = {k: v for k, v in meta.items() if k not in rest}
