@@ -351,6 +351,7 @@ class _Swept(NamedTuple):
     folders: dict[str, Any] | None  # None: every one as the store holds them
     stamps: list[Stamp | tuple[()]]
     now: int
+    settled: bool  # every talk folder found settled (so each is in `folders`)
 
     @classmethod
     def taken(cls, root: Path, store: Store | None, saved: list[str] | None = None) -> _Swept:
@@ -358,11 +359,19 @@ class _Swept(NamedTuple):
         listed = Listing(root, store, saved)
         rels = listed.files()
         now = time.time_ns()
-        return cls(rels, None if listed.as_saved else listed.folders, _stamps(root, rels), now)
+        folders = None if listed.as_saved else listed.folders
+        return cls(rels, folders, _stamps(root, rels), now, listed.settled)
 
     def folders_changed(self, store: Store) -> bool:
-        """Whether the talk folders differ from the store's enough to be worth a save."""
-        return self.folders is not None and _worth_saving(self.folders, store.folders)
+        """Whether the talk folders differ from the store's enough to be worth a save: in
+        more than RACY_REHASH folders, or in any once every one is settled: else a write's
+        folder (its files only noted) would keep the listing from being taken as saved
+        (Listing._as_saved) until some other change saved the index."""
+        if self.folders is None:
+            return False
+        if _worth_saving(self.folders, store.folders):
+            return True
+        return self.settled and not store.keys_as_saved(self.folders)
 
 
 def _unchanged(root: Path, stamps: list[Stamp | tuple[()]], known: Columns) -> bool:
@@ -461,10 +470,10 @@ class _Sweep:
         if not said.startswith(b"~"):
             return None
         try:
-            rels, folders, stamps, now = marshal.loads(said[1:])
+            rels, folders, stamps, now, settled = marshal.loads(said[1:])
         except (ValueError, EOFError, TypeError):
             return None
-        return _Swept(rels, folders, stamps, now)
+        return _Swept(rels, folders, stamps, now, settled)
 
 
 def _sweep_and_exit(reply: int, root: Path, store: Store) -> None:
@@ -480,7 +489,7 @@ def _sweep_and_exit(reply: int, root: Path, store: Store) -> None:
         ):
             said = b"=" + store.loaded
         else:
-            said = b"~" + marshal.dumps((swept.rels, swept.folders, swept.stamps, swept.now))
+            said = b"~" + marshal.dumps(tuple(swept))
     except BaseException:  # noqa: BLE001 - any failure means "sweep in the parent"
         said = b"?"
     finally:
@@ -681,6 +690,7 @@ class Listing:
         self.folders: dict[str, list[Any]] = {}  # talk folder → [(mtime_ns, ctime_ns, inode),
         # its .age names], as found now: saved with the index
         self.as_saved = False  # every talk folder as the store holds it (then `folders` is empty)
+        self.settled = False  # every talk folder settled, none reached through a symlink
         self.now = time.time_ns()
 
     def files(self) -> list[str]:
@@ -692,7 +702,7 @@ class Listing:
                 (linked if link else found).append(f"cadres/{name}")
         talk_folders = self._talk_folders()
         if not linked and self._as_saved(talk_folders):
-            self.as_saved = True
+            self.as_saved = self.settled = True
             found.sort()  # cadres/… sort before talks/…, and the saved paths are sorted
             return found + [rel for rel in self.saved or () if rel.startswith("talks/")]
         for rel, link, info in talk_folders:
@@ -703,6 +713,7 @@ class Listing:
             found += [f"{rel}/{name}" for name in names]
         for rel in sorted(linked):
             _refuse(self.root, f"{self.base}/{rel}")
+        self.settled = len(self.folders) == len(talk_folders)  # a gone one counts as unsettled
         found.sort()
         return found
 

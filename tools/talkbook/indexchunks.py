@@ -27,6 +27,8 @@ import bisect
 import marshal
 from typing import Any
 
+# What goes to the head and what to the tail: a change here takes a new indexfile.FORMAT (a
+# saved chunk is written back as it was loaded, so an older split would stay for good).
 SPLIT = {"plan", "record"}  # the kinds whose lists go to a tail: ten thousand of each
 HEAD_LISTS = {"follow_ups"}  # lists kept in the head: due and its reports read every record's
 

@@ -77,7 +77,9 @@ if TYPE_CHECKING:
 # sweeping child reads a fraction of it
 # 7: each chunk of readings a head part and a tail part (indexchunks): a talk's lists decoded
 # only when its whole front matter is asked for
-FORMAT = 7
+# 8: a record's follow-ups in the head. Chunks are reused as loaded: any change to what goes
+# to the head or the tail (indexchunks.SPLIT, HEAD_LISTS) takes a new format
+FORMAT = 8
 CHUNK_BITS = 9
 FOLDER = ".talkbook"
 _PYTHON = "{}.{}".format(*sys.version_info[:2])
@@ -453,6 +455,10 @@ class Store:
             columns.overlay(noted)
             self.noted, self.loaded = set(noted.rels), mac + notes_mac
         return columns
+
+    def keys_as_saved(self, folders: dict[str, Any]) -> bool:
+        """Whether these talk folders' keys are the ones saved, in the same order."""
+        return _folder_keys(folders) == self.folder_keys()
 
     def folder_keys(self) -> bytes:
         """The saved talk folders' paths and keys, in order, as bytes (see Listing)."""
