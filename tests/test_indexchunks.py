@@ -96,10 +96,14 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return base / "ws"
 
 
-def opened_tails(found: Catalog) -> list[str]:
-    """The talks whose lists were decoded (split in the index, whole front matter asked)."""
-    items = [*found.plans.values(), *found.records.values()]
-    return [i.rel for i in items if i._tail_keys and i._tails is None]
+def split(found: Catalog) -> list[Item]:
+    """The talks whose lists are in the index's tail, still undecoded."""
+    return [i for i in [*found.plans.values(), *found.records.values()] if i._tails is not None]
+
+
+def opened(items: list[Item]) -> list[str]:
+    """Those of these talks whose lists were decoded since (their whole front matter asked)."""
+    return [i.rel for i in items if i._tails is None]
 
 
 def test_a_listing_decodes_no_talks_lists(demo: Path) -> None:
@@ -108,15 +112,15 @@ def test_a_listing_decodes_no_talks_lists(demo: Path) -> None:
     typed = dict.fromkeys(["status", "occasion", "talk_type", "speaker", "cadre", "unit"])
     typed |= dict.fromkeys(["since", "until", "text"])
 
-    def listed(found: Catalog) -> tuple[list[str], list[str]]:
+    def listed(found: Catalog) -> tuple[list[str], int]:
+        talks = split(found)
         rows = listing.listed_cadres(app, found, "all", dict(typed))[0]
         rows += listing.listed_talks(app, found, dict(typed))[0]
         assert rows
-        split = [i.rel for i in [*found.plans.values(), *found.records.values()] if i._tail_keys]
-        return opened_tails(found), split
+        return opened(talks), len(talks)
 
-    opened, split = catalog.load_into(app, listed)
-    assert opened == [] and split
+    decoded, talks = catalog.load_into(app, listed)
+    assert decoded == [] and talks
     asked = catalog.load_into(app, lambda found: [p.meta for p in found.plans.values()])
     assert asked and all("decisions" in meta for meta in asked)
 
@@ -126,12 +130,13 @@ def test_follow_ups_are_read_without_a_records_tail(demo: Path) -> None:
     app = App(demo, demo.parent / "ws.keys" / "P-01.txt")
     index.refresh(app)
 
-    def owed(found: Catalog) -> tuple[int, list[str]]:
+    def owed(found: Catalog) -> tuple[int, list[str], int]:
+        talks = split(found)
         upcoming = obligations.followup_obligations(found, dt.date(2030, 1, 1), upcoming=True)
-        return len(upcoming), opened_tails(found)
+        return len(upcoming), opened(talks), len(talks)
 
-    count, opened = catalog.load_into(app, owed)
-    assert count and opened == []
+    count, decoded, talks = catalog.load_into(app, owed)
+    assert count and decoded == [] and talks
 
 
 def test_noted_entries_go_among_the_heads_and_each_split_one_keeps_its_tail() -> None:

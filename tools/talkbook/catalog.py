@@ -74,11 +74,13 @@ class Item:
     def meta(self) -> dict[str, Any]:
         if self._tails is not None:
             self._meta, self._tails = self._tails.meta(self._at, self._meta), None
+            self._tail_keys = ()  # in _meta now
         return self._meta
 
     def get(self, key: str, default: Any = None) -> Any:
-        """meta.get(key, default), without decoding the tail for a field not in it."""
-        if self._tails is not None and key in self._tail_keys:
+        """meta.get(key, default), without decoding the tail for a field not in it (the tail's
+        field names are known while it is not decoded, and none after)."""
+        if key in self._tail_keys:
             return self.meta.get(key, default)
         return self._meta.get(key, default)
 
