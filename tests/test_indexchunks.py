@@ -45,14 +45,13 @@ def test_a_chunk_gives_back_its_rows_keys_in_their_order() -> None:
 def test_the_head_holds_a_talks_scalars_and_the_names_of_its_lists() -> None:
     heads, _ = indexchunks.heads(indexchunks.encode(ROWS))
     assert heads[0] == ("profile", PROFILE)  # a profile is read whole
-    assert heads[1] == (
-        "plan",
-        {"id": "T-2aa3kk", "cadre": "C-001tsk", "at": "2026-03-10T09:30", "status": "submitted",
-         "occasion": None},
-        ("decisions", "focus", "preparations"),
-    )  # fmt: skip
+    waiting = {k: v for k, v in PLAN.items() if k not in ("focus", "preparations")}
+    assert heads[1] == ("plan", waiting, ("focus", "preparations"))  # its decisions read by due
     assert heads[2] == ("record", RECORD)  # its follow-ups stay in the head: nothing to split
     assert heads[3] == ROWS[3] and heads[4] == ROWS[4]
+    approved = {**PLAN, "status": "approved"}
+    [(kind, head, tail_keys)], _ = indexchunks.heads(indexchunks.encode([("plan", approved)]))
+    assert tail_keys == ("decisions", "focus", "preparations") and "decisions" not in head
 
 
 def test_an_item_answers_its_scalars_without_decoding_the_lists() -> None:
@@ -65,6 +64,7 @@ def test_an_item_answers_its_scalars_without_decoding_the_lists() -> None:
         None,
         "-",
     )
+    assert item.get("decisions") == PLAN["decisions"]  # a waiting plan's: in the head
     assert tails.decoded == {}
     assert item.get("focus") == ["近期工作积极性明显下降"]
     assert tails.decoded and item.meta == PLAN and list(item.meta) == list(PLAN)

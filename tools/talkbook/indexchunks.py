@@ -4,12 +4,13 @@ tail part decoded only when asked for.
 A reading of a plan or a record (kind, front matter) is split when it is encoded: its scalar
 fields (ids, dates, status, speaker, method…) go to the head, its lists and tables (a plan's
 decisions, focus and preparations; a record's topics, people present) to the tail, with the
-front matter's key order; a record's follow-ups stay in the head, as `due` and its reports
-read them for every record. Most commands read only the scalars of ten thousand talks
-(who, when, which status); they no longer build the lists too, which were most of a warm
-load's decoding. A profile, and a reading with something to say of it (findings, a message),
-is kept whole in the head. `merged` and `Tails.meta` put a split reading back exactly: the
-same keys, values and order as before it was split.
+front matter's key order. A record's follow-ups, and a submitted plan's decisions, stay in the
+head: `due` and its reports read them for every record and every plan waiting for approval.
+Most commands read only the scalars of ten thousand talks (who, when, which status); they no
+longer build the lists too, which were most of a warm load's decoding. A profile, and a
+reading with something to say of it (findings, a message), is kept whole in the head.
+`merged` and `Tails.meta` put a split reading back exactly: the same keys, values and order as
+before it was split.
 
 A chunk is `marshal.dumps((heads, marshal.dumps(tails)))`: heads is a list of rows — (kind,
 front matter) whole, (kind, head, tail keys) split, or the five-slot long form — and tails a
@@ -31,6 +32,8 @@ from typing import Any
 # saved chunk is written back as it was loaded, so an older split would stay for good).
 SPLIT = {"plan", "record"}  # the kinds whose lists go to a tail: ten thousand of each
 HEAD_LISTS = {"follow_ups"}  # lists kept in the head: due and its reports read every record's
+WAITING = {"decisions"}  # and a plan waiting for approval keeps its decisions there: due and
+# the approvals report read those of every submitted plan, a few hundred spread over all chunks
 
 
 class Damaged(ValueError):
@@ -54,11 +57,8 @@ def _split(row: Any, shapes: dict[tuple[str, ...], tuple[str, ...]]) -> tuple[An
     if len(row) != 2 or row[0] not in SPLIT or type(row[1]) is not dict:
         return row, None
     meta = row[1]
-    rest = {
-        k: v
-        for k, v in meta.items()
-        if (type(v) is list or type(v) is dict) and k not in HEAD_LISTS
-    }
+    kept = (HEAD_LISTS | WAITING) if meta.get("status") == "submitted" else HEAD_LISTS
+    rest = {k: v for k, v in meta.items() if (type(v) is list or type(v) is dict) and k not in kept}
     if not rest:
         return row, None
     head = {k: v for k, v in meta.items() if k not in rest}

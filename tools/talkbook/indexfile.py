@@ -78,8 +78,9 @@ if TYPE_CHECKING:
 # 7: each chunk of readings a head part and a tail part (indexchunks): a talk's lists decoded
 # only when its whole front matter is asked for
 # 8: a record's follow-ups in the head. Chunks are reused as loaded: any change to what goes
-# to the head or the tail (indexchunks.SPLIT, HEAD_LISTS) takes a new format
-FORMAT = 8
+# to the head or the tail (indexchunks.SPLIT, HEAD_LISTS, WAITING) takes a new format
+# 9: a submitted plan's decisions in the head
+FORMAT = 9
 CHUNK_BITS = 9
 FOLDER = ".talkbook"
 _PYTHON = "{}.{}".format(*sys.version_info[:2])

@@ -272,7 +272,7 @@ def approval_obligations(ws: Workspace, catalog: Catalog, as_of: dt.date) -> lis
         if plan.get("status") != "submitted":
             continue  # most plans: their decisions (a list) are not decoded
         submitted = [
-            d for d in plan.meta.get("decisions") or [] if d.get("decision") == "submitted"
+            d for d in plan.get("decisions") or [] if d.get("decision") == "submitted"
         ]
         if not submitted:
             continue

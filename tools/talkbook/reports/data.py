@@ -313,18 +313,18 @@ def approvals(ctx: Context) -> dict[str, Any]:
     for talk_id, plan in ctx.catalog.plans.items():
         if plan.get("status") != "submitted":
             continue  # most plans: their decisions (a list) are not decoded
-        meta = plan.meta
-        asked = [d for d in meta.get("decisions") or [] if d.get("decision") == "submitted"]
+        get = plan.get  # a waiting plan's decisions are in the index's head: no tail decoded
+        asked = [d for d in get("decisions") or [] if d.get("decision") == "submitted"]
         day = _date(asked[-1].get("at")) if asked else None
         age = (ctx.as_of - day).days if day else None
         rows.append(
             {
                 "talk": talk_id,
-                "cadre": meta.get("cadre"),
-                "name": ctx.catalog.cadre_name(str(meta.get("cadre"))),
-                "speaker": meta.get("speaker"),
-                "speaker_name": ctx.person_name(meta.get("speaker")),
-                "at": meta.get("at"),
+                "cadre": get("cadre"),
+                "name": ctx.catalog.cadre_name(str(get("cadre"))),
+                "speaker": get("speaker"),
+                "speaker_name": ctx.person_name(get("speaker")),
+                "at": get("at"),
                 "submitted": day.isoformat() if day else "",
                 "age_days": age,
                 "overdue": age is not None and age > wait,
