@@ -271,9 +271,7 @@ def approval_obligations(ws: Workspace, catalog: Catalog, as_of: dt.date) -> lis
     for talk_id, plan in catalog.plans.items():
         if plan.get("status") != "submitted":
             continue  # most plans: their decisions (a list) are not decoded
-        submitted = [
-            d for d in plan.get("decisions") or [] if d.get("decision") == "submitted"
-        ]
+        submitted = [d for d in plan.get("decisions") or [] if d.get("decision") == "submitted"]
         if not submitted:
             continue
         since = parse_date(str(submitted[-1]["at"]))
