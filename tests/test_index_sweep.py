@@ -180,7 +180,7 @@ def test_an_interrupted_build_still_waits_for_the_child(
 ) -> None:
     catalog.load(app_of(workspace))
 
-    def interrupted(*args: object) -> None:
+    def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(index, "_built", interrupted)
@@ -284,6 +284,51 @@ def test_what_is_computed_meanwhile_is_computed_again_after_a_change(
     assert verdicts[-1] is False and calls == ["张伟", "张卫国"]
 
 
+def test_a_sweep_begun_early_is_the_one_computed_takes(
+    workspace: Setup, cadre: str, verdicts: list[bool], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalog.load(app_of(workspace))
+    started: list[int] = []
+    real = index._Sweep.start
+
+    def counted(root: Path, store: indexfile.Store) -> index._Sweep | None:
+        started.append(1)
+        return real(root, store)
+
+    monkeypatch.setattr(index._Sweep, "start", counted)
+    app = app_of(workspace)
+    catalog.begin(app)
+    catalog.begin(app)  # once begun, begun
+    assert index.computed(app, lambda found: found.cadre_name(cadre)) == "张伟"
+    assert started == [1] and verdicts[-1] is True and app.index_begun is None
+    assert no_child_left()
+
+
+def test_an_early_sweep_is_the_commands_moment_and_the_next_command_sees_what_came_after(
+    workspace: Setup, cadre: str, tmp_path: Path, verdicts: list[bool]
+) -> None:
+    """A command that begins its sweep early (plan, while it parses what it was given) reads
+    the tree as it was when the child swept it, as any read is of one moment; a change made
+    meanwhile by another process is the next command's to see."""
+    catalog.load(app_of(workspace))
+    app = app_of(workspace)
+    catalog.begin(app)
+    renamed(workspace, cadre, "张卫国", tmp_path)  # another process, touching no index
+    assert index.computed(app, lambda found: found.cadre_name(cadre)) in ("张伟", "张卫国")
+    assert index.computed(app_of(workspace), lambda found: found.cadre_name(cadre)) == "张卫国"
+    assert verdicts[-1] is False and no_child_left()
+
+
+def test_an_early_sweep_is_dropped_by_a_refresh_that_sweeps_here(
+    workspace: Setup, cadre: str, verdicts: list[bool]
+) -> None:
+    catalog.load(app_of(workspace))
+    app = app_of(workspace)
+    catalog.begin(app)
+    assert index.refresh(app).files > 0
+    assert app.index_begun is None and no_child_left()
+
+
 def test_an_error_computed_meanwhile_is_raised_once_the_tree_proves_unchanged(
     workspace: Setup, cadre: str, verdicts: list[bool]
 ) -> None:
@@ -326,3 +371,15 @@ def test_a_few_talk_folders_changed_are_not_worth_a_save() -> None:
     assert not index._worth_saving(found, saved)  # the folder a command just wrote into
     many = {rel: [[0, 0, 0], names] for rel, (_, names) in saved.items()}
     assert index._worth_saving(many, saved)  # a checkout touched them all
+
+
+def test_a_selected_catalog_holds_only_what_select_keeps(workspace: Setup, cadre: str) -> None:
+    full = catalog.load(app_of(workspace))
+
+    def the_cadre(kind: str, rel: str, head: dict[str, object]) -> bool:
+        return kind == "profile" and head.get("id") == cadre
+
+    picked = index.computed(app_of(workspace), lambda found: found, select=the_cadre)
+    assert list(picked.profiles) == [cadre] and not picked.plans and not picked.records
+    assert not picked.malformed and not picked.unreadable
+    assert picked.profiles[cadre].meta == full.profiles[cadre].meta

@@ -141,6 +141,7 @@ class App:
         self._signer: Any = None
         self._lock: Any = None  # lock.WriteLock while this App writes
         self.index_seen: Any = None  # index.Seen: the encrypted index as last refreshed here
+        self.index_begun: Any = None  # (index.Store, its sweep) started early: index.begin
         self._compiled: Any = _NOT_ASKED  # template_cache.Compiled, or None: see compiled_templates
 
     # -- context, loaded on first use --------------------------------------------------------

@@ -398,9 +398,23 @@ def load(app, paths: list[Path] | None = None) -> Catalog:
     return index.catalog(app, paths)
 
 
-def load_into(app, compute: Callable[[Catalog], T]) -> T:
-    """compute(load(app)), begun while the tree is checked for changes (index.computed):
-    `compute` only reads and returns what the command shows; it may run twice."""
+def begin(app) -> None:
+    """Start checking the tree for changes now (index.begin), for a command that will call
+    load_into after some work of its own."""
     from talkbook import index
 
-    return index.computed(app, compute)
+    index.begin(app)
+
+
+def load_into(
+    app,
+    compute: Callable[[Catalog], T],
+    select: Callable[[str, str, dict[str, Any]], bool] | None = None,
+) -> T:
+    """compute(load(app)), begun while the tree is checked for changes (index.computed):
+    `compute` only reads and returns what the command shows; it may run twice. With
+    `select`, the catalog holds only the readable documents select(kind, path, front matter's
+    scalar fields) keeps."""
+    from talkbook import index
+
+    return index.computed(app, compute, select=select)

@@ -54,6 +54,7 @@ from talkbook.workspace import id_of_rel
 
 RACY_NS = 2_000_000_000  # a file changed this recently may change again within one mtime tick
 T = TypeVar("T")
+Select = Callable[[str, str, dict[str, Any]], bool]  # (kind, path, head): see _built
 GONE = ()  # the stamp of a file gone between the listing and its lstat
 RACY_REHASH = 64  # files kept without a stamp that a refresh hashes again rather than save
 SWEEP_APART_FROM = 1 << 20  # index bytes (~2,000 files): below, a child costs more than it saves
@@ -96,7 +97,11 @@ def _itself(value: Any) -> Any:
 
 
 def computed(
-    app, compute: Callable[[loader.Catalog], T], paths: list[Path] | None = None, lazy: bool = True
+    app,
+    compute: Callable[[loader.Catalog], T],
+    paths: list[Path] | None = None,
+    lazy: bool = True,
+    select: Select | None = None,
 ) -> T:
     """compute(the catalog of `paths`), refreshed through the index. While a child sweeps the
     tree (_Sweep), it is computed from the index as loaded, and kept when the child answers
@@ -104,10 +109,11 @@ def computed(
     only read and return (it may run twice), and what it raises is raised only once the
     answer says it saw the tree as it is. `lazy`: a talk's lists are decoded when compute
     first asks for its whole front matter (indexchunks); one found damaged then means the
-    index is built again and compute runs again."""
+    index is built again and compute runs again. `select`: see _built."""
+    build = functools.partial(_built, app, paths=paths, lazy=lazy, select=select)
     with _no_gc():
         pending = _Pending(app, trusted=True)
-        guess = _guessed(app, pending, compute, paths, lazy) if pending.sweep else None
+        guess = _guessed(pending, compute, build) if pending.sweep else None
         summary = pending.finish()
         if guess is not None and summary.columns is pending.known:
             try:
@@ -115,9 +121,9 @@ def computed(
             except Damaged:  # a tail found damaged as compute read it: start over, below
                 summary = _refresh(app, trusted=False)
         try:
-            return compute(_built(app, summary.columns, paths, lazy))
+            return compute(build(summary.columns))
         except Damaged:  # only a writer's bug gets wrong readings past the HMAC: start over
-            return compute(_built(app, _refresh(app, trusted=False).columns, paths))
+            return compute(build(_refresh(app, trusted=False).columns))
 
 
 class _Guess(Generic[T]):
@@ -136,16 +142,14 @@ class _Guess(Generic[T]):
 
 
 def _guessed(
-    app,
     pending: _Pending,
     compute: Callable[[loader.Catalog], T],
-    paths: list[Path] | None,
-    lazy: bool,
+    build: Callable[[Columns], loader.Catalog],
 ) -> _Guess[T] | None:
     """compute from the index as loaded (None: its readings are damaged, decided after the
     sweep); the child is waited for all the same if this is interrupted."""
     try:
-        built = _built(app, pending.known, paths, lazy)
+        built = build(pending.known)
     except Damaged:
         return None
     except BaseException:
@@ -161,8 +165,13 @@ def _guessed(
 
 
 def _abandon(pending: _Pending) -> None:
-    if pending.sweep is not None:
-        pending.sweep.answer()
+    _dropped(pending.sweep)
+
+
+def _dropped(sweep: _Sweep | None) -> None:
+    """The child's answer taken and not used: it has ended."""
+    if sweep is not None:
+        sweep.answer()
 
 
 @contextlib.contextmanager
@@ -178,10 +187,19 @@ def _no_gc() -> Iterator[None]:
             gc.enable()
 
 
-def _built(app, columns: Columns, paths: list[Path] | None, lazy: bool = True) -> loader.Catalog:
+def _built(
+    app,
+    columns: Columns,
+    paths: list[Path] | None = None,
+    lazy: bool = True,
+    select: Select | None = None,
+) -> loader.Catalog:
     """The catalog of `paths` (all when None) from the index's columns; Damaged if its
     readings are damaged. Filled in bulk (Catalog.add's work inline: 21,000 calls less), from
-    the head rows: a talk's lists are decoded when its whole front matter is asked for."""
+    the head rows: a talk's lists are decoded when its whole front matter is asked for. With
+    `select`, only the readable documents it keeps: select(kind, path, head) sees a document's
+    head (every scalar field of its front matter: indexchunks), and no item is made for the
+    others (a command that reads a few of 21,000 documents: plan)."""
     ws = app.workspace
     rows, tails, places = columns.heads() if lazy else (columns.readings(), None, None)
     wanted = None if paths is None else {ws.relative(p) for p in paths}
@@ -190,6 +208,8 @@ def _built(app, columns: Columns, paths: list[Path] | None, lazy: bool = True) -
     fetch = functools.partial(_text, app)  # one for all: an item passes its own path
     for i, (rel, state, row) in enumerate(zip(columns.rels, columns.states, rows, strict=True)):
         if wanted is not None and rel not in wanted:
+            continue
+        if select is not None and (state != ok or not select(row[0], rel, row[1])):
             continue
         if state != ok:
             loader.add_reading(result, columns.reading(i, row), fetch)
@@ -221,6 +241,27 @@ def _refresh(app, trusted: bool) -> Summary:
     return _Pending(app, trusted, apart=False).finish()
 
 
+def begin(app) -> None:
+    """Start the sweep that `computed` will take (its forked child, see _Sweep) now, for a
+    command with work of its own to do first (`plan` parses what it was given): that work
+    then meets the child's. Nothing else is done early: the index is loaded by `computed`.
+    A command that ends before `computed` leaves the child to end on its own (it only
+    reads; its answer goes nowhere)."""
+    if getattr(app, "index_begun", None) is None:
+        app.index_begun = _swept_apart(app, True)
+
+
+def _swept_apart(app, apart: bool) -> tuple[Store | None, _Sweep | None]:
+    """The workspace's index store, and for a large index (when `apart`) its sweep started in
+    a child; or no store (no key material for an index)."""
+    root = app.workspace.root
+    store = Store.open(root, app.keyring)
+    if apart and store is not None and store.size() >= SWEEP_APART_FROM:
+        # Started before the load: the child loads the stat file for itself meanwhile.
+        return store, _Sweep.start(root, store)
+    return store, None
+
+
 class _Pending:
     """A refresh begun: the index loaded (`known`) and, for a large one on a machine with more
     than one core, the sweep of the tree (listing, lstat of every file) started in a child
@@ -230,12 +271,14 @@ class _Pending:
 
     def __init__(self, app, trusted: bool, apart: bool = True) -> None:
         self.app = app
-        ws = app.workspace
-        self.store = store = Store.open(ws.root, app.keyring)
-        self.sweep: _Sweep | None = None
-        if apart and trusted and store is not None and store.size() >= SWEEP_APART_FROM:
-            # Started before the load: the child loads the index for itself meanwhile.
-            self.sweep = _Sweep.start(ws.root, store)
+        begun: tuple[Store | None, _Sweep | None] | None = getattr(app, "index_begun", None)
+        if begun is not None:
+            app.index_begun = None
+            if not (apart and trusted):  # a refresh that sweeps here: the child is not needed
+                _dropped(begun[1])
+                begun = None
+        store, self.sweep = begun or _swept_apart(app, apart and trusted)
+        self.store = store
         if store is None:
             self.known, self.rebuilt = Columns.empty(), "no key material for an index"
         else:

@@ -12,7 +12,7 @@ from typing import Any
 
 from talkbook import builders, rules, workflow
 from talkbook.app import App, Origin, Pending
-from talkbook.catalog import Catalog, load_into
+from talkbook.catalog import Catalog, begin, load_into
 from talkbook.errors import (
     EditAborted,
     NotFound,
@@ -24,7 +24,7 @@ from talkbook.i18n import _, label, ngettext
 from talkbook.models import Document, new_id, parse, parse_datetime
 from talkbook.names import resolve_method, resolve_occasion, resolve_person, resolve_talk_type
 from talkbook.profiles import read_profile, refuse_if_retired
-from talkbook.workspace import Person
+from talkbook.workspace import Person, id_of_rel
 
 
 def plan_path(app: App, talk_id: str) -> Path:
@@ -95,13 +95,18 @@ def draft_plan(
 
     Occasion, talk type and method may be given by code or by label (names.py)."""
     actor = app.require_role("custodian")  # the brief comes from the profile: custodians only
+    begin(app)  # the tree is checked for changes from now on: parsing what was given meets it
     asked = _Asked(
         speaker, at, recorder, occasion, place, continues, method, talk_type, text, source
     )
     given, fields = _given(app, asked)  # refused before the catalog is looked at, as ever
     # drafted while the tree is checked for changes (load_into): rendering the brief meets
     # that wait; what the catalog makes it refuse is refused once the catalog proves current
-    draft = load_into(app, functools.partial(_drafted, app, cadre_id, actor.id, given, fields))
+    draft = load_into(
+        app,
+        functools.partial(_drafted, app, cadre_id, actor.id, given, fields),
+        select=functools.partial(_read_for_plan, cadre_id),
+    )
     talk_id = draft.talk_id
     path = app.workspace.talk_dir(talk_id, draft.year) / "plan.md.age"
     if path.exists():
@@ -172,6 +177,14 @@ def _drafted(
     )  # fmt: skip
     warnings = _plan_warnings(cadre_id, talk_id, occasion, event, when, catalog)
     return _Draft(talk_id, when.year, document, warnings)
+
+
+def _read_for_plan(cadre_id: str, kind: str, rel: str, head: dict[str, Any]) -> bool:
+    """What _drafted reads of the catalog (a few of 21,000 documents): the cadre's profile,
+    plans and records, and every plan that continues a talk (_deferred_from)."""
+    if kind == "profile":
+        return id_of_rel(rel) == cadre_id
+    return head.get("cadre") == cadre_id or (kind == "plan" and "continues" in head)
 
 
 def _given(app: App, asked: _Asked) -> tuple[Document, dict[str, Any]]:
