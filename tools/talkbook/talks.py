@@ -184,7 +184,7 @@ def _read_for_plan(cadre_id: str, kind: str, rel: str, head: dict[str, Any]) -> 
     plans and records, and every plan that continues a talk (_deferred_from)."""
     if kind == "profile":
         return id_of_rel(rel) == cadre_id
-    return head.get("cadre") == cadre_id or (kind == "plan" and "continues" in head)
+    return head.get("cadre") == cadre_id or (kind == "plan" and bool(head.get("continues")))
 
 
 def _given(app: App, asked: _Asked) -> tuple[Document, dict[str, Any]]:
