@@ -131,30 +131,88 @@ def read_regular(root: Path, path: Path) -> bytes:
         return handle.read()
 
 
-def read_below(root: str, rel: str) -> bytes:
+def read_below(root: str, rel: str, folders: Folders | None = None) -> bytes:
     """read_regular for a plain relative path ("talks/2026/T-…/plan.md.age"), without pathlib:
     what a cold index does 21,000 times. Each folder is opened with O_NOFOLLOW from the root's
     descriptor and the file with O_NOFOLLOW and O_NONBLOCK, so no symlink below the root is
     followed and no FIFO blocks; anything else (a symlink, a folder, a `..` part) is OSError,
     without read_regular's wording: callers read such a file again with read_regular, which
-    says what is wrong with it."""
+    says what is wrong with it. With `folders`, the folders it opened for the paths read before
+    are used again (files read in path order share them)."""
     parts = rel.split("/")
-    if not parts or any(part in ("", ".", "..") for part in parts):
+    if any(part in ("", ".", "..") for part in parts):
         raise OSError(f"{rel}: not a plain relative path")
-    fd = os.open(root, os.O_RDONLY | _DIRECTORY)
+    opened = Folders() if folders is None else folders
     try:
-        for part in parts[:-1]:
-            step = os.open(part, os.O_RDONLY | _DIRECTORY | _NOFOLLOW, dir_fd=fd)
-            os.close(fd)
-            fd = step
-        flags = os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0)
-        file_fd = os.open(parts[-1], flags, dir_fd=fd)
+        folder_fd = opened.open(root, parts[:-1])
+        file_fd = os.open(parts[-1], _FILE_FLAGS, dir_fd=folder_fd)
     finally:
-        os.close(fd)
-    with os.fdopen(file_fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(file_fd).st_mode):
+        if folders is None:
+            opened.close()
+    try:
+        info = os.fstat(file_fd)
+        if not stat.S_ISREG(info.st_mode):
             raise OSError(f"{rel}: not a regular file")
-        return handle.read()
+        return _read_to_end(file_fd, info.st_size)
+    finally:
+        os.close(file_fd)
+
+
+_FILE_FLAGS = os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0)
+
+
+def _read_to_end(fd: int, size: int) -> bytes:
+    """All the bytes of an open regular file, `size` long when looked at (no file object: it
+    costs more than the reading). Read to its end whatever its size is by now."""
+    first = os.read(fd, size + 1)
+    more = os.read(fd, 1 << 16) if first else b""
+    if not more:
+        return first
+    chunks = [first, more]
+    while chunk := os.read(fd, 1 << 16):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class Folders:
+    """Descriptors of the folders of the last path `read_below` read with this: the root's,
+    then one per folder below it, each opened from the one above with O_NOFOLLOW, as
+    read_below opens them. Files read in path order share their folders, so each folder is
+    opened once, not once per file (a cold index reads 21,000 files below four levels of
+    folders). `close` when done; a forked worker's are closed when it exits."""
+
+    __slots__ = ("root", "names", "fds")
+
+    def __init__(self) -> None:
+        self.root = ""
+        self.names: list[str] = []  # the folders below the root, outermost first
+        self.fds: list[int] = []  # the root's, then one per name
+
+    def open(self, root: str, names: list[str]) -> int:
+        """The descriptor of root/names…, the folders the last path shared with it kept."""
+        if root != self.root or not self.fds:
+            self.close()
+            self.fds.append(os.open(root, os.O_RDONLY | _DIRECTORY))
+            self.root = root
+        kept = 0
+        for mine, wanted in zip(self.names, names, strict=False):  # the shorter decides
+            if mine != wanted:
+                break
+            kept += 1
+        while len(self.names) > kept:
+            self.names.pop()
+            os.close(self.fds.pop())
+        for name in names[kept:]:
+            fd = os.open(name, os.O_RDONLY | _DIRECTORY | _NOFOLLOW, dir_fd=self.fds[-1])
+            self.fds.append(fd)
+            self.names.append(name)
+        return self.fds[-1]
+
+    def close(self) -> None:
+        while self.fds:
+            os.close(self.fds.pop())
+        self.names.clear()
+        self.root = ""
 
 
 def _open_folder(root: Path | None, folder: Path) -> int:

@@ -6,9 +6,9 @@ A command that never parses text (a warm listing reads front matter from the ind
 imports them. This module imports models, never the other way round at module level.
 
 Every document may come from a hostile hand (anyone who can push, or a `--from` file). The front
-matter is split with python-frontmatter and read by a YAML loader that refuses what plain YAML
-would let through: anchors and aliases (a few lines can expand to gigabytes), tags other than the
-plain ones, nesting deeper than models.MAX_DEPTH (checked as events arrive, never by recursing
+matter is split by a python-frontmatter handler and read by a YAML loader that refuses what plain
+YAML would let through: anchors and aliases (a few lines can expand to gigabytes), tags other than
+the plain ones, nesting deeper than models.MAX_DEPTH (checked as events arrive, never by recursing
 first), and documents or front matter larger than models' caps. Refusals are InvalidDocument with
 a line and a reason that never quotes a value. Front matter of the plain shape talkbook itself
 writes is read first by plainyaml, line by line (a third of the time, on every file a cold index
@@ -21,7 +21,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import frontmatter
 import yaml
 from frontmatter.default_handlers import YAMLHandler
 from yaml.composer import Composer
@@ -179,10 +178,14 @@ class _FrontMatter(YAMLHandler):
 
     def split(self, text: str) -> tuple[str, str]:
         opening = _BOUNDARY.match(text)
-        closing = _BOUNDARY.search(text, opening.end()) if opening else None
+        closing = _closing(text, opening.end()) if opening else None
         if opening is None or closing is None:
             raise _Refusal(_("the front matter is never closed (no second --- line)"), -1)
         self.body_start = closing.end()
+        if self.body_start > closing.start() + len(DELIMITER):
+            # `---` and blanks closing it: where the body starts in the stripped text that
+            # frontmatter.parse splits (parse calls this without it)
+            self.body_start = min(self.body_start, len(text.rstrip()))
         return text[opening.end() + 1 : closing.start()], text[closing.end() :]
 
     def load(self, fm: str, **kwargs: object) -> Any:
@@ -202,6 +205,18 @@ class _FrontMatter(YAMLHandler):
         if not isinstance(meta, dict):
             raise _Refusal(_("front matter must be a mapping of fields"), 0)
         return to_plain(meta)
+
+
+def _closing(text: str, start: int) -> re.Match[str] | None:
+    """_BOUNDARY.search(text, start) for start > 0, found by str.find: the regex engine would
+    try every character of the front matter (a tenth of a cold index's parse) where find
+    skips to the next line that begins with ---."""
+    at = start - 1
+    while (at := text.find("\n---", at)) >= 0:
+        at += 1  # the line's start
+        if boundary := _BOUNDARY.match(text, at):
+            return boundary
+    return None
 
 
 def split(text: str) -> tuple[str, str] | None:
@@ -224,9 +239,11 @@ def _problem(exc: yaml.MarkedYAMLError) -> str:
 def parse(text: str, source: str = "<input>") -> Document:
     """models.parse: split front matter from body; malformed YAML is refused with its line.
 
-    Line numbers count in the whole file: the front matter starts on line 2. The split is
-    python-frontmatter's (`frontmatter.parse`, not `loads`: its Post takes the fields as keyword
-    arguments, so a field named `content` or `handler` would break it).
+    Line numbers count in the whole file: the front matter starts on line 2. The split and the
+    load are the handler's, called as `frontmatter.parse(text, handler=handler)` called them
+    (not `loads`: its Post takes the fields as keyword arguments, so a field named `content` or
+    `handler` would break it), without the copies it made around them (the text and the body
+    stripped, the front matter copied): the same split, the same front matter or refusal.
     """
     text = text.removeprefix("\ufeff").replace("\r\n", "\n")
 
@@ -244,7 +261,8 @@ def parse(text: str, source: str = "<input>") -> Document:
         raise refuse(1, _("no YAML front matter (the file must start with ---)"))
     handler = _FrontMatter()
     try:
-        meta, _content = frontmatter.parse(text, handler=handler)
+        # split as frontmatter.parse split it: its line ends made \n once more ("\r\r\n")
+        meta = handler.load(handler.split(text.replace("\r\n", "\n"))[0])
     except _Refusal as exc:
         raise refuse(exc.line + 2 if exc.line >= 0 else 1, exc.reason) from None
     except yaml.MarkedYAMLError as exc:

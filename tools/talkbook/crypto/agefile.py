@@ -33,6 +33,30 @@ _ARG = re.compile(rb"[\x21-\x7e]+")
 _BASE64 = re.compile(rb"[A-Za-z0-9+/]*")
 _WORK_FACTOR = re.compile(r"[1-9][0-9]*")
 
+# The usual header, matched in C: the grammar below, nothing looser (`parse_header` reads the
+# rest, and words every refusal). Base64 is canonical and unpadded as `_decode_b64` checks it: a
+# last group of 2 (3) characters leaves 4 (2) bits unused, which must be zero, so its last
+# character is one of those whose low bits are zero.
+_B64 = rb"[A-Za-z0-9+/]"
+_LAST_OF_2, _LAST_OF_3 = rb"[AQgw]", rb"[AEIMQUYcgkosw048]"
+_USUAL_START = VERSION_LINE + b"\n"
+# A stanza: `-> ` and its arguments, its full body lines, then its short last line (may be empty).
+_USUAL_STANZA = re.compile(
+    rb"-> ([\x21-\x7e]+(?: [\x21-\x7e]+)*)\n"
+    rb"((?:" + _B64 + rb"{64}\n)*)"
+    rb"((?:"
+    + _B64
+    + rb"{4}){0,15}(?:"
+    + _B64
+    + _LAST_OF_2
+    + rb"|"
+    + _B64
+    + rb"{2}"
+    + _LAST_OF_3
+    + rb")?)\n"
+)
+_USUAL_MAC = re.compile(rb"--- " + _B64 + rb"{42}" + _LAST_OF_3 + rb"\n")  # 32 bytes: 43 chars
+
 
 # NamedTuples, not frozen dataclasses: every command defines them at import, and a NamedTuple is
 # built in a fifth of the time.
@@ -62,6 +86,8 @@ class Header(NamedTuple):
 
 def normalize(data: bytes) -> bytes:
     """Strip whitespace around an armored file (the spec allows it, rage does not)."""
+    if data.startswith(VERSION_PREFIX):
+        return data  # binary, as nearly every file is: nothing to strip, no copy made
     stripped = data.strip()
     if stripped.startswith(ARMOR_BEGIN):
         return stripped
@@ -141,8 +167,29 @@ def _parse_stanza(first: bytes, data: bytes, pos: int, index: int) -> tuple[Stan
     return stanza, pos
 
 
+def _usual_header(data: bytes) -> Header | None:
+    """The header of a binary file of the usual shape (what rage writes: no scrypt stanza),
+    read with a regex per line group; None for anything else, which `parse_header` reads line by
+    line. Only a header that reading accepts matches, and it is read to the same value."""
+    stanzas: list[Stanza] = []
+    pos = len(_USUAL_START)
+    while stanza := _USUAL_STANZA.match(data, pos):
+        names = stanza[1].decode("ascii").split(" ")
+        if names[0] == PASSPHRASE_TYPE:
+            return None  # its work factor is checked line by line
+        last = stanza[3]
+        body = binascii.a2b_base64(stanza[2] + last + b"=" * (-len(last) % 4))
+        stanzas.append(Stanza(type=names[0], args=tuple(names[1:]), body=body))
+        pos = stanza.end()
+    if not _USUAL_MAC.match(data, pos):
+        return None
+    return Header(stanzas=tuple(stanzas))
+
+
 def parse_header(data: bytes) -> Header:
     """Parse and strictly check the header of a binary or armored age file."""
+    if data.startswith(_USUAL_START) and (header := _usual_header(data)) is not None:
+        return header  # nearly every file: the line-by-line reading below would accept it
     if data.strip().startswith(ARMOR_BEGIN):
         data = _dearmor(data)
     if not data.startswith(VERSION_PREFIX):
