@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 from talkbook import rules
@@ -51,6 +52,51 @@ class Obligation(NamedTuple):  # immutable, and built in a third of a frozen dat
         }
 
 
+def as_dicts(found: Iterable[Obligation], as_of: dt.date, catalog: Catalog) -> list[dict[str, Any]]:
+    """`as_dict` of each, each cadre's name and each day's text made once (a due list of
+    thousands names a few hundred cadres and days)."""
+    names = _Names(catalog)
+    texts = _Texts()
+    rows = []
+    for o in found:
+        since, deadline = o.since, o.deadline
+        rows.append(
+            {
+                "cadre": o.cadre,
+                "name": names[o.cadre],
+                "reason": o.reason,
+                "talk": o.talk,
+                "since": texts[since] if since else None,
+                "deadline": texts[deadline],
+                "days_left": (deadline - as_of).days,
+                "overdue": o.overdue,
+                "owner": o.owner,
+                "detail": o.detail,
+            }
+        )
+    return rows
+
+
+class _Names(dict[str, str]):
+    """Catalog.cadre_name of each cadre, asked once."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        super().__init__()
+        self.catalog = catalog
+
+    def __missing__(self, cadre: str) -> str:
+        name = self[cadre] = self.catalog.cadre_name(cadre)
+        return name
+
+
+class _Texts(dict[dt.date, str]):
+    """Each day's ISO text, made once."""
+
+    def __missing__(self, day: dt.date) -> str:
+        text = self[day] = day.isoformat()
+        return text
+
+
 class Days(dict[str, dt.date | None]):
     """Front matter values as days, each text parsed once (ten thousand records share a few
     thousand days): `days[str(value)[:10]]`, None when it is none."""
@@ -65,6 +111,8 @@ class Days(dict[str, dt.date | None]):
 
 
 Talk = tuple[Any, Item, dt.date | None]  # a record's occasion, the record, the day held
+# a record with follow-ups: its id, its cadre (as text), the day it was held, its follow-ups
+Following = tuple[str, str, dt.date | None, Any]
 
 
 class Records(NamedTuple):
@@ -73,7 +121,7 @@ class Records(NamedTuple):
     Item.get, which decodes no record's lists (only the follow-ups are asked for)."""
 
     of_cadre: dict[str, list[Talk]]  # each cadre's held talks
-    following_up: list[tuple[str, Item]]  # id and record of those with follow-ups
+    following_up: list[Following]  # those with follow-ups, with what was read of them
     days: Days  # the days read so far, for the follow-ups' days
 
     @classmethod
@@ -84,15 +132,21 @@ class Records(NamedTuple):
         for talk_id, record in catalog.records.items():
             get = record.get
             day = days[str(get("held_at"))[:10]]
-            of_cadre[str(get("cadre"))].append((get("occasion"), record, day))
-            if get("follow_ups"):  # none, or none listed: nothing to follow up
-                following_up.append((talk_id, record))
+            cadre = str(get("cadre"))
+            of_cadre[cadre].append((get("occasion"), record, day))
+            if follow_ups := get("follow_ups"):  # none, or none listed: nothing to follow up
+                following_up.append((talk_id, cadre, day, follow_ups))
         return cls(of_cadre, following_up, days)
 
 
-def _following_up(catalog: Catalog) -> list[tuple[str, Item]]:
-    """Records.following_up alone (followups asks nothing else): one field of each record."""
-    return [(talk_id, r) for talk_id, r in catalog.records.items() if r.get("follow_ups")]
+def _following_up(catalog: Catalog, days: Days) -> list[Following]:
+    """Records.following_up alone (followups asks nothing else): the follow-ups of each
+    record, and the cadre and day of those that have some."""
+    return [
+        (talk_id, str(r.get("cadre")), days[str(r.get("held_at"))[:10]], follow_ups)
+        for talk_id, r in catalog.records.items()
+        if (follow_ups := r.get("follow_ups"))
+    ]
 
 
 def occasion_obligations(
@@ -100,14 +154,17 @@ def occasion_obligations(
 ) -> list[Obligation]:
     found = []
     held = (records or Records.read(catalog)).of_cadre
+    allowed = _Allowed(ws.config)
+    dates = _Dates()
     labels: dict[Any, str] = {}
     plans = None  # the open plans for occasions, looked through once an event is found unmet
     for cadre_id, profile in catalog.profiles.items():
-        for event in rules.as_list(profile.meta.get("events")):
-            deadline = rules.deadline(event, ws.config)
-            if deadline is None:
+        for event in _listed(profile.meta.get("events")):
+            step = allowed[event.get("occasion")]  # as rules.deadline
+            if step is None:
                 continue  # an occasion the workspace dropped
-            since = parse_date(str(event["date"]))
+            since = dates[str(event["date"])]
+            deadline = since + step
             if since > as_of:
                 continue
             occasion = event["occasion"]
@@ -131,12 +188,40 @@ def occasion_obligations(
     return found
 
 
+def _listed(value: Any) -> Any:
+    """rules.as_list(value) to iterate over: a list as it is (as_list copies it)."""
+    return value if type(value) is list else rules.as_list(value)
+
+
+class _Allowed(dict[Any, dt.timedelta | None]):
+    """The days each occasion allows (rules.deadline's), read from the settings once per
+    occasion rather than once per event; None for an occasion the workspace dropped."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
+        self.rules = config.get("occasions") or {}
+
+    def __missing__(self, occasion: Any) -> dt.timedelta | None:
+        rule = self.rules.get(occasion)
+        step = dt.timedelta(days=int(rule["deadline_days"])) if rule else None
+        self[occasion] = step
+        return step
+
+
+class _Dates(dict[str, dt.date]):
+    """parse_date of each text, parsed once (ValueError as parse_date's, and each time)."""
+
+    def __missing__(self, text: str) -> dt.date:
+        day = self[text] = parse_date(text)
+        return day
+
+
 def _met(talks: Iterable[Talk], occasion: Any, since: dt.date, as_of: dt.date) -> bool:
     """Whether a talk for this occasion was held between the event and the day."""
-    return any(
-        day is not None and since <= day <= as_of and held_for == occasion
-        for held_for, _record, day in talks
-    )
+    for held_for, _record, day in talks:
+        if held_for == occasion and day is not None and since <= day <= as_of:
+            return True
+    return False
 
 
 OpenPlans = dict[tuple[str, Any], list[tuple[str, Any]]]
@@ -222,7 +307,11 @@ def cadence_obligations(
 
 def _last_day(talks: list[Talk], as_of: dt.date) -> dt.date | None:
     """The last day one of these talks was held, on or before `as_of`."""
-    return max((day for _o, _m, day in talks if day is not None and day <= as_of), default=None)
+    last = None
+    for _o, _m, day in talks:
+        if day is not None and day <= as_of and (last is None or day > last):
+            last = day
+    return last
 
 
 def _people_by_cadre(ws: Workspace) -> dict[str, str]:
@@ -239,11 +328,12 @@ def followup_obligations(
 ) -> list:
     found = []
     if records is None:
-        following_up, days = _following_up(catalog), Days()
+        days = Days()
+        following_up = _following_up(catalog, days)
     else:
         following_up, days = records.following_up, records.days
-    for talk_id, record in following_up:
-        for number, item in enumerate(rules.as_list(record.get("follow_ups")), 1):
+    for talk_id, cadre, held, follow_ups in following_up:
+        for number, item in enumerate(_listed(follow_ups), 1):
             if item.get("done"):
                 continue
             due = days[str(item.get("due"))[:10]]
@@ -251,11 +341,11 @@ def followup_obligations(
                 continue
             found.append(
                 Obligation(
-                    str(record.get("cadre")),
+                    cadre,
                     "follow_up",
                     due,
                     due < as_of,
-                    days[str(record.get("held_at"))[:10]],
+                    held,
                     talk_id,
                     str(item.get("what", "")),
                     item.get("owner"),
@@ -307,8 +397,12 @@ def due(
         *approval_obligations(ws, catalog, as_of),
     ]
     gone = retired(catalog, as_of)
-    owed = [o for o in everything if o.cadre not in gone]
-    return sorted(owed, key=lambda o: (not o.overdue, o.deadline, o.cadre, o.reason))
+    owed = sorted((o for o in everything if o.cadre not in gone), key=_URGENCY)
+    # overdue first, each part in the order above: as sorted by (not overdue, deadline, …)
+    return [o for o in owed if o.overdue] + [o for o in owed if not o.overdue]
+
+
+_URGENCY = attrgetter("deadline", "cadre", "reason")
 
 
 def retired(catalog: Catalog, as_of: dt.date) -> set[str]:

@@ -19,7 +19,6 @@ import contextlib
 import datetime as dt
 import functools
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +32,22 @@ FORMATS = ("md", "html", "csv")
 FORM_FORMATS = ("md", "html")
 
 
-@dataclass(frozen=True)
 class Options:
-    as_of: dt.date | None = None
-    since: dt.date | None = None  # speakers and occasions: from (default: 1 January)
-    until: dt.date | None = None  # … to (default: the as-of day)
-    within: int | None = None  # due: how many days ahead count
-    redact: bool = False
+    """What the command line asked for. A plain class, not a dataclass: defining one costs a
+    report command a millisecond at import (and `dataclasses` its own import)."""
+
+    __slots__ = ("as_of", "since", "until", "within", "redact")
+
+    def __init__(
+        self,
+        as_of: dt.date | None = None,
+        since: dt.date | None = None,  # speakers and occasions: from (default: 1 January)
+        until: dt.date | None = None,  # … to (default: the as-of day)
+        within: int | None = None,  # due: how many days ahead count
+        redact: bool = False,
+    ) -> None:
+        self.as_of, self.since, self.until = as_of, since, until
+        self.within, self.redact = within, redact
 
 
 def check_name(name: str, fmt: str) -> None:
@@ -81,7 +89,8 @@ class Reports:
             raise TalkbookError(_("--since is after --until"))
         app.ensure_trust()  # settings and templates from a verified revision
         self.ws = app.workspace
-        self.compiled = app.compiled_templates
+        self.app = app  # its compiled templates are asked for only by a report rendered
+        # through Jinja: a CSV report imports no Jinja (app.compiled_templates does)
         self._produced: dict[tuple[str, str, str | None], bytes] = {}
 
         def prepared(catalog: Any) -> None:
@@ -152,7 +161,7 @@ class Reports:
         if key not in self._produced:
             data = self.data(name, talk)
             self._produced[key] = render(
-                self.ws, name, fmt, data, self.page, self.redactor, self.compiled
+                self.ws, name, fmt, data, self.page, self.redactor, self._compiled(fmt)
             )
         return self._produced[key]
 
@@ -167,9 +176,13 @@ class Reports:
             values = self.data(name)
             for fmt in formats:
                 texts[f"{name}.{fmt}"] = render(
-                    self.ws, name, fmt, values, self.page, self.redactor, self.compiled
+                    self.ws, name, fmt, values, self.page, self.redactor, self._compiled(fmt)
                 )
         return [write(folder, file_name, text, self.ws.root) for file_name, text in texts.items()]
+
+    def _compiled(self, fmt: str) -> Any:
+        """Where compiled templates are kept (template_cache), for a format Jinja renders."""
+        return None if fmt == "csv" else self.app.compiled_templates
 
     def notes(self) -> list[str]:
         from talkbook.views import skipped_note
