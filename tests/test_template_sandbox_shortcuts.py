@@ -1,7 +1,7 @@
-"""The sandbox's two shortcuts (templating._Sandbox) give exactly Jinja's immutable sandbox's
-answers: is_safe_attribute asked once per (type, name), and a plain dict's item read without
-first failing getattr. Security depends on this: templates are data anyone with push access
-changes."""
+"""The sandbox's shortcuts (templating._Sandbox) give exactly Jinja's immutable sandbox's
+answers: is_safe_attribute asked once per (type, name), an attribute it allowed read again
+without asking, and a plain dict's item read without first failing getattr. Security depends
+on this: templates are data anyone with push access changes."""
 
 from __future__ import annotations
 
@@ -200,3 +200,105 @@ def test_a_missing_item_is_undefined_and_names_no_key(sandbox: _Sandbox) -> None
     with pytest.raises(jinja2.UndefinedError) as caught:
         template.render(d={})
     assert "secret_key" not in str(caught.value)
+
+
+class Holder:
+    """Attributes of every kind a template may reach: text, a str's format method (Jinja hands
+    out a sandboxed wrapper for it), a property that fails, a mutating method."""
+
+    def __init__(self) -> None:
+        self.text = "x"
+        self.fmt = "{0}".format
+        self.fmt_map = "{a.__class__}".format_map
+        self.items: list[int] = [1]
+
+    @property
+    def broken(self) -> str:
+        raise AttributeError("broken")
+
+    def describe(self) -> str:
+        return self.text
+
+
+def _outcome(env: Any, obj: Any, name: str) -> Any:
+    """What getattr gives, comparable across environments: a refusal (ours raises it, Jinja's
+    returns an undefined that raises it when used), an undefined, a value."""
+    try:
+        value = env.getattr(obj, name)
+    except SecurityError:
+        return "refused"
+    if isinstance(value, jinja2.Undefined):
+        return "refused" if value._undefined_exception is SecurityError else "undefined"
+    if getattr(value, "__wrapped__", None) is not None:  # str.format's sandboxed wrapper
+        return ("wrapped", value.__wrapped__)
+    return ("value", value)
+
+
+HOLDER_NAMES = ("text", "fmt", "fmt_map", "broken", "describe", "items", "absent", "__dict__")
+
+
+def test_an_allowed_attribute_read_again_is_jinjas_answer(sandbox: _Sandbox) -> None:
+    jinja = ImmutableSandboxedEnvironment(undefined=templating._Undefined)
+    holder = Holder()
+    for obj in (*samples(), holder):
+        for name in (*NAMES, *HOLDER_NAMES):
+            expected = _outcome(jinja, obj, name)
+            for _ in range(3):  # the first asks is_safe_attribute, the others do not
+                assert _outcome(sandbox, obj, name) == expected, (obj, name)
+
+
+def test_an_allowed_attribute_is_read_without_jinjas_getattr(
+    sandbox: _Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[str] = []
+    real = SandboxedEnvironment.getattr
+
+    def counting(self: Any, obj: Any, attribute: str) -> Any:
+        asked.append(attribute)
+        return real(self, obj, attribute)
+
+    monkeypatch.setattr(SandboxedEnvironment, "getattr", counting)
+    template = sandbox.from_string(
+        "{% for r in rows %}{{ r.describe() }}{{ d.get('a') }}{% endfor %}"
+    )
+    assert template.render(rows=[Holder(), Holder()], d={"a": 1}) == "x1x1"
+    assert asked == ["describe", "get"]  # once each: the answers are then known for the type
+
+
+def test_a_strs_format_stays_sandboxed_when_read_again(sandbox: _Sandbox) -> None:
+    """A format string reaching for an attribute is refused by Jinja's wrapper of str.format:
+    the wrapper is handed out every time, not only the first."""
+    template = sandbox.from_string("{% for h in hs %}{{ h.fmt(h) }}{% endfor %}")
+    assert template.render(hs=[Holder(), Holder()]).startswith("<")
+    sneaky = sandbox.from_string("{% for h in hs %}{{ '{0.__class__}'.format(h) }}{% endfor %}")
+    with pytest.raises(SecurityError):
+        sneaky.render(hs=[Holder(), Holder()])
+    plain = Holder()
+    plain.fmt_map = "plain"  # type: ignore[assignment]  # read first: (Holder, "fmt_map") allowed
+    for _ in range(2):
+        assert sandbox.from_string("{{ h.fmt_map }}").render(h=plain) == "plain"
+        with pytest.raises(SecurityError):
+            sandbox.from_string("{{ h.fmt_map({'a': h}) }}").render(h=Holder())
+
+
+def test_an_imported_macro_is_read_as_jinja_reads_it(sandbox: _Sandbox) -> None:
+    loader = jinja2.DictLoader(
+        {
+            "lib": "{% macro m(x) %}<{{ x }}>{% endmacro %}{% set table = {'a': 1} %}",
+            "page": "{% import 'lib' as t %}{% for r in rows %}{{ t.m(r) }}{{ t.table.a }}"
+            "{{ t.__dict__ }}{% endfor %}",
+        }
+    )
+    ours = _Sandbox(loader=loader, autoescape=True, undefined=templating._Undefined)
+    jinja = ImmutableSandboxedEnvironment(
+        loader=loader, autoescape=True, undefined=templating._Undefined
+    )
+    rows = ["<b>", "c"]
+    with pytest.raises(SecurityError):
+        ours.get_template("page").render(rows=rows)
+    loader.mapping["page"] = (
+        "{% import 'lib' as t %}{% for r in rows %}{{ t.m(r) }}{{ t.table.a }}{% endfor %}"
+    )
+    assert ours.get_template("page").render(rows=rows) == jinja.get_template("page").render(
+        rows=rows
+    )

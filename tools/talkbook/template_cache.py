@@ -27,7 +27,6 @@ import os
 import stat
 import sys
 import types
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,13 +44,27 @@ MOST = 4 << 20  # bytes: a report's compiled template is tens of kilobytes; a la
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
 
 
-@dataclass(frozen=True)
 class Compiled(jinja2.BytecodeCache):
-    """The compiled templates of one workspace for one identity (hashable: templating keeps
-    one environment per templates folder and cache)."""
+    """The compiled templates of one workspace for one identity (hashable, equal by workspace
+    and key: templating keeps one environment per templates folder and cache). A plain class,
+    not a frozen dataclass: defining one costs every report command a millisecond."""
 
-    root: Path  # the workspace
-    key: bytes = field(repr=False)  # never in a traceback
+    __slots__ = ("root", "key")
+
+    def __init__(self, root: Path, key: bytes) -> None:
+        self.root = root  # the workspace
+        self.key = key
+
+    def __repr__(self) -> str:
+        return f"Compiled(root={self.root!r})"  # never the key: not in a traceback
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Compiled:
+            return NotImplemented
+        return (self.root, self.key) == (other.root, other.key)
+
+    def __hash__(self) -> int:
+        return hash((self.root, self.key))
 
     def get_bucket(
         self, environment: jinja2.Environment, name: str, filename: str | None, source: str
@@ -90,7 +103,8 @@ class Compiled(jinja2.BytecodeCache):
 
 def fingerprint(environment: jinja2.Environment, name: str) -> str:
     """What Jinja's compiled code depends on besides the source: versions, the environment's
-    class and options, whether this template autoescapes, the filters and tests it may name."""
+    class, code generator and options, whether this template autoescapes, the filters and
+    tests it may name."""
     from talkbook import __version__
 
     escape = environment.autoescape
@@ -100,6 +114,7 @@ def fingerprint(environment: jinja2.Environment, name: str) -> str:
             sys.version,
             __version__,
             [f"{c.__module__}.{c.__qualname__}" for c in type(environment).__mro__],
+            [f"{c.__module__}.{c.__qualname__}" for c in environment.code_generator_class.__mro__],
             [getattr(environment, option) for option in _OPTIONS],
             escape(name) if callable(escape) else escape,
             environment.finalize is not None,

@@ -11,11 +11,13 @@ an error, never a blank), and are read only from regular files inside their temp
 name with `..`, a symlink anywhere below the folder (or the folder itself being one) is refused,
 never followed and never skipped for the package's copy. Error messages name templates, lines and
 attribute names but never quote the data being rendered: that data is confidential. The sandbox's
-shortcuts (an attribute's safety remembered per type and name, a plain dict's item read directly,
-a macro or a plain dict's method called directly, output escaped without a Markup around it)
-give exactly the answers and the text of Jinja's immutable sandbox; a type that could misreport
-its class is asked every time. A compiled template is code: one is read back from disk only by
-template_cache, which loads none but those made with the identity's key (a forged one never runs).
+shortcuts (an attribute's safety remembered per type and name, and an attribute found safe read
+without asking again; a plain dict's item read directly; a macro or a plain dict's method called
+directly; output escaped without a Markup around it; an output statement's pieces yielded at
+once) give exactly the answers and the text of Jinja's immutable sandbox; a type that could
+misreport its class is asked every time. A compiled template is code: one is read back from disk
+only by template_cache, which loads none but those made with the identity's key (a forged one
+never runs).
 """
 
 from __future__ import annotations
@@ -30,8 +32,10 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import jinja2
+from jinja2 import nodes
+from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError
-from jinja2.runtime import Macro
+from jinja2.runtime import Macro, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing, object_type_repr
 from markupsafe import Markup, _escape_inner, escape  # the former: escape's own C escaping
@@ -191,6 +195,8 @@ def _escaped(value: Any) -> str:
         return str(value)  # digits and a sign: nothing to escape
     if kind is Markup:
         return value  # a macro's output, escaped already (its __html__ is itself)
+    if kind is Undefined or kind is _Undefined:
+        return ""  # `{{ x if y }}` when not y: markupsafe asks for __html__ (or str()): ""
     return escape(value)
 
 
@@ -199,6 +205,29 @@ class _Template(jinja2.Template):
     def _from_namespace(cls, environment: Any, namespace: Any, globals: Any) -> Any:
         namespace["escape"] = _escaped  # the name the compiled code imported from jinja2
         return super()._from_namespace(environment, namespace, globals)
+
+
+class _Generator(CodeGenerator):
+    """Jinja's code generator, but an output statement of several pieces outside a buffer (a
+    table row: its cells and their values) is joined and yielded once, not piece by piece
+    through the generator of every template the page extends. The pieces are the same
+    expressions, evaluated in the same order (a failure ends the rendering either way):
+    only how the text leaves changes, so the sandbox's checks are the same code."""
+
+    def visit_Output(self, node: nodes.Output, frame: Frame) -> None:
+        if (
+            frame.buffer is not None  # a macro, a `set` block: Jinja buffers it already
+            or frame.require_output_check  # outside a block of an extending template
+            or self.environment.is_async
+            or len(node.nodes) < 2
+        ):
+            super().visit_Output(node, frame)
+            return
+        frame.buffer = self.temporary_identifier()
+        self.writeline(f"{frame.buffer} = []")
+        super().visit_Output(node, frame)
+        self.writeline(f"yield concat({frame.buffer})")  # concat: every render function's
+        frame.buffer = None
 
 
 class _Undefined(jinja2.ChainableUndefined):
@@ -222,6 +251,9 @@ _DICT_ATTRIBUTES = frozenset(name for klass in dict.__mro__ for name in vars(kla
 
 
 _HONEST: dict[type, bool] = {}
+# What jinja2.sandbox's wrap_str_format looks at (neither type can be subclassed).
+_METHODS = (types.MethodType, types.BuiltinMethodType)
+_FORMATS = ("format", "format_map")
 
 
 def _honest_class(cls: type) -> bool:
@@ -241,15 +273,28 @@ def _may_lie(own: Any) -> bool:
     )
 
 
+def _plain(macro: Macro, args: tuple[Any, ...]) -> bool:
+    """Whether a macro is called with exactly its arguments, all positional, and takes no
+    caller, varargs or kwargs: Macro.__call__ then only invokes it (jinja2.runtime)."""
+    return (
+        len(args) == macro._argument_count
+        and not macro.caller
+        and not macro.catch_varargs
+        and not macro.catch_kwargs
+    )
+
+
 class _Sandbox(ImmutableSandboxedEnvironment):
     """Jinja's immutable sandbox, failing loudly: an unsafe attribute is an error, not a blank.
 
-    Two shortcuts, each giving exactly Jinja's answer (a report renders thousands of rows):
-    `is_safe_attribute` is asked once per (type, attribute name), and a name that is not a
-    dict's attribute is looked up as a plain dict's item without first failing getattr.
+    Shortcuts, each giving exactly Jinja's answer (a report renders thousands of rows):
+    `is_safe_attribute` is asked once per (type, attribute name), and an attribute it allowed
+    is then read without Jinja's getattr; a name that is not a dict's attribute is looked up
+    as a plain dict's item without first failing getattr.
     """
 
     template_class = _Template
+    code_generator_class = _Generator
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -273,13 +318,35 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         return answer
 
     def getattr(self, obj: Any, attribute: str) -> Any:
-        # Jinja tries getattr first, which fails for such a name, then the item.
-        if type(obj) is dict and type(attribute) is str and attribute not in _DICT_ATTRIBUTES:
+        kind = type(obj)
+        if type(attribute) is str:
+            if kind is dict and attribute not in _DICT_ATTRIBUTES:
+                # Jinja tries getattr first, which fails for such a name, then the item.
+                try:
+                    return obj[attribute]
+                except KeyError:
+                    return self.undefined(obj=obj, name=attribute)
+            if self._safe_answers.get((kind, attribute)):
+                return self._allowed(obj, attribute)
+        return super().getattr(obj, attribute)
+
+    def _allowed(self, obj: Any, attribute: str) -> Any:
+        """Jinja's getattr (jinja2.sandbox) for an attribute whose safety was answered yes for
+        its type (is_safe_attribute: an honest class, so the answer holds for every object of
+        it), without asking again: a macro of an imported template (`t.detail`), a dict's
+        `get`, each row of a report."""
+        try:
+            value = getattr(obj, attribute)
+        except AttributeError:
             try:
                 return obj[attribute]
-            except KeyError:
+            except (TypeError, LookupError):
                 return self.undefined(obj=obj, name=attribute)
-        return super().getattr(obj, attribute)
+        if type(value) in _METHODS and value.__name__ in _FORMATS:
+            wrapped = self.wrap_str_format(value)  # a str's format method: sandboxed
+            if wrapped is not None:
+                return wrapped
+        return value
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
         # (Jinja's odd names: a template's own keyword argument `obj=…` must not collide.)
@@ -292,6 +359,9 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             kwargs.pop("_loop_vars", None)
             kwargs.pop("_block_vars", None)
             if kind is Macro:
+                if not kwargs and _plain(__obj, args):
+                    # Macro.__call__'s own path for exactly its positional arguments
+                    return __obj._invoke(list(args), __context.eval_ctx.autoescape)
                 return __obj(__context.eval_ctx, *args, **kwargs)
             return __obj(*args, **kwargs)
         return super().call(__context, __obj, *args, **kwargs)
