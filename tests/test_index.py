@@ -449,14 +449,8 @@ def test_talk_folders_as_saved_are_not_listed_one_by_one(
     folders = [planned(workspace, cadre, day) for day in ("10", "11")]
     monkeypatch.setattr(index, "RACY_REHASH", 0)  # saved at once, not noted: as after a pull
     index.refresh(app_of(workspace))
-    real = index.Listing._talk
-    looked_at: list[str] = []
-
-    def looking(self: index.Listing, rel: str, *args: object) -> list[str] | None:
-        looked_at.append(rel)
-        return real(self, rel, *args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(index.Listing, "_talk", looking)
+    monkeypatch.setattr(index, "RACY_REHASH", 64)
+    looked_at = listed_again(monkeypatch)
     counted.clear()
     assert len(index.refresh(app_of(workspace)).columns.rels) == 3 and counted == []
     assert looked_at == []
@@ -466,9 +460,103 @@ def test_talk_folders_as_saved_are_not_listed_one_by_one(
     os.utime(folders[0], ns=(0, folders[0].stat().st_mtime_ns))
     found = catalog.load(app_of(workspace))
     assert [rel for rel, _ in found.malformed] == [added.relative_to(workspace.root).as_posix()]
-    assert len(looked_at) == 2
+    assert looked_at == listed(workspace, folders[0])  # that one only, and none looked at
     shutil.rmtree(folders[1])
     assert len(catalog.load(app_of(workspace)).plans) == 1
+
+
+def listed_again(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """What a listing does per talk folder: "looked at" one by one (Listing._talk: its key
+    against the saved one) and "listed" (Listing._age_names: its names read again)."""
+    done: list[str] = []
+    real_talk, real_names = index.Listing._talk, index.Listing._age_names
+
+    def talk(self: index.Listing, rel: str, *args: object) -> list[str] | None:
+        done.append(f"looked at {rel}")
+        return real_talk(self, rel, *args)  # type: ignore[arg-type]
+
+    def names(self: index.Listing, rel: str) -> list[str]:
+        done.append(f"listed {rel}")
+        return real_names(self, rel)
+
+    monkeypatch.setattr(index.Listing, "_talk", talk)
+    monkeypatch.setattr(index.Listing, "_age_names", names)
+    return done
+
+
+def listed(workspace: Setup, *folders: Path) -> list[str]:
+    return sorted(f"listed {folder.relative_to(workspace.root).as_posix()}" for folder in folders)
+
+
+def as_listed(workspace: Setup) -> list[str]:
+    """The tree's files as a listing with no index gives them."""
+    return index.listing(workspace.root)
+
+
+@pytest.mark.parametrize("settled", [True, False])
+def test_a_few_talk_folders_changed_are_the_only_ones_listed_again(
+    workspace: Setup, cadre: str, monkeypatch: pytest.MonkeyPatch, settled: bool
+) -> None:
+    """A few talk folders added, changed or gone since the save (a command wrote there): the
+    saved paths of the others, and those few listed again, are the listing. Settled, they
+    are worth a save, after which no folder is listed; not yet, the saved folders are kept
+    and the few listed again until they settle."""
+    monkeypatch.setattr(index, "RACY_NS", 0)
+    folders = [planned(workspace, cadre, day) for day in ("10", "11", "12")]
+    monkeypatch.setattr(index, "RACY_REHASH", 0)  # saved at once, not noted: as after a pull
+    index.refresh(app_of(workspace))
+    monkeypatch.setattr(index, "RACY_REHASH", 64)
+    if not settled:
+        monkeypatch.setattr(index, "RACY_NS", 1 << 62)
+    looked_at = listed_again(monkeypatch)
+    added = folders[0] / "record.md.age"
+    added.write_bytes((folders[0] / "plan.md.age").read_bytes())
+    shutil.rmtree(folders[1])
+    new = folders[2].parent / "T-zzzzzz"
+    shutil.copytree(folders[2], new)  # a talk folder as a pull brings one
+    looked_at.clear()
+    rels = index.refresh(app_of(workspace)).columns.rels
+    assert sorted(looked_at) == listed(workspace, folders[0], new)
+    assert rels == as_listed(workspace)
+    looked_at.clear()
+    rels = index.refresh(app_of(workspace)).columns.rels
+    assert sorted(looked_at) == ([] if settled else listed(workspace, folders[0], new))
+    assert rels == as_listed(workspace)
+
+
+def test_many_talk_folders_changed_are_listed_one_by_one(
+    workspace: Setup, cadre: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(index, "RACY_NS", 0)
+    folders = [planned(workspace, cadre, day) for day in ("10", "11", "12")]
+    monkeypatch.setattr(index, "RACY_REHASH", 0)
+    index.refresh(app_of(workspace))
+    monkeypatch.setattr(index, "RACY_REHASH", 1)  # more than this differ: every folder
+    looked_at = listed_again(monkeypatch)
+    for folder in folders[:2]:
+        (folder / "record.md.age").write_bytes((folder / "plan.md.age").read_bytes())
+    rels = index.refresh(app_of(workspace)).columns.rels
+    assert len([done for done in looked_at if done.startswith("looked at")]) == 3
+    assert sorted(done for done in looked_at if done.startswith("listed")) == listed(
+        workspace, *folders[:2]
+    )
+    assert rels == as_listed(workspace)
+
+
+def test_saved_folder_keys_that_are_not_this_codes_mean_every_folder_is_listed(
+    workspace: Setup, cadre: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(index, "RACY_NS", 0)
+    folders = [planned(workspace, cadre, day) for day in ("10", "11")]
+    monkeypatch.setattr(index, "RACY_REHASH", 0)
+    index.refresh(app_of(workspace))
+    monkeypatch.setattr(index, "RACY_REHASH", 64)
+    (folders[0] / "record.md.age").write_bytes((folders[0] / "plan.md.age").read_bytes())
+    looked_at = listed_again(monkeypatch)
+    monkeypatch.setattr(indexfile.Store, "folder_keys", lambda self: marshal.dumps([[1, 2]]))
+    rels = index.refresh(app_of(workspace)).columns.rels
+    assert len([done for done in looked_at if done.startswith("looked at")]) == 2
+    assert rels == as_listed(workspace)
 
 
 @pytest.mark.parametrize("apart", [False, True])

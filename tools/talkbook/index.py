@@ -32,6 +32,7 @@ it cannot trust (indexfile) is rebuilt, never used.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import functools
 import gc
@@ -409,7 +410,7 @@ class _Swept(NamedTuple):
         """Whether the talk folders differ from the store's enough to be worth a save: in
         more than RACY_REHASH folders, or in any once every one is settled: else a write's
         folder (its files only noted) would keep the listing from being taken as saved
-        (Listing._as_saved) until some other change saved the index."""
+        (Listing.files) until some other change saved the index."""
         if self.folders is None:
             return False
         if _worth_saving(self.folders, store.folders):
@@ -732,7 +733,7 @@ class Listing:
         self.root, self.base, self.store, self.saved = root, str(root), store, saved
         self.folders: dict[str, list[Any]] = {}  # talk folder → [(mtime_ns, ctime_ns, inode),
         # its .age names], as found now: saved with the index
-        self.as_saved = False  # every talk folder as the store holds it (then `folders` is empty)
+        self.as_saved = False  # the store's folders are the ones to keep (`folders` is empty)
         self.settled = False  # every talk folder settled, none reached through a symlink
         self.now = time.time_ns()
 
@@ -744,10 +745,18 @@ class Listing:
             if name.endswith(".md.age"):
                 (linked if link else found).append(f"cadres/{name}")
         talk_folders = self._talk_folders()
-        if not linked and self._as_saved(talk_folders):
-            self.as_saved = self.settled = True
-            found.sort()  # cadres/… sort before talks/…, and the saved paths are sorted
-            return found + [rel for rel in self.saved or () if rel.startswith("talks/")]
+        keys = None if linked else self._keys(talk_folders)
+        saved = self.store.folder_keys() if keys is not None and self.store is not None else b""
+        if saved and self.saved is not None and keys is not None:
+            talks = self._saved_talks()
+            if marshal.dumps(keys, STAMPS_MARSHAL) == saved:
+                self.as_saved = self.settled = True
+                found.sort()  # cadres/… sort before talks/…, and the saved paths are sorted
+                return found + talks
+            relisted = self._relisted(keys, saved, talks)
+            if relisted is not None:
+                found.sort()
+                return found + relisted
         for rel, link, info in talk_folders:
             names = self._talk(rel, link, info)
             if names is None:  # reached through a symlink
@@ -773,19 +782,59 @@ class Listing:
                 found.append((rel, year_link or talk_link, info))
         return found
 
-    def _as_saved(self, talk_folders: list[tuple[str, bool, os.stat_result | None]]) -> bool:
-        """Whether every talk folder, and no other, is as the store saved it, settled: same
-        path, mtime, ctime and inode, in the same order (a name added, removed or renamed
-        changes its folder's mtime). Then its files are the saved paths."""
-        if self.store is None or self.saved is None:
-            return False
+    @staticmethod
+    def _keys(talk_folders: list[tuple[str, bool, os.stat_result | None]]) -> list[Any] | None:
+        """Each talk folder's path and key (mtime, ctime, inode), as Store.folder_keys holds
+        them; None if one is reached through a symlink or went meanwhile."""
         keys = []
         for rel, link, info in talk_folders:
             if link or info is None or stat.S_ISLNK(info.st_mode):
-                return False
+                return None
             keys.append((rel, info.st_mtime_ns, info.st_ctime_ns, info.st_ino))
-        saved = self.store.folder_keys()
-        return bool(saved) and marshal.dumps(keys, STAMPS_MARSHAL) == saved
+        return keys
+
+    def _saved_talks(self) -> list[str]:
+        """The saved paths below talks/ (a slice: they are sorted)."""
+        saved = self.saved or []
+        return saved[bisect.bisect_left(saved, "talks/") : bisect.bisect_left(saved, "talks0")]
+
+    def _relisted(self, keys: list[Any], saved: bytes, talks: list[str]) -> list[str] | None:
+        """The talk files when at most RACY_REHASH talk folders differ from the saved ones
+        (added, changed, gone: those a command just wrote into): the saved paths of the
+        others, and the differing ones listed again; None when more differ (list them all).
+        A folder whose key is as saved is settled and its names are the saved paths below it
+        (a name added, removed or renamed changes its folder's mtime), as in `files`."""
+        try:
+            before = marshal.loads(saved)
+            kept = set(keys).intersection(before)
+            redo = {key[0] for key in before if key not in kept}
+        except (ValueError, EOFError, TypeError, IndexError):  # not the keys this code saves
+            return None
+        changed = [key for key in keys if key not in kept]
+        redo.update(key[0] for key in changed)
+        if len(redo) > RACY_REHASH:
+            return None
+        found = list(talks)
+        for rel in sorted(redo, reverse=True):  # cut from the end: the earlier cuts stay put
+            del found[bisect.bisect_left(found, rel + "/") : bisect.bisect_left(found, rel + "0")]
+        settled: dict[str, list[Any]] = {}
+        for rel, *key in changed:
+            names = self._age_names(rel)
+            found += [f"{rel}/{name}" for name in names]
+            if self.now - key[0] >= RACY_NS and self.now - key[1] >= RACY_NS:
+                settled[rel] = [tuple(key), names]
+        self.settled = len(settled) == len(changed)
+        if self.settled:  # the store's folders, these changed: worth a save (folders_changed)
+            before = self.store.folders if self.store is not None else {}
+            self.folders = {
+                rel: settled[rel] if rel in redo else before[rel]
+                for rel, *_ in keys
+                if rel in settled or (rel not in redo and rel in before)
+            }  # in the listing's order, as Store.folder_keys compares them
+        else:  # the store's kept: a stale entry is listed again, until it settles
+            self.as_saved = True
+        found.sort()
+        return found
 
     def _talk(self, rel: str, linked: bool, info: os.stat_result | None) -> list[str] | None:
         """The .age names in a talk's folder (None if it is reached through a symlink): as the
