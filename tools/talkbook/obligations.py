@@ -55,8 +55,8 @@ class Obligation(NamedTuple):  # immutable, and built in a third of a frozen dat
 def as_dicts(found: Iterable[Obligation], as_of: dt.date, catalog: Catalog) -> list[dict[str, Any]]:
     """`as_dict` of each, each cadre's name and each day's text made once (a due list of
     thousands names a few hundred cadres and days)."""
-    names = _Names(catalog)
-    texts = _Texts()
+    names = Names(catalog)
+    texts = Texts()
     rows = []
     for o in found:
         since, deadline = o.since, o.deadline
@@ -77,7 +77,7 @@ def as_dicts(found: Iterable[Obligation], as_of: dt.date, catalog: Catalog) -> l
     return rows
 
 
-class _Names(dict[str, str]):
+class Names(dict[str, str]):
     """Catalog.cadre_name of each cadre, asked once."""
 
     def __init__(self, catalog: Catalog) -> None:
@@ -89,7 +89,7 @@ class _Names(dict[str, str]):
         return name
 
 
-class _Texts(dict[dt.date, str]):
+class Texts(dict[dt.date, str]):
     """Each day's ISO text, made once."""
 
     def __missing__(self, day: dt.date) -> str:
@@ -272,7 +272,7 @@ def cadence_obligations(
     found = []
     person_of = _people_by_cadre(ws)
     held = (records or Records.read(catalog)).of_cadre
-    last = {cadre_id: _last_day(talks, as_of) for cadre_id, talks in held.items()}
+    last = {cadre_id: last_day(talks, as_of) for cadre_id, talks in held.items()}
     for rule in ws.config.get("cadence") or []:
         every = dt.timedelta(days=int(rule["every_days"]))
         speaker_role, cadre_role = rule.get("speaker_role"), rule.get("cadre_role")
@@ -289,7 +289,7 @@ def cadence_obligations(
                 if not speakers:
                     continue  # nobody in that role here: the rule cannot be met by anyone
                 talks = [t for t in held.get(cadre_id, ()) if t[1].get("speaker") in speakers]
-                since = _last_day(talks, as_of)
+                since = last_day(talks, as_of)
             else:
                 since = last.get(cadre_id)
             if since is None:
@@ -305,7 +305,7 @@ def cadence_obligations(
     return found
 
 
-def _last_day(talks: list[Talk], as_of: dt.date) -> dt.date | None:
+def last_day(talks: list[Talk], as_of: dt.date) -> dt.date | None:
     """The last day one of these talks was held, on or before `as_of`."""
     last = None
     for _o, _m, day in talks:

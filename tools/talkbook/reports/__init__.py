@@ -141,11 +141,13 @@ class Reports:
     def data(self, name: str, talk: str | None = None) -> dict[str, Any]:
         """The report's values; their labels in the workspace's locale (errors stay in the
         command's language: they are raised before or after, never inside `speaking`)."""
-        from talkbook.reports import data, form
+        from talkbook.reports import data
 
         if name != FORM:
             with speaking(self.ws.locale):
                 return data.GATHER[name](self.context)
+        from talkbook.reports import form  # only the form's: not imported for the others
+
         if not talk:
             raise TalkbookError(_("report form needs a talk id: talkbook report form T-…"))
         form.sources(self.context, talk)  # its refusals, in the command's language

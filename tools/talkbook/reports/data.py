@@ -95,10 +95,6 @@ def _date(value: Any) -> dt.date | None:
         return None
 
 
-def _held(record: Item) -> dt.date | None:
-    return _date(record.get("held_at"))
-
-
 def is_retired(meta: dict[str, Any], as_of: dt.date) -> bool:
     """A profile with `retired:` on or before the report's day (an unreadable date counts)."""
     if not meta.get("retired"):
@@ -108,7 +104,7 @@ def is_retired(meta: dict[str, Any], as_of: dt.date) -> bool:
 
 
 # --------------------------------------------------------------------------- coverage
-def _not_reached(ctx: Context) -> set[str]:
+def _not_reached(ctx: Context, records: obligations.Records) -> set[str]:
     """Cadres with a cadence rule overdue when only held talks count (never talked to: overdue)."""
     ws = (
         ctx.ws
@@ -116,7 +112,9 @@ def _not_reached(ctx: Context) -> set[str]:
         else ctx.ws.with_config({**ctx.ws.config, "cadence": DEFAULT_CADENCE})
     )
     never = dict.fromkeys(ctx.catalog.profiles, dt.date.min)
-    found = obligations.cadence_obligations(ws, ctx.catalog, ctx.as_of, never, horizon=0)
+    found = obligations.cadence_obligations(
+        ws, ctx.catalog, ctx.as_of, never, horizon=0, records=records
+    )
     return {o.cadre for o in found if o.overdue}
 
 
@@ -131,21 +129,20 @@ def cadence_rules(ws: Workspace) -> list[dict[str, Any]]:
     ]
 
 
-def _last_talks(catalog: Catalog, as_of: dt.date) -> dict[str, str]:
-    """Each cadre's last talk held on or before the day, in one pass over the records."""
-    last: dict[str, dt.date] = {}
-    for record in catalog.records.values():
-        day = _held(record)
-        if day is not None and day <= as_of:
-            cadre = str(record.get("cadre"))
-            if cadre not in last or day > last[cadre]:
-                last[cadre] = day
-    return {cadre: day.isoformat() for cadre, day in last.items()}
+def _last_talks(records: obligations.Records, as_of: dt.date) -> dict[str, str]:
+    """Each cadre's last talk held on or before the day, from the records read once."""
+    last = {}
+    for cadre, talks in records.of_cadre.items():
+        day = obligations.last_day(talks, as_of)
+        if day is not None:
+            last[cadre] = day.isoformat()
+    return last
 
 
 def coverage(ctx: Context) -> dict[str, Any]:
-    missed = _not_reached(ctx)
-    last = _last_talks(ctx.catalog, ctx.as_of)
+    records = obligations.Records.read(ctx.catalog)
+    missed = _not_reached(ctx, records)
+    last = _last_talks(records, ctx.as_of)
     units: dict[str, list[str]] = defaultdict(list)
     retired = 0
     for cadre_id, profile in sorted(ctx.catalog.profiles.items()):
@@ -209,18 +206,23 @@ def due(ctx: Context) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- speakers
-def _held_in_range(ctx: Context) -> list[tuple[str, Item, dt.date]]:
+def _held_in_range(ctx: Context, days: obligations.Days) -> list[tuple[str, Item, dt.date]]:
+    """The talks held between since and until, in the catalog's order (those who ask count
+    them), each day parsed once (`days`; as _held)."""
     found = []
-    for talk_id, record in sorted(ctx.catalog.records.items()):
-        day = _held(record)
-        if day is not None and ctx.since <= day <= ctx.until:
+    since, until = ctx.since, ctx.until
+    for talk_id, record in ctx.catalog.records.items():
+        day = days[str(record.get("held_at"))[:10]]
+        if day is not None and since <= day <= until:
             found.append((talk_id, record, day))
     return found
 
 
 def _method_of(ctx: Context, talk_id: str, record: Item) -> str:
-    plan = ctx.catalog.plans.get(talk_id)
-    method = record.get("method") or (plan.get("method") if plan else None)
+    method = record.get("method")
+    if not method:
+        plan = ctx.catalog.plans.get(talk_id)
+        method = plan.get("method") if plan else None
     return str(method or "")
 
 
@@ -229,7 +231,7 @@ def speakers(ctx: Context) -> dict[str, Any]:
     occasions: dict[str, Counter[str]] = defaultdict(Counter)
     for person in ctx.ws.with_role("speaker"):
         methods.setdefault(person.id, Counter())  # a speaker with no talk is a row too
-    for talk_id, record, _day in _held_in_range(ctx):
+    for talk_id, record, _day in _held_in_range(ctx, obligations.Days()):
         speaker = str(record.get("speaker"))
         methods[speaker][_method_of(ctx, talk_id, record) or "unknown"] += 1
         occasions[speaker][str(record.get("occasion") or ROUTINE)] += 1
@@ -282,12 +284,13 @@ def _month(day: dt.date) -> str:
 def occasions(ctx: Context) -> dict[str, Any]:
     logged: Counter[tuple[str, str]] = Counter()
     met: Counter[tuple[str, str]] = Counter()
+    days = obligations.Days()  # each day parsed once (as _date)
     for profile in ctx.catalog.profiles.values():
         for event in rules.as_list(profile.meta.get("events")):
-            day = _date(event.get("date"))
+            day = days[str(event.get("date"))[:10]]
             if day is not None and ctx.since <= day <= ctx.until:
                 logged[(_month(day), str(event.get("occasion")))] += 1
-    for _talk, record, day in _held_in_range(ctx):
+    for _talk, record, day in _held_in_range(ctx, days):
         if record.get("occasion"):
             met[(_month(day), str(record.get("occasion")))] += 1
     rows: list[dict[str, Any]] = [
@@ -352,17 +355,19 @@ def approvals(ctx: Context) -> dict[str, Any]:
 # --------------------------------------------------------------------------- follow-ups
 def followups(ctx: Context) -> dict[str, Any]:
     found = obligations.followup_obligations(ctx.catalog, ctx.as_of, upcoming=True)
+    names = obligations.Names(ctx.catalog)
+    texts = obligations.Texts()
     rows = [
         {
             "talk": o.talk,
             "n": o.number,
             "cadre": o.cadre,
-            "name": ctx.catalog.cadre_name(o.cadre),
+            "name": names[o.cadre],
             "what": o.detail,
             "owner": o.owner,
             "owner_name": ctx.person_name(o.owner),
-            "due": o.deadline.isoformat(),
-            "days_left": o.days_left(ctx.as_of),
+            "due": texts[o.deadline],
+            "days_left": (o.deadline - ctx.as_of).days,
             "overdue": o.overdue,
         }
         for o in sorted(found, key=lambda o: (o.deadline, o.talk or "", o.number or 0))
