@@ -79,6 +79,11 @@ SOURCES = [
     "{% for i in [1, 2] %}{% set n.c = n.c + i %}{{ n.c }}:{{ loop.index }};{% endfor %}",
     "{% macro m(x) %}{{ x }}+{{ x }}{% endmacro %}{% set s %}{{ m(v) }}={{ v }}{% endset %}"
     "{{ s }}-{{ m(s) }}",
+    # attributes: a plain dict's item read in place (templating._Generator), others asked
+    "{% set d = {'a': {'b': v}, 'get': 1, 'v': v} %}{{ d.a.b }}|{{ d.get is callable }}|"
+    "{{ d.missing }}|{{ d.a.missing.deeper }}|{{ d['a'].b }}|{{ d.v.real }}|{{ v.real }}",
+    "{% for r in [{'n': v}, {'m': 1}] %}{{ r.n }}{{ r.n.n }}/{{ r.items() | list | length }};"
+    "{% endfor %}",
 ]
 
 
@@ -109,9 +114,15 @@ def test_a_macro_and_a_dicts_method_are_called_without_jinjas_questions(
 
 def test_what_jinja_refuses_stays_refused() -> None:
     ours, _jinja = _pair()
-    for source in ("{{ d.update({'b': 2}) }}", "{{ d.pop('a') }}", "{{ d.clear() }}"):
+    for source in (
+        "{{ d.update({'b': 2}) }}",
+        "{{ d.pop('a') }}",
+        "{{ d.clear() }}",
+        "{{ d.__class__ }}",
+        "{% for r in [d, html] %}{{ r.__class__ }}{% endfor %}",
+    ):
         with pytest.raises(SecurityError):
-            ours.from_string(source).render(d={"a": 1})
+            ours.from_string(source).render(d={"a": 1}, html=Html())
 
     @unsafe
     def dangerous() -> str:

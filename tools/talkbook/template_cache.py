@@ -115,6 +115,7 @@ def fingerprint(environment: jinja2.Environment, name: str) -> str:
             __version__,
             [f"{c.__module__}.{c.__qualname__}" for c in type(environment).__mro__],
             [f"{c.__module__}.{c.__qualname__}" for c in environment.code_generator_class.__mro__],
+            getattr(environment.code_generator_class, "generation", None),
             [getattr(environment, option) for option in _OPTIONS],
             escape(name) if callable(escape) else escape,
             environment.finalize is not None,

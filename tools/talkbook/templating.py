@@ -200,19 +200,37 @@ def _escaped(value: Any) -> str:
     return escape(value)
 
 
+def _shown_escaped(value: Any) -> str:
+    """escape(finalize(value)) in one call: what an autoescaped template outputs."""
+    return "" if value is None else _escaped(value)
+
+
+def _shown(value: Any) -> str:
+    """str(finalize(value)) in one call: what a template without autoescape outputs."""
+    return "" if value is None else str(value)
+
+
 class _Template(jinja2.Template):
     @classmethod
     def _from_namespace(cls, environment: Any, namespace: Any, globals: Any) -> Any:
         namespace["escape"] = _escaped  # the name the compiled code imported from jinja2
+        namespace["_tb_shown_escaped"] = _shown_escaped  # the names _Generator's code calls
+        namespace["_tb_shown"] = _shown
         return super()._from_namespace(environment, namespace, globals)
 
 
 class _Generator(CodeGenerator):
-    """Jinja's code generator, but an output statement of several pieces outside a buffer (a
-    table row: its cells and their values) is joined and yielded once, not piece by piece
-    through the generator of every template the page extends. The pieces are the same
-    expressions, evaluated in the same order (a failure ends the rendering either way):
-    only how the text leaves changes, so the sandbox's checks are the same code."""
+    """Jinja's code generator, with three shortcuts for what a report does per row, each
+    giving Jinja's text: an output statement of several pieces outside a buffer (a table row:
+    its cells and their values) is joined and yielded once, not piece by piece through the
+    generator of every template the page extends (the same expressions, evaluated in the same
+    order; a failure ends the rendering either way); an output value's escape (or str) and
+    finalize are one call; `x.name` reads a plain dict's item in place (_Sandbox.getattr's
+    own answer for such a name), any other object is still asked of the sandbox.
+    `generation` names what this class writes: template_cache compiles again when it changes.
+    """
+
+    generation = 1
 
     def visit_Output(self, node: nodes.Output, frame: Frame) -> None:
         if (
@@ -228,6 +246,40 @@ class _Generator(CodeGenerator):
         super().visit_Output(node, frame)
         self.writeline(f"yield concat({frame.buffer})")  # concat: every render function's
         frame.buffer = None
+
+    def visit_Getattr(self, node: nodes.Getattr, frame: Frame) -> None:
+        """`row.name` is a plain dict's item read here, as _Sandbox.getattr reads it, when the
+        name is none of a dict's attributes; anything else is asked of environment.getattr
+        (the sandbox) as Jinja asks it."""
+        name = node.attr
+        if self.environment.is_async or type(name) is not str or name in _DICT_ATTRIBUTES:
+            super().visit_Getattr(node, frame)
+            return
+        key = repr(name)
+        self.write(f"(_tb_obj[{key}] if type(_tb_obj := ")
+        self.visit(node.node, frame)
+        self.write(f") is dict and {key} in _tb_obj else environment.getattr(_tb_obj, {key}))")
+
+    def _output_child_pre(self, node: nodes.Expr, frame: Frame, finalize: Any) -> None:
+        if self._fused(frame, finalize):
+            self.write("_tb_shown_escaped(" if frame.eval_ctx.autoescape else "_tb_shown(")
+        else:
+            super()._output_child_pre(node, frame, finalize)
+
+    def _output_child_post(self, node: nodes.Expr, frame: Frame, finalize: Any) -> None:
+        if self._fused(frame, finalize):
+            self.write(")")
+        else:
+            super()._output_child_post(node, frame, finalize)
+
+    def _fused(self, frame: Frame, finalize: Any) -> bool:
+        """Whether an output value's escape (or str) of environment.finalize is one call of
+        _shown_escaped (or _shown): with our finalize and a known autoescape."""
+        return (
+            not frame.eval_ctx.volatile
+            and self.environment.finalize is _finalize
+            and finalize.src == "environment.finalize("
+        )
 
 
 class _Undefined(jinja2.ChainableUndefined):
