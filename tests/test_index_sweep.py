@@ -383,3 +383,21 @@ def test_a_selected_catalog_holds_only_what_select_keeps(workspace: Setup, cadre
     assert list(picked.profiles) == [cadre] and not picked.plans and not picked.records
     assert not picked.malformed and not picked.unreadable
     assert picked.profiles[cadre].meta == full.profiles[cadre].meta
+
+
+def test_stamps_compared_a_stretch_at_a_time_as_one_by_one() -> None:
+    """_unchanged's comparison: the kept stamps' gaps (None) found with list.index, and the
+    stretches between compared whole, say what comparing entry by entry says."""
+    import random
+
+    rng = random.Random(8)
+    for _ in range(500):
+        size = rng.randrange(0, 30)
+        kept = [None if rng.random() < 0.1 else (rng.randrange(3),) for _ in range(size)]
+        stamps = [(rng.randrange(3),) if s is None or rng.random() < 0.05 else s for s in kept]
+        differ = [n for n, (a, b) in enumerate(zip(stamps, kept, strict=True)) if a != b]
+        one_by_one = len(differ) <= index.RACY_REHASH and all(kept[n] is None for n in differ)
+        gaps = index._unstamped(kept)  # type: ignore[arg-type]
+        stretches = gaps is not None and index._same_between(stamps, kept, gaps)  # type: ignore[arg-type]
+        assert stretches == one_by_one
+        assert not one_by_one or (gaps is not None and set(differ) <= set(gaps))

@@ -425,8 +425,8 @@ def _unchanged(root: Path, stamps: list[Stamp | tuple[()]], known: Columns) -> b
     keep no stamp and are hashed again next time: cheaper than saving the index for them."""
     if known.same_stamps(stamps):
         return True
-    differ = [n for n, (a, b) in enumerate(zip(stamps, known.stamps, strict=True)) if a != b]
-    if len(differ) > RACY_REHASH or any(known.stamps[n] is not None for n in differ):
+    differ = _unstamped(known.stamps)
+    if differ is None or not _same_between(stamps, known.stamps, differ):
         return False
     for n in differ:
         stamp: tuple[int, ...] = stamps[n]
@@ -435,6 +435,36 @@ def _unchanged(root: Path, stamps: list[Stamp | tuple[()]], known: Columns) -> b
         path = f"{root}/{known.rels[n]}"
         if hashlib.sha256(_read(root, path)).digest() != known.digests[n]:
             return False
+    return True
+
+
+def _unstamped(kept: list[Stamp | None]) -> list[int] | None:
+    """Where the index keeps no stamp (None: more than RACY_REHASH places), found with
+    list.index: no Python per entry."""
+    found: list[int] = []
+    at = 0
+    while len(found) <= RACY_REHASH:
+        try:
+            at = kept.index(None, at)
+        except ValueError:
+            return found
+        found.append(at)
+        at += 1
+    return None
+
+
+def _same_between(
+    stamps: list[Stamp | tuple[()]], kept: list[Stamp | None], gaps: list[int]
+) -> bool:
+    """Whether the stamps equal the kept ones everywhere but at `gaps` (in order), compared a
+    stretch at a time."""
+    if len(stamps) != len(kept):
+        return False
+    start = 0
+    for gap in [*gaps, len(kept)]:
+        if stamps[start:gap] != kept[start:gap]:
+            return False
+        start = gap + 1
     return True
 
 
