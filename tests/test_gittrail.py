@@ -1,10 +1,12 @@
 """gittrail's write path: a commit of exactly the tool's paths, HEAD and HEAD's bytes asked of
 the files git keeps them in where that is safe, and of git otherwise.
 
-The usual commit is made with git's plumbing (update-index, write-tree, commit-tree,
-update-ref) instead of `git commit --only`, which refreshes every file's stat data first: these
-tests hold it to the same commit, the same staged paths left out, and no commit over one made
-meanwhile.
+The usual commit is made with git's plumbing (HEAD's tree edited in these paths, update-index,
+commit-tree, update-ref) instead of `git commit --only`, which refreshes every file's stat data
+first and writes the whole index as a tree: these tests hold it to the same commit, whatever the
+names around the paths, the same staged paths left out, and no commit over one made meanwhile;
+what it does not make plainly (an executable, a folder where a file was) `git commit
+--only` makes.
 """
 
 from __future__ import annotations
@@ -75,6 +77,89 @@ def test_a_commit_is_the_one_git_commit_only_makes(repo: Path) -> None:
     git(repo, "reset", "-q", start, "--", *rels)
     assert porcelain_commit(repo, rels, "plan T-bbbbbb: drafted") == made
     assert git(repo, "reflog", "-1", "--format=%gs") == reflog == "commit: plan T-bbbbbb: drafted"
+
+
+def made_as_git_commit_only(root: Path, paths: list[Path], message: str) -> tuple[str, str]:
+    """gittrail's commit of these paths, and the one `git commit --only` makes from the same
+    start (HEAD and the index put back in between)."""
+    start = git(root, "rev-parse", "HEAD")
+    rels = [path.relative_to(root).as_posix() for path in paths]
+    made = gittrail.commit(root, paths, message, AUTHOR)
+    assert git(root, "status", "--porcelain", "--", *rels) == ""
+    git(root, "reset", "-q", "--soft", start)
+    git(root, "reset", "-q", start, "--", *rels)
+    return made, porcelain_commit(root, rels, message)
+
+
+def plumbed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The git commands _run_git runs, recorded (commit-tree: plumbing; commit: porcelain)."""
+    ran: list[str] = []
+    run_git = gittrail._run_git
+
+    def recorded(root: Path, args: list[str], env: dict[str, str]) -> str:
+        ran.append(next(arg for arg in args if arg in ("commit", "commit-tree", "update-ref")))
+        return run_git(root, args, env)
+
+    monkeypatch.setattr(gittrail, "_run_git", recorded)
+    return ran
+
+
+@pytest.mark.parametrize(
+    "around",
+    [
+        ["talks/2026/T-b/record.md.age", "talks/2026/T-b.md", "talks/2026/T-b-x/plan.md.age"],
+        ["talks/2026/T-a/plan.md.age", "talks/2026/T-c/plan.md.age", "talks/2026.md"],
+        ["talks/2026/T-b0/plan.md.age", "talks/2026/T-b/plan.md.age.bak", "talks/2025/x"],
+    ],
+)
+def test_names_around_the_paths_keep_git_s_order(
+    repo: Path, around: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder sorts as if its name ended in a slash: `T-b` after `T-b.md` and before `T-b0`;
+    the tree edited in place is the one git writes."""
+    for rel in around:
+        write(repo, rel, b"there\n")
+    git(repo, "add", "--all")
+    git(repo, "-c", "commit.gpgsign=false", "commit", "-q", "-m", "around")
+    ran = plumbed(monkeypatch)
+    new = write(repo, "talks/2026/T-b/plan.md.age", b"plan\n")
+    changed = write(repo, "cadres/C-aaaaaa.md.age", b"second\n")
+    made, porcelain = made_as_git_commit_only(repo, [new, changed], "plan T-b: drafted")
+    assert made == porcelain
+    assert ran[:2] == ["commit-tree", "update-ref"]
+    assert git(repo, "fsck", "--strict", "--no-dangling") == ""
+
+
+def test_a_folder_left_empty_goes(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(repo, "talks/2026/T-b/plan.md.age", b"plan\n")
+    gittrail.commit(repo, [path], "plan T-b: drafted", AUTHOR)
+    ran = plumbed(monkeypatch)
+    path.unlink()
+    made, porcelain = made_as_git_commit_only(repo, [path], "plan T-b: removed")
+    assert made == porcelain and ran[0] == "commit-tree"
+    assert "talks" not in git(repo, "ls-tree", "--name-only", "HEAD").split()
+
+
+@pytest.mark.parametrize("odd", ["executable", "folder was a file", "file was a folder"])
+def test_what_is_not_plainly_a_file_is_left_to_git_commit_only(
+    repo: Path, odd: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rel = "talks/2026/T-b/plan.md.age"
+    if odd == "folder was a file":  # HEAD has a file where the path needs a folder
+        write(repo, "talks/2026/T-b", b"a file\n")
+    elif odd == "file was a folder":  # HEAD has a folder where the path is a file
+        write(repo, f"{rel}/inner", b"a file\n")
+    if odd.startswith(("folder", "file")):
+        git(repo, "add", "--all")
+        git(repo, "-c", "commit.gpgsign=false", "commit", "-q", "-m", "odd")
+        git(repo, "rm", "-rq", "--cached", "talks")
+        (repo / "talks").rename(repo / "gone")
+    path = write(repo, rel, b"plan\n")
+    path.chmod(0o755 if odd == "executable" else 0o644)
+    ran = plumbed(monkeypatch)
+    made, porcelain = made_as_git_commit_only(repo, [path], "plan T-b: drafted")
+    assert made == porcelain
+    assert ran[0] == "commit"
 
 
 def test_a_removed_file_is_committed_as_removed(repo: Path) -> None:

@@ -5,11 +5,12 @@ The diff driver shows decrypted text to key holders; it must never cache that te
 `cachetextconv`), or plaintext would land in .git.
 
 A write's commit (`commit`) holds exactly the tool's paths, signed by the acting person: made
-with git's plumbing when the index holds nothing else (the same commit object `git commit
---only` makes, without its refresh of every file's stat data), by `git commit --only`
-otherwise. HEAD moves only from the commit the new one was made on, so a commit made meanwhile
-is never overwritten; a plumbing commit made on the last verified commit, bringing no law, is
-recorded as verified (trust.own_commit). `head` reads .git/HEAD and the loose ref it names
+with git's plumbing from HEAD's tree, whatever else the index holds (the same commit object
+`git commit --only` makes, without its refresh of every file's stat data and its tree of the
+whole index), by `git commit --only` where a path is not plainly a file. HEAD moves only
+from the commit the new one was made on, so a commit made meanwhile is never overwritten; a
+plumbing commit made on the last verified commit, bringing no law, is recorded as verified
+(trust.own_commit). `head` reads .git/HEAD and the loose ref it names
 where that is plain (a symlink, packed refs or any other oddity is asked of git): every write
 asks several times.
 """
@@ -162,11 +163,11 @@ def commit(
     the acting person's key (`signer`; only `init`'s first commit has none).
 
     What is committed is HEAD's tree with these paths as the working tree has them: anything
-    else the user had staged stays out of the tool's commit. The usual way (see _commit_alone)
-    stages the paths, writes the index as a tree and commits it with git's plumbing — when that
-    tree differs from HEAD in these paths only; otherwise (something else staged, a one-off
-    message, an empty or first commit) `git commit --only`, which refreshes the stat data of
-    every file in the index first (a tenth of a second at 20,000 files), does it. Hooks are
+    else the user had staged stays out of the tool's commit, and staged. The usual way (see
+    _commit_alone) edits HEAD's tree in these paths, stages them and commits with git's
+    plumbing; otherwise (a path that is not plainly a file, a one-off message, an empty or
+    first commit) `git commit --only` does it, which refreshes the stat data of every file in
+    the index first (a tenth of a second at 20,000 files) and writes the index as a tree. Hooks are
     skipped: the tool validated what it wrote; the pre-commit hook guards hand-made commits
     (talkbook installs no other; commit-tree runs none, post-commit included).
     """
@@ -183,9 +184,8 @@ def commit(
         if start is not None and not allow_empty and _plain_message(message):
             sha = _commit_alone(root, rel, message, start, [*options, "commit-tree", *sign], env)
             made_on = start if sha is not None else None
-        else:
+        if sha is None:  # `git commit --only` takes only paths the index knows: staged first
             _git_output(root, "add", "--all", "--", *rel)
-        if sha is None:
             args = ["--no-verify", "--quiet", "--only", "-m", message, "--", *rel]
             if allow_empty:
                 args.insert(0, "--allow-empty")
@@ -224,21 +224,240 @@ def _plain_message(message: str) -> bool:
 def _commit_alone(
     root: Path, rel: list[str], message: str, start: str, commit_tree: list[str], env: dict
 ) -> str | None:
-    """The paths staged (`update-index`, as `git add --all` stages them), the index written as
-    a tree and, if that tree differs from `start` in these paths only, committed on `start`
-    and HEAD moved to it (only from `start`: a commit made meanwhile is never overwritten).
-    None, committing nothing, when the index holds other changes or none: then `git commit
-    --only` decides. The same commit object as `git commit --only` makes, without its refresh
-    of every file's stat data."""
-    _git_output(root, "update-index", "--add", "--remove", "--", *rel)
-    tree = _git_output(root, "write-tree").decode("ascii").strip()
-    listed = _git_output(root, "diff-tree", "-r", "--no-renames", "--name-only", "-z", start, tree)
-    changed = {os.fsdecode(name) for name in listed.split(b"\0") if name}
-    if not changed or not changed <= set(rel):
+    """`start`'s tree with these paths as the working tree has them (_tree_with) committed on
+    `start`, the paths staged (`update-index`, as `git add --all` stages them) and HEAD moved
+    to the commit, only from `start` (a commit made meanwhile is never overwritten). Moving
+    HEAD is the last step, once the staging is through: a write killed before it has
+    committed nothing. The tree is made from `start`'s, not from the index, so whatever else
+    the index holds stays out of the commit, and staged. None, committing nothing, when the
+    paths are not plainly files or change nothing (then `git commit --only` does). The same
+    commit object as `git commit --only` makes, without reading and rewriting the whole index
+    for a stat refresh and again for a tree; the staging runs while the tree is made."""
+    names = [os.fsencode(r) for r in rel]
+    present = _plain_files(root, names)
+    if present is None:
         return None
-    sha = _run_git(root, [*commit_tree, "-p", start, "-m", message, tree], env).strip()
+    # The tree says 100644 (no file is executable), so must the index: with core.fileMode
+    # false, git would keep an index entry's older mode.
+    staging = _git_started(
+        root, "-c", "core.fileMode=true", "update-index", "--add", "--remove", "--", *rel
+    )
+    try:
+        tree = _tree_with(root, start, names, present)
+        sha = (
+            None
+            if tree is None
+            else _run_git(root, [*commit_tree, "-p", start, "-m", message, tree], env).strip()
+        )
+    finally:
+        _git_finished(staging)
+    if sha is None:
+        return None
     _run_git(root, ["update-ref", "-m", f"commit: {message}", "HEAD", sha, start], env)
     return sha
+
+
+FILE_MODE, FOLDER_MODE = b"100644", b"40000"  # as git writes them in a tree
+TreeEdit = tuple[bytes, bytes, bytes | None]  # (name in its folder, mode, object id or None: gone)
+
+
+def _tree_with(root: Path, start: str, names: list[bytes], present: list[bytes]) -> str | None:
+    """The id of `start`'s tree with these paths (`names`) as the working tree has them: those
+    `present` as regular, non-executable files (stored as `git add` stores them), the others
+    gone. The folders changed are written to the object store; only their entries on these
+    paths change, and a folder left empty goes (git's trees hold no empty folder). None when
+    that is not plainly so: `start` holding anything but a plain file at a path or anything
+    but a folder above it, or no change at all."""
+    folders = sorted(
+        {name[:at] for name in names for at in _folder_ends(name)},
+        key=lambda folder: folder.count(b"/") + bool(folder),
+        reverse=True,
+    )  # the deepest first, the top folder (b"") last
+    trees = _trees_at(root, start, folders)
+    if trees is None:
+        return None
+    size = len(start) // 2  # bytes in an object id: SHA-1 or SHA-256, as `start`'s
+    blobs = _stored_blobs(root, present)
+    changes: dict[bytes, list[TreeEdit]] = {}
+    for name in names:
+        folder, _sep, base = name.rpartition(b"/")
+        changes.setdefault(folder, []).append((base, FILE_MODE, blobs.get(name)))
+    written: list[bytes] = []
+    for folder in folders:  # a folder is settled before the one holding it
+        old = trees[folder]
+        content = _edited(old, changes.get(folder, []), size)
+        if content is None:
+            return None
+        if content == old:
+            continue  # its entry in the folder holding it stays
+        if not folder:  # the top folder; an empty one is git's to commit (or refuse)
+            return (
+                _store_trees(root, [*written, content], _tree_id(content, size))
+                if content
+                else None
+            )
+        new_id = _tree_id(content, size) if content else None
+        if new_id is not None:
+            written.append(content)
+        parent, _sep, base = folder.rpartition(b"/")
+        changes.setdefault(parent, []).append((base, FOLDER_MODE, new_id))
+    return None  # nothing changed
+
+
+def _edited(tree: bytes, edits: list[TreeEdit], size: int) -> bytes | None:
+    """A tree's bytes with these entries set (or gone); None if one is there as something else."""
+    for name, mode, oid in edits:
+        edited = _put(tree, name, mode, oid, size)
+        if edited is None:
+            return None
+        tree = edited
+    return tree
+
+
+def _folder_ends(name: bytes) -> list[int]:
+    """Where each folder holding a path ends in it: 0 for the top folder, then each slash."""
+    return [0, *(at for at, char in enumerate(name) if char == ord("/"))]
+
+
+def _plain_files(root: Path, names: list[bytes]) -> list[bytes] | None:
+    """Those of these paths that are files, or None if one is neither a regular,
+    non-executable file nor absent (or is named so that `git hash-object --stdin-paths`, which
+    reads a path a line and unquotes one in quotes, would not read it as it is)."""
+    present = []
+    for name in names:
+        if b"\n" in name or name.startswith(b'"'):
+            return None
+        try:
+            mode = os.lstat(os.path.join(os.fsencode(root), name)).st_mode
+        except FileNotFoundError:
+            continue
+        except OSError:  # a file where a folder should be, …
+            return None
+        if not stat.S_ISREG(mode) or mode & 0o111:
+            return None
+        present.append(name)
+    return present
+
+
+def _trees_at(root: Path, start: str, folders: list[bytes]) -> dict[bytes, bytes] | None:
+    """The bytes of each folder's tree in `start` (b"" where it has none), in one `git cat-file
+    --batch`; None if one is something else there (a file)."""
+    asked = b"".join(b"%s:%s\n" % (start.encode("ascii"), folder) for folder in folders)
+    out = _git_output(root, "cat-file", "--batch", given=asked)
+    trees: dict[bytes, bytes] = {}
+    at = 0
+    for folder in folders:
+        end = out.index(b"\n", at)
+        fields = out[at:end].split()
+        if fields[-1] == b"missing":
+            trees[folder], at = b"", end + 1
+            continue
+        if len(fields) != 3 or fields[1] != b"tree":
+            return None
+        length = int(fields[2])
+        trees[folder] = out[end + 1 : end + 1 + length]
+        at = end + 2 + length
+    return trees
+
+
+def _stored_blobs(root: Path, names: list[bytes]) -> dict[bytes, bytes]:
+    """Each file stored as a blob, as `git add` stores it (its filters applied): its id."""
+    if not names:
+        return {}
+    out = _git_output(root, "hash-object", "-w", "--stdin-paths", given=b"\n".join(names) + b"\n")
+    ids = out.split()
+    if len(ids) != len(names):
+        raise TalkbookError("git hash-object: unexpected output")
+    return {name: bytes.fromhex(oid.decode("ascii")) for name, oid in zip(names, ids, strict=True)}
+
+
+def _put(tree: bytes, name: bytes, mode: bytes, oid: bytes | None, size: int) -> bytes | None:
+    """A tree's bytes with its entry `name` made (mode, oid), or gone when oid is None, the
+    entries kept in git's order (by name, a folder's as if it ended in a slash); None when
+    the tree holds `name` as something else."""
+    import bisect
+
+    starts = _entry_starts(tree, size)
+    count = len(starts) - 1
+
+    def entry(i: int) -> tuple[bytes, bytes]:
+        mode_i, _sep, name_i = tree[starts[i] : tree.index(b"\0", starts[i])].partition(b" ")
+        return mode_i, name_i
+
+    def key(i: int) -> bytes:
+        mode_i, name_i = entry(i)
+        return name_i + b"/" if mode_i == FOLDER_MODE else name_i
+
+    wanted = _sort_key(name, mode)
+    unwanted = _sort_key(name, FILE_MODE if mode == FOLDER_MODE else FOLDER_MODE)
+    other = bisect.bisect_left(range(count), unwanted, key=key)
+    if other < count and key(other) == unwanted:
+        return None  # a file where a folder is wanted, or the other way round
+    at = bisect.bisect_left(range(count), wanted, key=key)
+    found = at < count and key(at) == wanted
+    if found and entry(at)[0] != mode:
+        return None  # an executable, a link, a submodule
+    made = b"%s %s\0%s" % (mode, name, oid) if oid is not None else b""
+    return tree[: starts[at]] + made + tree[starts[at + 1] if found else starts[at] :]
+
+
+def _sort_key(name: bytes, mode: bytes) -> bytes:
+    return name + b"/" if mode == FOLDER_MODE else name
+
+
+def _entry_starts(tree: bytes, size: int) -> list[int]:
+    """Where each entry of a tree's bytes starts (mode, space, name, NUL, id), and its end."""
+    starts, at = [], 0
+    while at < len(tree):
+        starts.append(at)
+        at = tree.index(b"\0", at) + 1 + size
+    if at != len(tree):
+        raise TalkbookError("git: a malformed tree")
+    return [*starts, at]
+
+
+def _tree_id(content: bytes, size: int) -> bytes:
+    return _digest(size)(b"tree %d\0" % len(content) + content).digest()
+
+
+def _store_trees(root: Path, trees: list[bytes], top: bytes) -> str:
+    """Write these trees to the object store in one `git unpack-objects`, handed them as the
+    pack `git push` would send (gitformat-pack: a header, each object's type and size, its
+    bytes deflated, a checksum of it all); `top`'s id, in hexadecimal."""
+    import struct
+    import zlib
+
+    parts = [b"PACK", struct.pack(">II", 2, len(trees))]
+    for content in trees:
+        parts += [_pack_entry_head(PACKED_TREE, len(content)), zlib.compress(content, 0)]
+    pack = b"".join(parts)
+    # Stored as they come: deflating the big folders costs more than the room it saves, their
+    # bytes being mostly object ids (and loose objects are packed anyway, by `git gc`).
+    pack += _digest(len(top))(pack).digest()
+    _git_output(root, "-c", "core.looseCompression=0", "unpack-objects", "-q", given=pack)
+    return top.hex()
+
+
+PACKED_TREE = 2  # an object's type in a pack: 1 commit, 2 tree, 3 blob, 4 tag
+
+
+def _pack_entry_head(kind: int, size: int) -> bytes:
+    """Type and size of a packed object: the size 4 bits, then 7 bits a byte; the high bit of a
+    byte says another follows."""
+    head = bytearray([kind << 4 | size & 0x0F])
+    size >>= 4
+    while size:
+        head[-1] |= 0x80
+        head.append(size & 0x7F)
+        size >>= 7
+    return bytes(head)
+
+
+def _digest(size: int):
+    """The object hash of a repository whose ids are `size` bytes: SHA-1 or SHA-256."""
+    import hashlib
+
+    return hashlib.sha1 if size == 20 else hashlib.sha256
 
 
 LOOSE_SAMPLE = "17"  # the one folder of loose objects `git gc --auto` counts
@@ -591,15 +810,37 @@ def _plain_file(path: Path) -> str:
         os.close(fd)
 
 
-def _git_output(root: Path, *args: str) -> bytes:
-    """git's stdout as bytes; TalkbookError with its stderr when it fails. The write path and
-    the read commands run git this way: importing GitPython costs more than their git calls."""
+def _git_started(root: Path, *args: str):
+    """git running on its own (stdin and stdout closed): see _git_finished."""
+    import subprocess
+
+    env = {**os.environ, "LANGUAGE": "C", "LC_ALL": "C"}
+    return subprocess.Popen(
+        ["git", "-C", str(root), *args],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+    )  # fmt: skip
+
+
+def _git_finished(process) -> None:
+    """Wait for a git that _git_started; TalkbookError with its stderr when it failed."""
+    _out, err = process.communicate()
+    if process.returncode != 0:
+        detail = err.decode("utf-8", "replace").strip()
+        raise TalkbookError(detail or f"{process.args[3]} failed")
+
+
+def _git_output(root: Path, *args: str, given: bytes | None = None) -> bytes:
+    """git's stdout as bytes (`given` on its stdin); TalkbookError with its stderr when it
+    fails. The write path and the read commands run git this way: importing GitPython costs
+    more than their git calls."""
     import subprocess
 
     env = {**os.environ, "LANGUAGE": "C", "LC_ALL": "C"}  # git's messages as GitPython had them
-    done = subprocess.run(
-        ["git", "-C", str(root), *args], capture_output=True, stdin=subprocess.DEVNULL, env=env
-    )
+    command = ["git", "-C", str(root), *args]
+    if given is None:
+        done = subprocess.run(command, capture_output=True, stdin=subprocess.DEVNULL, env=env)
+    else:
+        done = subprocess.run(command, capture_output=True, input=given, env=env)
     if done.returncode != 0:
         detail = done.stderr.decode("utf-8", "replace").strip()
         raise TalkbookError(detail or f"git {args[0]} failed")
