@@ -514,13 +514,16 @@ def test_a_few_talk_folders_changed_are_the_only_ones_listed_again(
     shutil.rmtree(folders[1])
     new = folders[2].parent / "T-zzzzzz"
     shutil.copytree(folders[2], new)  # a talk folder as a pull brings one
+    other_year = workspace.root / "talks" / "2031" / "T-yyyyyy"
+    shutil.copytree(folders[2], other_year)  # and one in a year that had none
     looked_at.clear()
     rels = index.refresh(app_of(workspace)).columns.rels
-    assert sorted(looked_at) == listed(workspace, folders[0], new)
+    assert sorted(looked_at) == listed(workspace, folders[0], new, other_year)
     assert rels == as_listed(workspace)
     looked_at.clear()
     rels = index.refresh(app_of(workspace)).columns.rels
-    assert sorted(looked_at) == ([] if settled else listed(workspace, folders[0], new))
+    again = [] if settled else listed(workspace, folders[0], new, other_year)
+    assert sorted(looked_at) == again
     assert rels == as_listed(workspace)
 
 
@@ -553,7 +556,8 @@ def test_saved_folder_keys_that_are_not_this_codes_mean_every_folder_is_listed(
     monkeypatch.setattr(index, "RACY_REHASH", 64)
     (folders[0] / "record.md.age").write_bytes((folders[0] / "plan.md.age").read_bytes())
     looked_at = listed_again(monkeypatch)
-    monkeypatch.setattr(indexfile.Store, "folder_keys", lambda self: marshal.dumps([[1, 2]]))
+    year = folders[0].parent.relative_to(workspace.root).as_posix()
+    monkeypatch.setattr(indexfile.Store, "folder_keys", lambda self: {year: marshal.dumps([[1]])})
     rels = index.refresh(app_of(workspace)).columns.rels
     assert len([done for done in looked_at if done.startswith("looked at")]) == 2
     assert rels == as_listed(workspace)

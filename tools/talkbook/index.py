@@ -776,14 +776,15 @@ class Listing:
                 (linked if link else found).append(f"cadres/{name}")
         talk_folders = self._talk_folders()
         keys = None if linked else self._keys(talk_folders)
-        saved = self.store.folder_keys() if keys is not None and self.store is not None else b""
+        saved = self.store.folder_keys() if keys is not None and self.store is not None else {}
         if saved and self.saved is not None and keys is not None:
             talks = self._saved_talks()
-            if marshal.dumps(keys, STAMPS_MARSHAL) == saved:
+            now = {group: marshal.dumps(them, STAMPS_MARSHAL) for group, them in keys.items()}
+            if now == saved:
                 self.as_saved = self.settled = True
                 found.sort()  # cadres/… sort before talks/…, and the saved paths are sorted
                 return found + talks
-            relisted = self._relisted(keys, saved, talks)
+            relisted = self._relisted(keys, now, saved, talks)
             if relisted is not None:
                 found.sort()
                 return found + relisted
@@ -813,14 +814,18 @@ class Listing:
         return found
 
     @staticmethod
-    def _keys(talk_folders: list[tuple[str, bool, os.stat_result | None]]) -> list[Any] | None:
-        """Each talk folder's path and key (mtime, ctime, inode), as Store.folder_keys holds
-        them; None if one is reached through a symlink or went meanwhile."""
-        keys = []
+    def _keys(
+        talk_folders: list[tuple[str, bool, os.stat_result | None]],
+    ) -> dict[str, list[Any]] | None:
+        """Each talk folder's path and key (mtime, ctime, inode) by the folder it is in, as
+        Store.folder_keys holds them; None if one is reached through a symlink or went
+        meanwhile."""
+        keys: dict[str, list[Any]] = {}
         for rel, link, info in talk_folders:
             if link or info is None or stat.S_ISLNK(info.st_mode):
                 return None
-            keys.append((rel, info.st_mtime_ns, info.st_ctime_ns, info.st_ino))
+            key = (rel, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
+            keys.setdefault(rel[: rel.rfind("/")], []).append(key)
         return keys
 
     def _saved_talks(self) -> list[str]:
@@ -828,19 +833,32 @@ class Listing:
         saved = self.saved or []
         return saved[bisect.bisect_left(saved, "talks/") : bisect.bisect_left(saved, "talks0")]
 
-    def _relisted(self, keys: list[Any], saved: bytes, talks: list[str]) -> list[str] | None:
+    def _relisted(
+        self,
+        keys: dict[str, list[Any]],
+        now: dict[str, bytes],
+        saved: dict[str, bytes],
+        talks: list[str],
+    ) -> list[str] | None:
         """The talk files when at most RACY_REHASH talk folders differ from the saved ones
         (added, changed, gone: those a command just wrote into): the saved paths of the
         others, and the differing ones listed again; None when more differ (list them all).
         A folder whose key is as saved is settled and its names are the saved paths below it
-        (a name added, removed or renamed changes its folder's mtime), as in `files`."""
+        (a name added, removed or renamed changes its folder's mtime), as in `files`. Only
+        the years whose keys differ as bytes (`now`, `saved`) are compared key by key."""
+        differ = [
+            group for group in now.keys() | saved.keys() if now.get(group) != saved.get(group)
+        ]
+        current = [key for group in differ for key in keys.get(group, ())]
         try:
-            before = marshal.loads(saved)
-            kept = set(keys).intersection(before)
+            before = [
+                key for group in differ if group in saved for key in marshal.loads(saved[group])
+            ]
+            kept = set(current).intersection(before)
             redo = {key[0] for key in before if key not in kept}
         except (ValueError, EOFError, TypeError, IndexError):  # not the keys this code saves
             return None
-        changed = [key for key in keys if key not in kept]
+        changed = [key for key in current if key not in kept]
         redo.update(key[0] for key in changed)
         if len(redo) > RACY_REHASH:
             return None
@@ -855,11 +873,12 @@ class Listing:
                 settled[rel] = [tuple(key), names]
         self.settled = len(settled) == len(changed)
         if self.settled:  # the store's folders, these changed: worth a save (folders_changed)
-            before = self.store.folders if self.store is not None else {}
+            known = self.store.folders if self.store is not None else {}
             self.folders = {
-                rel: settled[rel] if rel in redo else before[rel]
-                for rel, *_ in keys
-                if rel in settled or (rel not in redo and rel in before)
+                rel: settled[rel] if rel in redo else known[rel]
+                for group in keys.values()
+                for rel, *_ in group
+                if rel in settled or (rel not in redo and rel in known)
             }  # in the listing's order, as Store.folder_keys compares them
         else:  # the store's kept: a stale entry is listed again, until it settles
             self.as_saved = True

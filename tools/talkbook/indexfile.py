@@ -458,25 +458,35 @@ class Store:
         return columns
 
     def keys_as_saved(self, folders: dict[str, Any]) -> bool:
-        """Whether these talk folders' keys are the ones saved, in the same order."""
+        """Whether these talk folders' keys are the ones saved (in the same order within each
+        year's folder)."""
         return _folder_keys(folders) == self.folder_keys()
 
-    def folder_keys(self) -> bytes:
-        """The saved talk folders' paths and keys, in order, as bytes (see Listing)."""
-        return self._stat_blob("keys")
+    def folder_keys(self) -> dict[str, bytes]:
+        """The saved talk folders' paths and keys, by the folder they are in, as bytes (see
+        _folder_keys); none unless they are of that shape."""
+        keys = self._stat_content().get("keys")
+        if type(keys) is not dict or not all(
+            type(group) is str and type(blob) is bytes for group, blob in keys.items()
+        ):
+            return {}
+        return keys
 
     def _stat_blob(self, name: str) -> bytes:
         """The stamps or talk folders from the stat file saved with the index as loaded; b""
         when there is none for it (a kill between the two writes, a planted file): every
         file is then hashed and every folder listed again, and the next save writes it."""
+        blob = self._stat_content().get(name)
+        return blob if type(blob) is bytes else b""
+
+    def _stat_content(self) -> dict[str, Any]:
         if self._stat is None:
             try:
                 content, _ = self._loaded(self.stat_path)
             except _Refused:
                 content = {}
             self._stat = content if content.get("base") == self.mac else {}
-        blob = self._stat.get(name)
-        return blob if type(blob) is bytes else b""
+        return self._stat
 
     def size(self) -> int:
         """The index file's size in bytes (0 if there is none): what a command can know of
@@ -719,11 +729,14 @@ def _exclude(root: Path) -> None:
         handle.write(("" if not text or text.endswith("\n") else "\n") + EXCLUDE_LINE + "\n")
 
 
-def _folder_keys(folders: dict[str, Any]) -> bytes:
-    """Each talk folder's path and key (mtime, ctime, inode), in the listing's order, as
-    Listing compares them: marshal version 2, so equal keys give equal bytes."""
-    keys = [(rel, *entry[0]) for rel, entry in folders.items()]
-    return marshal.dumps(keys, STAMPS_MARSHAL)
+def _folder_keys(folders: dict[str, Any]) -> dict[str, bytes]:
+    """Each talk folder's path and key (mtime, ctime, inode), in the listing's order, by the
+    folder they are in (a year's), as Listing compares them: each year's in marshal version 2,
+    so equal keys give equal bytes, and a change in one year leaves the others' as they are."""
+    groups: dict[str, list[Any]] = {}
+    for rel, entry in folders.items():
+        groups.setdefault(rel[: rel.rfind("/")], []).append((rel, *entry[0]))
+    return {group: marshal.dumps(keys, STAMPS_MARSHAL) for group, keys in groups.items()}
 
 
 def _decoded_list(blob: bytes, length: int) -> list[Any]:
