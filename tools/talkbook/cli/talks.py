@@ -150,6 +150,11 @@ def plan(
     Example: talkbook plan C-7k2m9q --speaker P-03 --at 2026-12-01T09:30 --occasion post_change
     Example: talkbook plan 张伟 --speaker 李明 --at 2026-12-01T09:30 --occasion 岗位变动
     """
+    from talkbook.catalog import begin
+
+    app.ensure_trust()  # first, as ever: then the tree's check begins (under the write lock)
+    begin(app)  # while the command's own modules load and its arguments are read
+
     from talkbook.names import resolve_cadre
     from talkbook.talks import draft_plan
 
