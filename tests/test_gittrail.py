@@ -162,6 +162,36 @@ def test_what_is_not_plainly_a_file_is_left_to_git_commit_only(
     assert ran[0] == "commit"
 
 
+def test_the_folders_read_before_a_write_serve_its_commit_on_that_head_only(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`committed` reads the folders along the path in HEAD's commit; a commit made on that
+    commit asks git for them no more; made on another (HEAD moved meanwhile), it reads that
+    one's, and keeps what the other commit brought."""
+    rel = "talks/2026/T-b/plan.md.age"
+    assert gittrail.committed(repo, rel) is None
+    ran: list[list[str]] = []
+    real_run = subprocess.run
+
+    def recorded(command, *args, **kwargs):
+        ran.append(list(command))
+        return real_run(command, *args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "run", recorded)
+    path = write(repo, rel, b"plan\n")
+    gittrail.commit(repo, [path], "plan T-b: drafted", AUTHOR)
+    assert not [command for command in ran if "cat-file" in command]
+    assert gittrail.committed(repo, rel) == b"plan\n"
+    write(repo, "talks/2026/T-c/plan.md.age", b"theirs\n")
+    git(repo, "add", "talks/2026/T-c/plan.md.age")
+    git(repo, "-c", "commit.gpgsign=false", "commit", "-q", "-m", "meanwhile")
+    write(repo, rel, b"plan, edited\n")
+    gittrail.commit(repo, [path], "plan T-b: edited", AUTHOR)
+    listed = git(repo, "ls-tree", "-r", "--name-only", "HEAD", "talks/2026").split()
+    assert listed == ["talks/2026/T-b/plan.md.age", "talks/2026/T-c/plan.md.age"]
+    assert git(repo, "status", "--porcelain") == ""
+
+
 def test_a_removed_file_is_committed_as_removed(repo: Path) -> None:
     gone = repo / "cadres/C-aaaaaa.md.age"
     gone.unlink()

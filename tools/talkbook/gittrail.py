@@ -340,24 +340,67 @@ def _plain_files(root: Path, names: list[bytes]) -> list[bytes] | None:
 
 
 def _trees_at(root: Path, start: str, folders: list[bytes]) -> dict[bytes, bytes] | None:
-    """The bytes of each folder's tree in `start` (b"" where it has none), in one `git cat-file
-    --batch`; None if one is something else there (a file)."""
-    asked = b"".join(b"%s:%s\n" % (start.encode("ascii"), folder) for folder in folders)
-    out = _git_output(root, "cat-file", "--batch", given=asked)
+    """The bytes of each folder's tree in `start` (b"" where it has none), read from git once
+    per commit (_read_at); None if one is something else there (a file)."""
+    _read_at(root, start, [], folders)
+    seen = _folders_seen(root, start)
     trees: dict[bytes, bytes] = {}
-    at = 0
     for folder in folders:
-        end = out.index(b"\n", at)
-        fields = out[at:end].split()
-        if fields[-1] == b"missing":
-            trees[folder], at = b"", end + 1
-            continue
-        if len(fields) != 3 or fields[1] != b"tree":
+        if (tree := seen[folder]) is None:
             return None
-        length = int(fields[2])
-        trees[folder] = out[end + 1 : end + 1 + length]
-        at = end + 2 + length
+        trees[folder] = tree
     return trees
+
+
+# The folders' trees read in one commit: (root, commit) -> {folder: its tree's bytes, b"" where
+# the commit has none, None where it has something else}. Only the last commit's are kept.
+_SEEN: dict[tuple[str, str], dict[bytes, bytes | None]] = {}
+
+
+def _folders_seen(root: Path, start: str) -> dict[bytes, bytes | None]:
+    """The folders' trees this process read in `start` (see _SEEN): a commit's trees never
+    change, so those `committed` read before a write serve that write's commit, made on it."""
+    key = (str(root), start)
+    if key not in _SEEN:
+        _SEEN.clear()
+        _SEEN[key] = {}
+    return _SEEN[key]
+
+
+def _read_at(
+    root: Path, start: str, paths: list[bytes], folders: list[bytes]
+) -> list[tuple[bytes, bytes] | None]:
+    """(type, bytes) of what `start` holds at each of `paths` (None: nothing), in one `git
+    cat-file --batch` that also reads the trees of those `folders` not seen yet in `start`."""
+    seen = _folders_seen(root, start)
+    unseen = [folder for folder in folders if folder not in seen]
+    if not paths and not unseen:
+        return []
+    found = _objects_at(root, start, [*paths, *unseen])
+    for folder, thing in zip(unseen, found[len(paths) :], strict=True):
+        seen[folder] = b"" if thing is None else thing[1] if thing[0] == b"tree" else None
+    return found[: len(paths)]
+
+
+def _objects_at(root: Path, start: str, paths: list[bytes]) -> list[tuple[bytes, bytes] | None]:
+    """(type, bytes) of what `start` holds at each path (b"": its top folder), or None where it
+    holds nothing: one `git cat-file --batch` (a path holds no newline: see _plain_files)."""
+    asked = b"".join(b"%s:%s\n" % (start.encode("ascii"), path) for path in paths)
+    out = _git_output(root, "cat-file", "--batch", given=asked)
+    found: list[tuple[bytes, bytes] | None] = []
+    at = 0
+    for _path in paths:
+        end = out.find(b"\n", at)
+        fields = out[at:end].split()
+        if end >= 0 and fields and fields[-1] == b"missing":
+            found.append(None)
+            at = end + 1
+            continue
+        if end < 0 or len(fields) != 3 or len(out) < end + 2 + int(fields[2]):
+            raise TalkbookError("git cat-file: unexpected output")
+        found.append((fields[1], out[end + 1 : end + 1 + int(fields[2])]))
+        at = end + 2 + int(fields[2])
+    return found
 
 
 def _stored_blobs(root: Path, names: list[bytes]) -> dict[bytes, bytes]:
@@ -881,32 +924,19 @@ def blobs_at(root: Path, rev: str, rel_paths: list[str]) -> dict[str, str]:
 
 
 def committed(root: Path, rel_path: str, at: str | None = None) -> bytes | None:
-    """The bytes HEAD (or commit `at`) holds at this path, or None: one `git cat-file --batch`
-    for `HEAD:path` (a path that spec would read otherwise — a newline, a leading ./ — is
-    looked up with ls-tree first)."""
-    import subprocess
-
+    """The bytes HEAD (or commit `at`) holds at this path, or None (nothing, or not a file): one
+    `git cat-file --batch` for `HEAD:path`, which also reads the folders along the path for the
+    commit a write makes next (_read_at). A path that spec would read otherwise (a newline, a
+    leading ./) is looked up with ls-tree first."""
     start = at or head(root)
     if start is None:
         return None
     if not rel_path or "\n" in rel_path or rel_path.startswith(("./", "../")):
         blob = blobs_at(root, start, [rel_path]).get(rel_path)
         return _git_output(root, "cat-file", "blob", blob) if blob else None
-    done = subprocess.run(
-        ["git", "-C", str(root), "cat-file", "--batch"],
-        input=os.fsencode(f"{start}:{rel_path}") + b"\n", capture_output=True,
-    )  # fmt: skip
-    header, _sep, rest = done.stdout.partition(b"\n")
-    fields = header.split()
-    if done.returncode != 0 or not fields:
-        detail = done.stderr.decode("utf-8", "replace").strip()
-        raise TalkbookError(detail or "git cat-file failed")
-    if fields[-1] == b"missing" or len(fields) != 3 or fields[1] != b"blob":
-        return None  # not in HEAD, or not a file there (a folder, a submodule)
-    size = int(fields[2])
-    if len(rest) != size + 1:
-        raise TalkbookError("git cat-file: unexpected output")
-    return rest[:size]
+    name = os.fsencode(rel_path)
+    found = _read_at(root, start, [name], [name[:at] for at in _folder_ends(name)])[0]
+    return found[1] if found is not None and found[0] == b"blob" else None
 
 
 def touched_since(root: Path, since: str, rel_paths: list[str]) -> list[str]:
