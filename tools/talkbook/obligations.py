@@ -231,10 +231,13 @@ def _open_plans(catalog: Catalog) -> OpenPlans:
     """(talk id, event date) of each plan for an occasion, not cancelled and not yet held, by
     (cadre, occasion), in the catalog's order: one pass over the plans' scalar fields."""
     found: OpenPlans = defaultdict(list)
+    held = catalog.records
     for talk_id, plan in catalog.plans.items():
+        if talk_id in held:
+            continue  # most plans: asked nothing
         get = plan.get
         occasion = get("occasion")
-        if occasion is not None and get("status") != "cancelled" and talk_id not in catalog.records:
+        if occasion is not None and get("status") != "cancelled":
             found[(str(get("cadre")), occasion)].append((talk_id, get("event_date")))
     return found
 
