@@ -214,6 +214,17 @@ class App:
             self._signer = signer_for(self.keyring.signing_key, identity_path(self._identity))
         return self._signer
 
+    def prepare_save(self, kind: str) -> None:
+        """What `save` of a `kind` document imports and compiles on its way (the schema's
+        validator, the rules across files, the signer), done ahead: `plan` does it while the
+        index's child sweeps the tree, a wait that is then not idle. Nothing is read or
+        checked here; `save` checks everything itself."""
+        from talkbook import crosscheck  # noqa: F401  # its rules run in check
+        from talkbook.crypto import signing  # noqa: F401  # it signs the commit
+        from talkbook.validation import fast_validator
+
+        fast_validator(kind)
+
     def refuse_mid_merge(self) -> None:
         """Writes wait until a merge (or rebase) is finished: the index and tree are git's."""
         if what := gittrail.unfinished(self.workspace.root):
