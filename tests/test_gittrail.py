@@ -192,6 +192,23 @@ def test_the_folders_read_before_a_write_serve_its_commit_on_that_head_only(
     assert git(repo, "status", "--porcelain") == ""
 
 
+def test_a_sha256_repository_gets_the_same_commit_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Object ids of 32 bytes: the trees edited, hashed and packed with SHA-256."""
+    monkeypatch.setenv("TALKBOOK_NOW", NOW)
+    root = tmp_path / "sha256"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main", "--object-format=sha256")
+    write(root, "talks/2026/T-a/plan.md.age", b"first\n")
+    git(root, "add", "--all")
+    git(root, "-c", "commit.gpgsign=false", "commit", "-q", "-m", "workspace: initialized")
+    ran = plumbed(monkeypatch)
+    new = write(root, "talks/2026/T-b/plan.md.age", b"plan\n")
+    made, porcelain = made_as_git_commit_only(root, [new], "plan T-b: drafted")
+    assert made == porcelain and len(made) == 64 and ran[0] == "commit-tree"
+
+
 def test_a_removed_file_is_committed_as_removed(repo: Path) -> None:
     gone = repo / "cadres/C-aaaaaa.md.age"
     gone.unlink()
