@@ -1,14 +1,15 @@
 """How the index keeps its readings: in chunks, each a head part decoded at every load and a
 tail part decoded only when asked for.
 
-A reading of a plan or a record (kind, front matter) is split when it is encoded: its scalar
-fields (ids, dates, status, speaker, method…) go to the head, its lists and tables (a plan's
-decisions, focus and preparations; a record's topics, people present) to the tail, with the
-front matter's key order. A record's follow-ups, and a submitted plan's decisions, stay in the
-head: `due` and its reports read them for every record and every plan waiting for approval.
-Most commands read only the scalars of ten thousand talks (who, when, which status); they no
-longer build the lists too, which were most of a warm load's decoding. A profile, and a
-reading with something to say of it (findings, a message), is kept whole in the head.
+A reading of a profile, a plan or a record (kind, front matter) is split when it is encoded:
+its scalar fields (ids, names, units, dates, status, speaker, method…) go to the head, its
+lists and tables (a profile's work history, rewards and evaluations; a plan's decisions, focus
+and preparations; a record's topics, people present) to the tail, with the front matter's key
+order. A profile's events and roles, a record's follow-ups, and a submitted plan's decisions,
+stay in the head: `due` and its reports read them for every cadre, every record and every
+plan waiting for approval. Most commands read only the scalars (who, when, which status); they
+no longer build the lists too, which were most of a warm load's decoding. A reading with
+something to say of it (findings, a message) is kept whole in the head.
 `merged` and `Tails.meta` put a split reading back exactly: the same keys, values and order as
 before it was split.
 
@@ -30,8 +31,9 @@ from typing import Any
 
 # What goes to the head and what to the tail: a change here takes a new indexfile.FORMAT (a
 # saved chunk is written back as it was loaded, so an older split would stay for good).
-SPLIT = {"plan", "record"}  # the kinds whose lists go to a tail: ten thousand of each
-HEAD_LISTS = {"follow_ups"}  # lists kept in the head: due and its reports read every record's
+SPLIT = {"profile", "plan", "record"}  # the kinds whose lists go to a tail
+HEAD_LISTS = {"follow_ups", "events", "roles"}  # lists kept in the head: due and its reports
+# read every record's follow-ups, and every cadre's events (occasions) and roles (cadence)
 WAITING = {"decisions"}  # and a plan waiting for approval keeps its decisions there: due and
 # the approvals report read those of every submitted plan, a few hundred spread over all chunks
 

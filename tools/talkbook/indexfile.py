@@ -80,7 +80,8 @@ if TYPE_CHECKING:
 # 8: a record's follow-ups in the head. Chunks are reused as loaded: any change to what goes
 # to the head or the tail (indexchunks.SPLIT, HEAD_LISTS, WAITING) takes a new format
 # 9: a submitted plan's decisions in the head
-FORMAT = 9
+# 10: a profile's lists (but its events and roles) in the tail
+FORMAT = 10
 CHUNK_BITS = 9
 FOLDER = ".talkbook"
 _PYTHON = "{}.{}".format(*sys.version_info[:2])

@@ -129,7 +129,7 @@ NOBODY: Person = (None, None)  # a cadre whose profile the reader cannot read
 def cadre_people(catalog: Catalog) -> dict[str, Person]:
     """Each readable profile's name and unit, read once for a listing: ten thousand talks look
     up two thousand profiles, and a small table answers faster than the profiles' own."""
-    return {cid: (p.meta.get("name"), p.meta.get("unit")) for cid, p in catalog.profiles.items()}
+    return {cid: (p.get("name"), p.get("unit")) for cid, p in catalog.profiles.items()}
 
 
 def talk_row(
@@ -220,30 +220,31 @@ def _last_talk(catalog: Catalog, app: App, talks: Talks) -> str | None:
 
 
 def cadre_row(app: App, catalog: Catalog, cadre_id: str, talks: Talks) -> dict[str, Any]:
-    meta = catalog.profiles[cadre_id].meta
+    get = catalog.profiles[cadre_id].get  # its scalars and events: no tail decoded (catalog.Item)
     return {
         "id": cadre_id,
-        "name": meta.get("name"),
-        "unit": meta.get("unit"),
-        "post": meta.get("post"),
-        "rank": meta.get("rank"),
+        "name": get("name"),
+        "unit": get("unit"),
+        "post": get("post"),
+        "rank": get("rank"),
         "last_talk": _last_talk(catalog, app, talks),
         "talks": len(talks),
-        "events": len(as_list(meta.get("events"))),
-        "retired": str(meta["retired"]) if meta.get("retired") else None,
+        "events": len(as_list(get("events"))),
+        "retired": str(get("retired")) if get("retired") else None,
     }
 
 
 def _cadre_matches(
     app: App, catalog: Catalog, row: dict[str, Any], talks: Talks, wanted: Filters
 ) -> bool:
-    meta = catalog.profiles[row["id"]].meta
+    profile = catalog.profiles[row["id"]]
     if wanted.cadre is not None and row["id"] != wanted.cadre:
         return False
     if wanted.unit is not None and (row["unit"] is None or _fold(row["unit"]) != wanted.unit):
         return False
     if wanted.occasion is not None:
-        occasions = {e.get("occasion") for e in as_list(meta.get("events")) if isinstance(e, dict)}
+        events = as_list(profile.get("events"))
+        occasions = {e.get("occasion") for e in events if isinstance(e, dict)}
         occasions |= {plan.get("occasion") for _id, plan in talks}
         if wanted.occasion not in occasions:
             return False
@@ -254,7 +255,9 @@ def _cadre_matches(
         rows = [talk_row(app, catalog, talk_id, plan, {}) for talk_id, plan in talks]  # no name
         if not any(_talk_matches({}, catalog, talk, talk_wanted) for talk in rows):
             return False
-    return _mentions(wanted.text, strings(meta, UNSEARCHED))
+    if wanted.text is None:
+        return True
+    return _mentions(wanted.text, strings(profile.meta, UNSEARCHED))
 
 
 def listed_cadres(

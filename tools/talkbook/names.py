@@ -65,7 +65,7 @@ def resolve_cadre(source: App | Catalog, ref: str) -> str:
         raise NotFound(_("unknown cadre: give an id (C-…) or a name"))
     profiles = source.profiles if isinstance(source, Catalog) else readable_profiles(source)
     wanted = _key(ref)
-    matches = sorted(cid for cid, item in profiles.items() if _key(item.meta.get("name")) == wanted)
+    matches = sorted(cid for cid, item in profiles.items() if _key(item.get("name")) == wanted)
     if len(matches) == 1:
         return matches[0]
     if not matches:
@@ -73,8 +73,8 @@ def resolve_cadre(source: App | Catalog, ref: str) -> str:
     candidates = "; ".join(
         "{id} ({unit}, {post})".format(
             id=cid,
-            unit=_one_line(profiles[cid].meta.get("unit")),
-            post=_one_line(profiles[cid].meta.get("post")),
+            unit=_one_line(profiles[cid].get("unit")),
+            post=_one_line(profiles[cid].get("post")),
         )
         for cid in matches
     )

@@ -159,7 +159,7 @@ def occasion_obligations(
     labels: dict[Any, str] = {}
     plans = None  # the open plans for occasions, looked through once an event is found unmet
     for cadre_id, profile in catalog.profiles.items():
-        for event in _listed(profile.meta.get("events")):
+        for event in _listed(profile.get("events")):
             step = allowed[event.get("occasion")]  # as rules.deadline
             if step is None:
                 continue  # an occasion the workspace dropped
@@ -259,8 +259,8 @@ def _role_holders(ws: Workspace, catalog: Catalog, role: str) -> list[tuple[str,
     holders = []
     for person in ws.people.values():
         profile = catalog.profiles.get(person.cadre or "")
-        if profile and role in rules.as_list(profile.meta.get("roles")):
-            holders.append((person.id, profile.meta.get("unit")))
+        if profile and role in rules.as_list(profile.get("roles")):
+            holders.append((person.id, profile.get("unit")))
     return holders
 
 
@@ -282,11 +282,11 @@ def cadence_obligations(
         holders = _role_holders(ws, catalog, speaker_role) if speaker_role else []
         label = None
         for cadre_id, profile in catalog.profiles.items():
-            meta = profile.meta
-            if cadre_role and cadre_role not in rules.as_list(meta.get("roles")):
+            get = profile.get  # its scalars and roles: no tail decoded (catalog.Item)
+            if cadre_role and cadre_role not in rules.as_list(get("roles")):
                 continue
             if speaker_role:
-                unit = meta.get("unit")
+                unit = get("unit")
                 speakers = {pid for pid, their_unit in holders if their_unit == unit}
                 speakers.discard(person_of.get(cadre_id))
                 if not speakers:
@@ -413,7 +413,7 @@ def retired(catalog: Catalog, as_of: dt.date) -> set[str]:
     Only profiles the reader can decrypt are known to be retired."""
     gone = set()
     for cadre_id, profile in catalog.profiles.items():
-        retired_on = profile.meta.get("retired")
+        retired_on = profile.get("retired")
         if not retired_on:
             continue  # most cadres: no ValueError raised and caught for each of them
         try:

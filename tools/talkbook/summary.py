@@ -262,7 +262,7 @@ def _cadre_talk_lines(app: App, cadre_id: str) -> list[str]:
     ws = app.workspace
     catalog = load(app)
     plans = sorted(
-        ((tid, p) for tid, p in catalog.plans.items() if p.meta.get("cadre") == cadre_id),
+        ((tid, p) for tid, p in catalog.plans.items() if p.get("cadre") == cadre_id),
         key=lambda pair: str(pair[1].meta.get("at")),
     )
     rows = []

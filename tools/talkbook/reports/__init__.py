@@ -132,10 +132,10 @@ class Reports:
         from talkbook.reports.render import Redactor
 
         names = [
-            (str(p.meta.get("name") or ""), cid) for cid, p in self.context.catalog.profiles.items()
+            (str(p.get("name") or ""), cid) for cid, p in self.context.catalog.profiles.items()
         ]
         names += [(person.name, pid) for pid, person in self.ws.people.items()]
-        known = [cid for cid, p in self.context.catalog.profiles.items() if p.meta.get("name")]
+        known = [cid for cid, p in self.context.catalog.profiles.items() if p.get("name")]
         return Redactor(names, known)
 
     def data(self, name: str, talk: str | None = None) -> dict[str, Any]:

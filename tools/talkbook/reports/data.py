@@ -95,11 +95,13 @@ def _date(value: Any) -> dt.date | None:
         return None
 
 
-def is_retired(meta: dict[str, Any], as_of: dt.date) -> bool:
-    """A profile with `retired:` on or before the report's day (an unreadable date counts)."""
-    if not meta.get("retired"):
+def is_retired(meta: Any, as_of: dt.date) -> bool:
+    """A profile (its front matter, or its catalog Item: anything with `get`) with `retired:`
+    on or before the report's day (an unreadable date counts)."""
+    retired = meta.get("retired")
+    if not retired:
         return False
-    day = _date(meta["retired"])
+    day = _date(retired)
     return day is None or day <= as_of
 
 
@@ -146,10 +148,10 @@ def coverage(ctx: Context) -> dict[str, Any]:
     units: dict[str, list[str]] = defaultdict(list)
     retired = 0
     for cadre_id, profile in sorted(ctx.catalog.profiles.items()):
-        if is_retired(profile.meta, ctx.as_of):
+        if is_retired(profile, ctx.as_of):
             retired += 1
             continue
-        units[str(profile.meta.get("unit") or "")].append(cadre_id)
+        units[str(profile.get("unit") or "")].append(cadre_id)
     rows: list[dict[str, Any]] = []
     for unit, cadres in sorted(units.items()):
         absent = [c for c in cadres if c in missed]
@@ -286,7 +288,7 @@ def occasions(ctx: Context) -> dict[str, Any]:
     met: Counter[tuple[str, str]] = Counter()
     days = obligations.Days()  # each day parsed once (as _date)
     for profile in ctx.catalog.profiles.values():
-        for event in rules.as_list(profile.meta.get("events")):
+        for event in rules.as_list(profile.get("events")):
             day = days[str(event.get("date"))[:10]]
             if day is not None and ctx.since <= day <= ctx.until:
                 logged[(_month(day), str(event.get("occasion")))] += 1
