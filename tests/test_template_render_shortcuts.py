@@ -84,6 +84,11 @@ SOURCES = [
     "{{ d.missing }}|{{ d.a.missing.deeper }}|{{ d['a'].b }}|{{ d.v.real }}|{{ v.real }}",
     "{% for r in [{'n': v}, {'m': 1}] %}{{ r.n }}{{ r.n.n }}/{{ r.items() | list | length }};"
     "{% endfor %}",
+    # escaping switched inside the template: fixed (the output's call chosen when compiled)
+    # or decided as it renders (Jinja's own code)
+    "{% autoescape false %}{{ v }}|{{ v }}{% endautoescape %}"
+    "{% autoescape true %}{{ v }}|{{ v }}{% endautoescape %}",
+    "{% autoescape v is string %}{{ v }}|{{ v }}{% endautoescape %}",
 ]
 
 
