@@ -89,6 +89,12 @@ SOURCES = [
     "{% autoescape false %}{{ v }}|{{ v }}{% endautoescape %}"
     "{% autoescape true %}{{ v }}|{{ v }}{% endautoescape %}",
     "{% autoescape v is string %}{{ v }}|{{ v }}{% endautoescape %}",
+    # attributes read in a loop's filter, a namespace, a call block's caller
+    "{% set xs = [{'a': 1, 'b': v}, {'a': 0, 'b': 2}] %}{% for x in xs if x.a %}{{ x.b }}"
+    "{% else %}none{% endfor %}|{{ xs | map(attribute='b') | join(',') }}|"
+    "{% set ns = namespace(n=0) %}{% for x in xs %}{% set ns.n = ns.n + x.a %}{% endfor %}"
+    "{{ ns.n }}{% macro m(r) %}{{ r.b }}{{ caller() if caller }}{% endmacro %}"
+    "{% call m(xs[0]) %}({{ xs[1].b }}){% endcall %}{{ m(xs[1]) }}",
 ]
 
 
