@@ -754,8 +754,9 @@ class Listing:
     are symlinks listed too — and refused (UnsafePath) when a file below one is read, as
     fsutil.read_regular refuses it. With a store, each talk folder's names are its saved ones
     while the folder is as it saved it (Store.folders); when every talk folder is (Store's
-    folder keys, compared as bytes), its files are `saved`, the paths the store holds, with
-    nothing decoded or joined per folder."""
+    folder keys, compared as bytes a year's folder at a time), its files are `saved`, the
+    paths the store holds, with nothing decoded or joined per folder; when a few are not (a
+    write's folder, a pull's), the saved paths of the others and those few listed again."""
 
     def __init__(
         self, root: Path, store: Store | None = None, saved: list[str] | None = None
