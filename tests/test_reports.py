@@ -535,3 +535,36 @@ def test_a_csv_report_loads_no_template_engine() -> None:
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.stdout.strip() == "False", done.stderr
+
+
+@pytest.mark.parametrize("fmt", ["html", "md", "csv"])
+def test_due_asks_git_for_the_profiles_days_once(
+    world: World, fmt: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In Markdown and HTML, git's log is read in a thread while Jinja is imported: once, and
+    the report is the one a CSV's rows say."""
+    from talkbook import views
+
+    asked: list[object] = []
+    real = views.created_dates
+    monkeypatch.setattr(views, "created_dates", lambda app: asked.append(app) or real(app))
+    text = ok(world.report("due", "--format", fmt, "--out", "-")).stdout
+    assert len(asked) == 1
+    assert world.cadres["lina"] in text
+
+
+@pytest.mark.parametrize("fmt", ["html", "csv"])
+def test_due_when_git_fails_is_one_line(
+    world: World, fmt: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """git's refusal, met in the thread that reads its log, is raised where the command
+    handles it: one line, exit 2, as without the thread."""
+    from talkbook import views
+    from talkbook.errors import TalkbookError
+
+    def failing(app: object) -> None:
+        raise TalkbookError("git log failed here")
+
+    monkeypatch.setattr(views, "created_dates", failing)
+    line = one_line_error(world.report("due", "--format", fmt, "--out", "-"))
+    assert "git log failed here" in line

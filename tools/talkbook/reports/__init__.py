@@ -161,6 +161,8 @@ class Reports:
         check_name(name, fmt)
         key = (name, fmt, talk)
         if key not in self._produced:
+            if name == "due" and fmt != "csv":
+                self._templates_while_git_logs()
             data = self.data(name, talk)
             self._produced[key] = render(
                 self.ws, name, fmt, data, self.page, self.redactor, self._compiled(fmt)
@@ -182,6 +184,26 @@ class Reports:
                 )
         return [write(folder, file_name, text, self.ws.root) for file_name, text in texts.items()]
 
+    def _templates_while_git_logs(self) -> None:
+        """Jinja imported (and the compiled templates' cache opened) here while a thread reads
+        when each profile was added (Context.created: `git log`, mostly waiting for git, which
+        leaves the GIL free): `due` asks for those dates next, and renders with Jinja after.
+        The thread ends before this returns: no fork meets it (index.py forks a sweeping child
+        before the catalog is built, and workers after it). Its answer is kept by created's
+        cache; a failure of its is raised when `due` asks again, in this thread."""
+        import subprocess  # noqa: F401 — imported here: the thread imports nothing meanwhile
+        import threading
+
+        created = self.context.created
+        reading = threading.Thread(target=_quietly, args=(created,), daemon=True)
+        reading.start()
+        try:
+            import talkbook.templating  # noqa: F401 — Jinja, the rendering's
+
+            self._compiled("html")
+        finally:
+            reading.join()
+
     def _compiled(self, fmt: str) -> Any:
         """Where compiled templates are kept (template_cache), for a format Jinja renders."""
         return None if fmt == "csv" else self.app.compiled_templates
@@ -190,3 +212,9 @@ class Reports:
         from talkbook.views import skipped_note
 
         return skipped_note(self.context.catalog)
+
+
+def _quietly(call: Any) -> None:
+    """call(), whatever it raises: asked again, it raises it where it is handled."""
+    with contextlib.suppress(Exception):
+        call()
