@@ -20,7 +20,8 @@ a node's start), merge keys, flow collections other than empty ones, block scala
 over several lines, comments, blank lines, tabs, characters outside YAML's printable set or
 other line breaks, duplicate keys, keys longer than YAML's simple-key limit allows, and nesting
 deeper than MAX_DEPTH. It is linear in the text and never recurses deeper than MAX_DEPTH; its
-cache holds short scalars only, and only so many of them.
+caches hold short scalars and keys only (each read once: then one object for every document),
+and only so many of them.
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ class Reader:
         self.resolver = Resolver()
         self.constructor = SafeConstructor()
         self.cache: dict[str, Any] = {}
+        # each key as kept, by the name written: typed once, and one string for all documents
+        self.keys: dict[str, str] = {}
 
     def load(self, front: str) -> dict[str, Any] | None:
         """The front matter as a dict, or None: outside the subset."""
@@ -108,9 +111,7 @@ class Reader:
             match = _KEY.fullmatch(content) if column == indent else None
             if match is None:
                 raise GiveUp  # deeper (a scalar going on), or no `key:` where one belongs
-            key = match[1]
-            if key[0] in _TYPED_OR_INDICATOR:
-                key = self._key(key)
+            key = self.keys.get(match[1]) or self._new_key(match[1])
             if key in out:
                 raise GiveUp  # the guarded loader keeps the last: let it say so
             rest = (match[2] or "").rstrip(" ")
@@ -152,7 +153,20 @@ class Reader:
 
     # -- scalars -----------------------------------------------------------------------------
     def scalar(self, text: str) -> Any:
-        """One scalar on one line, its spaces around taken off; GiveUp outside the subset."""
+        """One scalar on one line, its spaces around taken off; GiveUp outside the subset.
+
+        A short one is read once, then taken from the cache: the same value, and for a string
+        the same object in every document (the index and the pipe from a worker keep it once)."""
+        value = self.cache.get(text, _MISSING)
+        if value is _MISSING:
+            value = self._scalar(text)
+            if len(text) <= CACHED_LENGTH and type(value) not in (list, dict):  # never shared
+                if len(self.cache) >= CACHE_SIZE:
+                    self.cache.clear()
+                self.cache[text] = value
+        return value
+
+    def _scalar(self, text: str) -> Any:
         first = text[0]
         if first not in _TYPED_OR_INDICATOR:  # most values: a string, as it is
             if ": " in text or text[-1] == ":" or " #" in text:
@@ -170,6 +184,13 @@ class Reader:
             raise GiveUp  # a key, or a comment after the value
         return self._plain(text)
 
+    def _new_key(self, name: str) -> str:
+        key = self._key(name) if name[0] in _TYPED_OR_INDICATOR else name
+        if len(self.keys) >= CACHE_SIZE:
+            self.keys.clear()
+        self.keys[name] = key
+        return key
+
     def _key(self, name: str) -> str:
         """A key as models.to_plain writes it: `str` of its value (`yes` is True: "True")."""
         if not _ANY_FIRST and name[0] not in _RESOLVED_FIRST:
@@ -184,14 +205,7 @@ class Reader:
             return text
         if _MINUTES.fullmatch(text):
             return text  # no YAML timestamp (no seconds), no number: a string (tested)
-        value = self.cache.get(text, _MISSING)
-        if value is _MISSING:
-            value = self._typed(text)
-            if len(text) <= CACHED_LENGTH:
-                if len(self.cache) >= CACHE_SIZE:
-                    self.cache.clear()
-                self.cache[text] = value
-        return value
+        return self._typed(text)
 
     def _typed(self, text: str) -> Any:
         """A plain scalar as PyYAML's resolver types it and its SafeConstructor builds it."""

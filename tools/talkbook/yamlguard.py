@@ -245,7 +245,10 @@ def parse(text: str, source: str = "<input>") -> Document:
     `handler` would break it), without the copies it made around them (the text and the body
     stripped, the front matter copied): the same split, the same front matter or refusal.
     """
-    text = text.removeprefix("\ufeff").replace("\r\n", "\n")
+    written = text.removeprefix("\ufeff")
+    text = written.replace("\r\n", "\n")
+    # frontmatter.parse made line ends \n once more ("\r\r\n") before it split: as it did
+    once_more = text.replace("\r\n", "\n") if len(text) < len(written) else text
 
     def refuse(line: int, reason: str) -> InvalidDocument:
         return InvalidDocument(f"{source}:{line}: {reason}", line=line, reason=reason)
@@ -261,8 +264,7 @@ def parse(text: str, source: str = "<input>") -> Document:
         raise refuse(1, _("no YAML front matter (the file must start with ---)"))
     handler = _FrontMatter()
     try:
-        # split as frontmatter.parse split it: its line ends made \n once more ("\r\r\n")
-        meta = handler.load(handler.split(text.replace("\r\n", "\n"))[0])
+        meta = handler.load(handler.split(once_more)[0])
     except _Refusal as exc:
         raise refuse(exc.line + 2 if exc.line >= 0 else 1, exc.reason) from None
     except yaml.MarkedYAMLError as exc:
