@@ -192,6 +192,43 @@ def test_the_folders_read_before_a_write_serve_its_commit_on_that_head_only(
     assert git(repo, "status", "--porcelain") == ""
 
 
+def test_read_ahead_folders_answer_for_a_new_path_without_git(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After read_ahead of talks/2026, a new talk's path there is known to be nothing in HEAD
+    (its folder is not in talks/2026's tree): committed() and the commit ask git no cat-file,
+    and the commit is the one `git commit --only` makes. A path HEAD has there is still read."""
+    write(repo, "talks/2026/T-a/plan.md.age", b"there\n")
+    git(repo, "add", "--all")
+    git(repo, "-c", "commit.gpgsign=false", "commit", "-q", "-m", "a talk")
+    gittrail.read_ahead(repo, "talks/2026")
+    ran: list[list[str]] = []
+    real_run = subprocess.run
+
+    def recorded(command, *args, **kwargs):
+        ran.append(list(command))
+        return real_run(command, *args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "run", recorded)
+    rel = "talks/2026/T-b/plan.md.age"
+    assert gittrail.committed(repo, rel) is None
+    assert gittrail.committed(repo, "talks/2026/T-b/record.md.age") is None
+    assert ran == []
+    assert gittrail.committed(repo, "talks/2026/T-a/plan.md.age") == b"there\n"
+    ran.clear()
+    start = git(repo, "rev-parse", "HEAD")
+    made = gittrail.commit(repo, [write(repo, rel, b"plan\n")], "plan T-b: drafted", AUTHOR)
+    assert not [command for command in ran if "cat-file" in command]
+    monkeypatch.setattr(subprocess, "run", real_run)
+    assert git(repo, "ls-tree", "-r", "--name-only", "HEAD", "talks").split() == [
+        "talks/2026/T-a/plan.md.age",
+        rel,
+    ]
+    git(repo, "reset", "-q", "--soft", start)
+    git(repo, "reset", "-q", start, "--", rel)
+    assert porcelain_commit(repo, [rel], "plan T-b: drafted") == made
+
+
 def test_a_sha256_repository_gets_the_same_commit_too(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -214,16 +214,19 @@ class App:
             self._signer = signer_for(self.keyring.signing_key, identity_path(self._identity))
         return self._signer
 
-    def prepare_save(self, kind: str) -> None:
-        """What `save` of a `kind` document imports and compiles on its way (the schema's
-        validator, the rules across files, the signer), done ahead: `plan` does it while the
-        index's child sweeps the tree, a wait that is then not idle. Nothing is read or
-        checked here; `save` checks everything itself."""
+    def prepare_save(self, kind: str, folder: Path | None = None) -> None:
+        """What `save` of a `kind` document into `folder` imports, compiles and asks git on its
+        way (the schema's validator, the rules across files, the signer; HEAD's trees along the
+        folder: gittrail.read_ahead), done ahead: `plan` does it while the index's child sweeps
+        the tree, a wait that is then not idle. Nothing is checked here, nor read from the
+        working tree; `save` checks everything itself."""
         from talkbook import crosscheck  # noqa: F401  # its rules run in check
         from talkbook.crypto import signing  # noqa: F401  # it signs the commit
         from talkbook.validation import fast_validator
 
         fast_validator(kind)
+        if folder is not None:
+            gittrail.read_ahead(self.workspace.root, self.rel(folder))
 
     def refuse_mid_merge(self) -> None:
         """Writes wait until a merge (or rebase) is finished: the index and tree are git's."""

@@ -10,9 +10,10 @@ with git's plumbing from HEAD's tree, whatever else the index holds (the same co
 whole index), by `git commit --only` where a path is not plainly a file. HEAD moves only
 from the commit the new one was made on, so a commit made meanwhile is never overwritten; a
 plumbing commit made on the last verified commit, bringing no law, is recorded as verified
-(trust.own_commit). `head` reads .git/HEAD and the loose ref it names
-where that is plain (a symlink, packed refs or any other oddity is asked of git): every write
-asks several times.
+(trust.own_commit). `head` reads .git/HEAD and the loose ref it names where that is plain
+(a symlink, packed refs or any other oddity is asked of git): every write asks several times.
+The trees of the folders along a write's paths are read from git once per commit
+(`read_ahead`, `committed`) and kept for that commit only: its trees never change.
 """
 
 from __future__ import annotations
@@ -359,7 +360,8 @@ _SEEN: dict[tuple[str, str], dict[bytes, bytes | None]] = {}
 
 def _folders_seen(root: Path, start: str) -> dict[bytes, bytes | None]:
     """The folders' trees this process read in `start` (see _SEEN): a commit's trees never
-    change, so those `committed` read before a write serve that write's commit, made on it."""
+    change, so those read ahead (read_ahead) or by `committed` before a write serve that
+    write's commit, made on it; a folder the tree of its holder lacks is known to be none."""
     key = (str(root), start)
     if key not in _SEEN:
         _SEEN.clear()
@@ -373,13 +375,45 @@ def _read_at(
     """(type, bytes) of what `start` holds at each of `paths` (None: nothing), in one `git
     cat-file --batch` that also reads the trees of those `folders` not seen yet in `start`."""
     seen = _folders_seen(root, start)
+    size = len(start) // 2
+    for folder in sorted(folders, key=len):  # a folder's holder first
+        if folder not in seen and _none_at(seen, folder, size):
+            seen[folder] = b""
     unseen = [folder for folder in folders if folder not in seen]
-    if not paths and not unseen:
-        return []
-    found = _objects_at(root, start, [*paths, *unseen])
-    for folder, thing in zip(unseen, found[len(paths) :], strict=True):
+    asked = [path for path in paths if not _none_at(seen, path, size)]
+    wanted = [*asked, *unseen]
+    found = dict(zip(wanted, _objects_at(root, start, wanted), strict=True)) if wanted else {}
+    for folder in unseen:
+        thing = found.get(folder)
         seen[folder] = b"" if thing is None else thing[1] if thing[0] == b"tree" else None
-    return found[: len(paths)]
+    return [found.get(path) for path in paths]
+
+
+def _none_at(seen: dict[bytes, bytes | None], name: bytes, size: int) -> bool:
+    """Whether a commit holds nothing at this path, as the tree it read of the folder holding
+    it says (a folder it has none of holds nothing either); False where that is not known."""
+    if not name:
+        return False  # the top folder
+    holder, _sep, base = name.rpartition(b"/")
+    tree = seen.get(holder)
+    return tree is not None and (not tree or not _holds(tree, base, size))
+
+
+def read_ahead(root: Path, rel_folder: str) -> None:
+    """Read HEAD's trees of this folder and of those holding it now, in one `git cat-file
+    --batch`, and find where their entries start: `committed` of a path under it, and the
+    commit of a write there, then ask git nothing more for them (none at all for a path HEAD
+    has nothing at, such as a new talk's). `plan` does this while the index's child sweeps."""
+    start = head(root)
+    name = os.fsencode(rel_folder)
+    if start is None or b"\n" in name:
+        return
+    folders = [*(name[:at] for at in _folder_ends(name)), name]
+    with contextlib.suppress(TalkbookError):  # asked again when needed, failing there if so
+        _read_at(root, start, [], folders)
+        seen = _folders_seen(root, start)
+        for tree in filter(None, (seen.get(folder) for folder in folders)):
+            _entry_starts(tree, len(start) // 2)  # where its entries start: kept, looked up next
 
 
 def _objects_at(root: Path, start: str, paths: list[bytes]) -> list[tuple[bytes, bytes] | None]:
@@ -418,10 +452,30 @@ def _put(tree: bytes, name: bytes, mode: bytes, oid: bytes | None, size: int) ->
     """A tree's bytes with its entry `name` made (mode, oid), or gone when oid is None, the
     entries kept in git's order (by name, a folder's as if it ended in a slash); None when
     the tree holds `name` as something else."""
-    import bisect
-
     starts = _entry_starts(tree, size)
-    count = len(starts) - 1
+    other = FILE_MODE if mode == FOLDER_MODE else FOLDER_MODE
+    if _where(tree, starts, name, other)[1] is not None:
+        return None  # a file where a folder is wanted, or the other way round
+    at, found = _where(tree, starts, name, mode)
+    if found is not None and found != mode:
+        return None  # an executable, a link, a submodule
+    made = b"%s %s\0%s" % (mode, name, oid) if oid is not None else b""
+    return tree[: starts[at]] + made + tree[starts[at + 1] if found else starts[at] :]
+
+
+def _holds(tree: bytes, name: bytes, size: int) -> bool:
+    """Whether a tree's bytes have an entry `name` (a file's, a folder's, anything's)."""
+    starts = _entry_starts(tree, size)
+    return any(_where(tree, starts, name, mode)[1] is not None for mode in (FILE_MODE, FOLDER_MODE))
+
+
+def _where(
+    tree: bytes, starts: tuple[int, ...], name: bytes, mode: bytes
+) -> tuple[int, bytes | None]:
+    """Where in a tree (its entries' `starts`) an entry `name` of this kind (a folder's, or
+    anything else's) sorts, and the mode of the one there, or None. Git sorts entries by name,
+    a folder's as if it ended in a slash."""
+    import bisect
 
     def entry(i: int) -> tuple[bytes, bytes]:
         mode_i, _sep, name_i = tree[starts[i] : tree.index(b"\0", starts[i])].partition(b" ")
@@ -431,32 +485,23 @@ def _put(tree: bytes, name: bytes, mode: bytes, oid: bytes | None, size: int) ->
         mode_i, name_i = entry(i)
         return name_i + b"/" if mode_i == FOLDER_MODE else name_i
 
-    wanted = _sort_key(name, mode)
-    unwanted = _sort_key(name, FILE_MODE if mode == FOLDER_MODE else FOLDER_MODE)
-    other = bisect.bisect_left(range(count), unwanted, key=key)
-    if other < count and key(other) == unwanted:
-        return None  # a file where a folder is wanted, or the other way round
+    count = len(starts) - 1
+    wanted = name + b"/" if mode == FOLDER_MODE else name
     at = bisect.bisect_left(range(count), wanted, key=key)
-    found = at < count and key(at) == wanted
-    if found and entry(at)[0] != mode:
-        return None  # an executable, a link, a submodule
-    made = b"%s %s\0%s" % (mode, name, oid) if oid is not None else b""
-    return tree[: starts[at]] + made + tree[starts[at + 1] if found else starts[at] :]
+    return at, entry(at)[0] if at < count and key(at) == wanted else None
 
 
-def _sort_key(name: bytes, mode: bytes) -> bytes:
-    return name + b"/" if mode == FOLDER_MODE else name
-
-
-def _entry_starts(tree: bytes, size: int) -> list[int]:
-    """Where each entry of a tree's bytes starts (mode, space, name, NUL, id), and its end."""
+@functools.lru_cache(maxsize=8)
+def _entry_starts(tree: bytes, size: int) -> tuple[int, ...]:
+    """Where each entry of a tree's bytes starts (mode, space, name, NUL, id), and its end.
+    Kept for the few trees of a write: a big folder's is looked in more than once."""
     starts, at = [], 0
     while at < len(tree):
         starts.append(at)
         at = tree.index(b"\0", at) + 1 + size
     if at != len(tree):
         raise TalkbookError("git: a malformed tree")
-    return [*starts, at]
+    return (*starts, at)
 
 
 def _tree_id(content: bytes, size: int) -> bytes:

@@ -100,7 +100,8 @@ def draft_plan(
         speaker, at, recorder, occasion, place, continues, method, talk_type, text, source
     )
     given, fields = _given(app, asked)  # refused before the catalog is looked at, as ever
-    app.prepare_save("plan")  # while the child sweeps: save's imports are then done
+    year = app.workspace.root / "talks" / str(fields["when"].year)  # where the plan will go
+    app.prepare_save("plan", year)  # while the child sweeps: then done when saving
     # drafted while the tree is checked for changes (load_into): rendering the brief meets
     # that wait; what the catalog makes it refuse is refused once the catalog proves current
     draft = load_into(
