@@ -401,3 +401,25 @@ def test_stamps_compared_a_stretch_at_a_time_as_one_by_one() -> None:
         stretches = gaps is not None and index._same_between(stamps, kept, gaps)  # type: ignore[arg-type]
         assert stretches == one_by_one
         assert not one_by_one or (gaps is not None and set(differ) <= set(gaps))
+
+
+def test_a_plan_refused_before_it_reads_leaves_no_sweeping_child(
+    workspace: Setup, cadre: str, verdicts: list[bool], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`plan` begins the tree's check as it starts (index.begin); refused before it reads the
+    catalog (a time that is none), the child is ended and reaped, not left running."""
+    catalog.load(app_of(workspace))
+    started: list[int] = []
+    real = index._Sweep.start
+
+    def recorded(root: Path, store: indexfile.Store) -> index._Sweep | None:
+        sweep = real(root, store)
+        started.append(sweep.pid if sweep else 0)
+        return sweep
+
+    monkeypatch.setattr(index._Sweep, "start", recorded)
+    refused = workspace.as_("P-01", "plan", cadre, "--speaker", "P-03", "--at", "someday")
+    assert refused.exit_code != 0 and "someday" in refused.stderr
+    assert len(started) == 1 and started[0] > 0
+    with pytest.raises(ChildProcessError):
+        os.waitpid(started[0], os.WNOHANG)

@@ -406,6 +406,13 @@ def begin(app) -> None:
     index.begin(app)
 
 
+def end(app) -> None:
+    """After a command that began (begin): a check it never used is ended (index.end)."""
+    from talkbook import index
+
+    index.end(app)
+
+
 def load_into(
     app,
     compute: Callable[[Catalog], T],

@@ -252,6 +252,16 @@ def begin(app) -> None:
         app.index_begun = _swept_apart(app, True)
 
 
+def end(app) -> None:
+    """A sweep begun (begin) that no refresh took, the command having ended first (an error):
+    its child is ended and reaped."""
+    begun = getattr(app, "index_begun", None)
+    if begun is not None:
+        app.index_begun = None
+        if begun[1] is not None:
+            begun[1].cancel()
+
+
 def _swept_apart(app, apart: bool) -> tuple[Store | None, _Sweep | None]:
     """The workspace's index store, and for a large index (when `apart`) its sweep started in
     a child; or no store (no key material for an index)."""
@@ -530,6 +540,15 @@ class _Sweep:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         os.close(reply)
         return cls(pid, answer)
+
+    def cancel(self) -> None:
+        """End the child now and reap it (it only reads: nothing of it is left half-done)."""
+        with contextlib.suppress(OSError):
+            os.kill(self.pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            os.close(self.answer_fd)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
 
     def answer(self, loaded: bytes | None = None) -> str | _Swept | None:
         """UNCHANGED (the child found the tree as the index `loaded` holds it: Store.loaded of

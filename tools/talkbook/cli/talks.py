@@ -150,32 +150,34 @@ def plan(
     Example: talkbook plan C-7k2m9q --speaker P-03 --at 2026-12-01T09:30 --occasion post_change
     Example: talkbook plan 张伟 --speaker 李明 --at 2026-12-01T09:30 --occasion 岗位变动
     """
-    from talkbook.catalog import begin
+    from talkbook.catalog import begin, end
 
     app.ensure_trust()  # first, as ever: then the tree's check begins (under the write lock)
     begin(app)  # while the command's own modules load and its arguments are read
+    try:
+        from talkbook.names import resolve_cadre
+        from talkbook.talks import draft_plan
 
-    from talkbook.names import resolve_cadre
-    from talkbook.talks import draft_plan
-
-    # Its flags and the suggestions make a whole plan: the editor is only offered on a terminal.
-    text = read_source(source) if source else None
-    use_editor = text is None and sys.stdin.isatty()
-    talk_id = draft_plan(
-        app,
-        resolve_cadre(app, cadre),
-        speaker=speaker,
-        at=at,
-        occasion=occasion,
-        place=place,
-        recorder=recorder,
-        continues=continues,
-        text=text,
-        use_editor=use_editor,
-        source=source_name(source),
-        method=method,
-        talk_type=talk_type,
-    )
+        # Its flags and the suggestions make a whole plan: the editor is offered on a terminal.
+        text = read_source(source) if source else None
+        use_editor = text is None and sys.stdin.isatty()
+        talk_id = draft_plan(
+            app,
+            resolve_cadre(app, cadre),
+            speaker=speaker,
+            at=at,
+            occasion=occasion,
+            place=place,
+            recorder=recorder,
+            continues=continues,
+            text=text,
+            use_editor=use_editor,
+            source=source_name(source),
+            method=method,
+            talk_type=talk_type,
+        )
+    finally:
+        end(app)  # a check never taken (the command refused first) is not left running
     emit_id(talk_id)
 
 
