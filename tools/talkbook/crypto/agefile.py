@@ -36,26 +36,17 @@ _WORK_FACTOR = re.compile(r"[1-9][0-9]*")
 # The usual header, matched in C: the grammar below, nothing looser (`parse_header` reads the
 # rest, and words every refusal). Base64 is canonical and unpadded as `_decode_b64` checks it: a
 # last group of 2 (3) characters leaves 4 (2) bits unused, which must be zero, so its last
-# character is one of those whose low bits are zero.
+# character is one of those whose low bits are zero (_CANONICAL_LAST, by the group's length).
 _B64 = rb"[A-Za-z0-9+/]"
-_LAST_OF_2, _LAST_OF_3 = rb"[AQgw]", rb"[AEIMQUYcgkosw048]"
+_LAST_OF_2, _LAST_OF_3 = b"AQgw", b"AEIMQUYcgkosw048"
+_CANONICAL_LAST = {2: _LAST_OF_2, 3: _LAST_OF_3}
 _USUAL_START = VERSION_LINE + b"\n"
-# A stanza: `-> ` and its arguments, its full body lines, then its short last line (may be empty).
+# A stanza: `-> ` and its arguments, its full body lines, then its short last line (may be empty;
+# its length and last character are checked in Python: a regex of groups of four costs more).
 _USUAL_STANZA = re.compile(
-    rb"-> ([\x21-\x7e]+(?: [\x21-\x7e]+)*)\n"
-    rb"((?:" + _B64 + rb"{64}\n)*)"
-    rb"((?:"
-    + _B64
-    + rb"{4}){0,15}(?:"
-    + _B64
-    + _LAST_OF_2
-    + rb"|"
-    + _B64
-    + rb"{2}"
-    + _LAST_OF_3
-    + rb")?)\n"
+    rb"-> ([\x21-\x7e]+(?: [\x21-\x7e]+)*)\n((?:" + _B64 + rb"{64}\n)*)(" + _B64 + rb"{0,63})\n"
 )
-_USUAL_MAC = re.compile(rb"--- " + _B64 + rb"{42}" + _LAST_OF_3 + rb"\n")  # 32 bytes: 43 chars
+_USUAL_MAC = re.compile(rb"--- " + _B64 + rb"{42}[" + _LAST_OF_3 + rb"]\n")  # 32 bytes: 43 chars
 
 
 # NamedTuples, not frozen dataclasses: every command defines them at import, and a NamedTuple is
@@ -178,7 +169,10 @@ def _usual_header(data: bytes) -> Header | None:
         if names[0] == PASSPHRASE_TYPE:
             return None  # its work factor is checked line by line
         last = stanza[3]
-        body = binascii.a2b_base64(stanza[2] + last + b"=" * (-len(last) % 4))
+        tail = len(last) % 4
+        if tail and (tail == 1 or last[-1] not in _CANONICAL_LAST[tail]):
+            return None  # not canonical base64
+        body = binascii.a2b_base64(stanza[2] + last + b"=" * (4 - tail if tail else 0))
         stanzas.append(Stanza(type=names[0], args=tuple(names[1:]), body=body))
         pos = stanza.end()
     if not _USUAL_MAC.match(data, pos):
