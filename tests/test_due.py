@@ -448,3 +448,31 @@ def test_followups_alone_read_only_records_with_follow_ups() -> None:
     assert [(o.talk, o.since, o.deadline, o.owner, o.number) for o in alone] == [
         ("T-rrrrr2", dt.date(2026, 1, 26), dt.date(2026, 2, 1), "P-02", 1)
     ]
+
+
+def test_git_s_log_runs_while_the_index_loads_and_its_failure_is_one_line(
+    workspace: Setup, cadre: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`due` starts git's log of when each profile was added before it loads the index, reads
+    it once, and says git's refusal in one line (exit 2), as when it waited for it first."""
+    from talkbook import gittrail
+    from talkbook.errors import TalkbookError
+
+    started: list[str] = []
+    real = gittrail.first_added_later
+
+    def counted(root: Path, *specs: str) -> Any:
+        started.append(" ".join(specs))
+        return real(root, *specs)
+
+    monkeypatch.setattr(gittrail, "first_added_later", counted)
+    ok(workspace.as_("P-01", "due", "--format", "json"))
+    assert started == ["cadres/"]
+
+    def failing() -> dict[str, dt.date]:
+        raise TalkbookError("git log failed here")
+
+    monkeypatch.setattr(gittrail, "first_added_later", lambda root, *specs: failing)
+    refused = workspace.as_("P-01", "due")
+    lines = refused.stderr.strip().splitlines()
+    assert refused.exit_code == 2 and lines == ["talkbook: git log failed here"]

@@ -34,6 +34,8 @@ from talkbook.errors import TalkbookError
 from talkbook.i18n import _
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from talkbook.crypto.signing import Signer
 
 HOOK_MARK = "# talkbook pre-commit hook"
@@ -650,15 +652,38 @@ def first_added(root: Path, *pathspecs: str) -> dict[str, dt.date]:
     one `git log`. Run without GitPython (its import costs more than the log), and limited to
     the paths asked for: a log of every file of a large workspace is ten times slower. With
     --full-history, no commit is simplified away: the same dates as a log of everything."""
+    return first_added_later(root, *pathspecs)()
+
+
+def first_added_later(root: Path, *pathspecs: str) -> Callable[[], dict[str, dt.date]]:
+    """first_added, its `git log` started now and read when the answer is asked for: a command
+    starts it before it loads the index (`due`), and git runs meanwhile. Started from this
+    thread, before any fork: a process forked later holds only the pipe's reading end."""
+    import subprocess
+
     args = ["log", "--format=@%aI", "--name-only", "--diff-filter=A", "--no-renames"]
     if pathspecs:
         args += ["--full-history", "--", *pathspecs]
-    try:
-        out = _git_output(root, *args).decode("utf-8", "replace")
-    except TalkbookError:
-        if head(root) is None:
-            return {}  # no commit yet
-        raise
+    env = {**os.environ, "LANGUAGE": "C", "LC_ALL": "C"}  # git's messages as _git_output's
+    running = subprocess.Popen(
+        ["git", "-C", str(root), *args],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )  # fmt: skip
+
+    @functools.cache
+    def answer() -> dict[str, dt.date]:
+        out, err = running.communicate()
+        if running.returncode != 0:
+            if head(root) is None:
+                return {}  # no commit yet
+            detail = err.decode("utf-8", "replace").strip()
+            raise TalkbookError(detail or "git log failed")
+        return _added(out.decode("utf-8", "replace"))
+
+    return answer
+
+
+def _added(out: str) -> dict[str, dt.date]:
     added: dict[str, dt.date] = {}
     day = dt.date.today()
     for line in out.splitlines():

@@ -269,22 +269,31 @@ def display_row(ws: Workspace, row: dict[str, Any]) -> dict[str, Any]:
 
 def created_dates(app: App) -> dict[str, dt.date]:
     """When each profile was added: where the cadence clock starts for a cadre never talked to."""
-    added = gittrail.first_added(app.workspace.root, "cadres/")
-    return {
-        rel.removeprefix("cadres/").removesuffix(".md.age"): day
-        for rel, day in added.items()
-        if rel.startswith("cadres/")
-    }
+    return created_dates_later(app)()
+
+
+def created_dates_later(app: App) -> Callable[[], dict[str, dt.date]]:
+    """created_dates, its git log started now and read when asked for (gittrail)."""
+    added_later = gittrail.first_added_later(app.workspace.root, "cadres/")
+
+    def by_cadre() -> dict[str, dt.date]:
+        return {
+            rel.removeprefix("cadres/").removesuffix(".md.age"): day
+            for rel, day in added_later().items()
+            if rel.startswith("cadres/")
+        }
+
+    return functools.cache(by_cadre)
 
 
 def due_rows(app: App, as_of: dt.date | None, within: int) -> tuple[list[dict], list[str]]:
     """The obligations, and a word on the files they could not take into account."""
     app.ensure_trust()  # the settings read here are verified ones
     day = as_of or app.today()
-    created = created_dates(app)
+    created = created_dates_later(app)  # git's log runs while the index loads
 
     def due(catalog: Catalog) -> tuple[list[dict], list[str]]:
-        found = obligations.due(app.workspace, catalog, day, created, within)
+        found = obligations.due(app.workspace, catalog, day, created(), within)
         return [o.as_dict(day, catalog) for o in found], skipped_note(catalog)
 
     return load_into(app, due)
