@@ -265,16 +265,12 @@ def processes() -> int:
 def _each(keyring: Keyring | None, items: list[Any], one: Callable[[Any], Any]) -> list[Any]:
     """`one(item)` for every item, in order; in forked worker processes from PARALLEL_FROM
     items on, when the platform forks and the keyring can be used in a child."""
+    workers = min(processes(), len(items))
+    if len(items) < PARALLEL_FROM or workers < 2 or not _forkable(keyring):
+        return [one(item) for item in items]  # a write's few files: multiprocessing not imported
     import multiprocessing
 
-    workers = min(processes(), len(items))
-    parallel = (
-        len(items) >= PARALLEL_FROM
-        and workers > 1
-        and _forkable(keyring)
-        and "fork" in multiprocessing.get_all_start_methods()
-    )
-    if not parallel:
+    if "fork" not in multiprocessing.get_all_start_methods():
         return [one(item) for item in items]
     global _worker
     size = max(1, -(-len(items) // (workers * CHUNKS_PER_WORKER)))
