@@ -100,8 +100,6 @@ def draft_plan(
         speaker, at, recorder, occasion, place, continues, method, talk_type, text, source
     )
     given, fields = _given(app, asked)  # refused before the catalog is looked at, as ever
-    year = app.workspace.root / "talks" / str(fields["when"].year)  # where the plan will go
-    app.prepare_save("plan", year)  # while the child sweeps: then done when saving
     # drafted while the tree is checked for changes (load_into): rendering the brief meets
     # that wait; what the catalog makes it refuse is refused once the catalog proves current
     draft = load_into(
@@ -178,6 +176,9 @@ def _drafted(
         given=given, created_by=created_by, **fields,
     )  # fmt: skip
     warnings = _plan_warnings(cadre_id, talk_id, occasion, event, when, catalog)
+    # save's imports, validator and git trees made ready here, after the draft: while the
+    # index's child may still sweep (it only imports, compiles and reads; done once)
+    app.prepare_save("plan", app.workspace.root / "talks" / str(when.year))
     return _Draft(talk_id, when.year, document, warnings)
 
 
