@@ -162,6 +162,19 @@ def test_what_is_not_plainly_a_file_is_left_to_git_commit_only(
     assert ran[0] == "commit"
 
 
+def runs_recorded(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Every command subprocess.run runs from now on."""
+    ran: list[list[str]] = []
+    real_run = subprocess.run
+
+    def recorded(command, *args, **kwargs):  # type: ignore[no-untyped-def]
+        ran.append(list(command))
+        return real_run(command, *args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "run", recorded)
+    return ran
+
+
 def test_the_folders_read_before_a_write_serve_its_commit_on_that_head_only(
     repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -170,14 +183,7 @@ def test_the_folders_read_before_a_write_serve_its_commit_on_that_head_only(
     one's, and keeps what the other commit brought."""
     rel = "talks/2026/T-b/plan.md.age"
     assert gittrail.committed(repo, rel) is None
-    ran: list[list[str]] = []
-    real_run = subprocess.run
-
-    def recorded(command, *args, **kwargs):
-        ran.append(list(command))
-        return real_run(command, *args, **kwargs)
-
-    monkeypatch.setattr(subprocess, "run", recorded)
+    ran = runs_recorded(monkeypatch)
     path = write(repo, rel, b"plan\n")
     gittrail.commit(repo, [path], "plan T-b: drafted", AUTHOR)
     assert not [command for command in ran if "cat-file" in command]
@@ -202,14 +208,7 @@ def test_read_ahead_folders_answer_for_a_new_path_without_git(
     git(repo, "add", "--all")
     git(repo, "-c", "commit.gpgsign=false", "commit", "-q", "-m", "a talk")
     gittrail.read_ahead(repo, "talks/2026")
-    ran: list[list[str]] = []
-    real_run = subprocess.run
-
-    def recorded(command, *args, **kwargs):
-        ran.append(list(command))
-        return real_run(command, *args, **kwargs)
-
-    monkeypatch.setattr(subprocess, "run", recorded)
+    ran = runs_recorded(monkeypatch)
     rel = "talks/2026/T-b/plan.md.age"
     assert gittrail.committed(repo, rel) is None
     assert gittrail.committed(repo, "talks/2026/T-b/record.md.age") is None
@@ -219,7 +218,7 @@ def test_read_ahead_folders_answer_for_a_new_path_without_git(
     start = git(repo, "rev-parse", "HEAD")
     made = gittrail.commit(repo, [write(repo, rel, b"plan\n")], "plan T-b: drafted", AUTHOR)
     assert not [command for command in ran if "cat-file" in command]
-    monkeypatch.setattr(subprocess, "run", real_run)
+    monkeypatch.undo()  # git runs unrecorded again
     assert git(repo, "ls-tree", "-r", "--name-only", "HEAD", "talks").split() == [
         "talks/2026/T-a/plan.md.age",
         rel,
@@ -293,14 +292,7 @@ def test_git_packs_loose_objects_when_its_own_sample_says_so(
 ) -> None:
     """`git commit` runs `git maintenance run --auto` after each commit; the plumbing commit
     runs it when objects/17 holds more loose objects than `git gc --auto` allows there."""
-    ran: list[list[str]] = []
-    real_run = subprocess.run
-
-    def recorded(command, *args, **kwargs):
-        ran.append(list(command))
-        return real_run(command, *args, **kwargs)
-
-    monkeypatch.setattr(subprocess, "run", recorded)
+    ran = runs_recorded(monkeypatch)
     path = write(repo, "cadres/C-aaaaaa.md.age", b"second\n")
     gittrail.commit(repo, [path], "cadre C-aaaaaa: edited", AUTHOR)
     assert not [c for c in ran if "maintenance" in c]

@@ -179,9 +179,9 @@ def test_dict_items_read_as_jinja_reads_them(
     assert sandbox.from_string(source).render(d=data) == expected
 
 
-def test_a_plain_dicts_item_is_read_without_jinjas_getattr(
-    sandbox: _Sandbox, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def jinja_asked(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The attributes the sandbox asks Jinja's getattr for."""
     asked: list[str] = []
     real = SandboxedEnvironment.getattr
 
@@ -190,6 +190,13 @@ def test_a_plain_dicts_item_is_read_without_jinjas_getattr(
         return real(self, obj, attribute)
 
     monkeypatch.setattr(SandboxedEnvironment, "getattr", counting)
+    return asked
+
+
+def test_a_plain_dicts_item_is_read_without_jinjas_getattr(
+    sandbox: _Sandbox, jinja_asked: list[str]
+) -> None:
+    asked = jinja_asked
     text = sandbox.from_string("{{ d.name }}{{ d.absent }}{{ d.keys() | list | length }}")
     assert text.render(d={"name": "Ann"}) == "Ann1"
     assert asked == ["keys"]
@@ -248,16 +255,9 @@ def test_an_allowed_attribute_read_again_is_jinjas_answer(sandbox: _Sandbox) -> 
 
 
 def test_an_allowed_attribute_is_read_without_jinjas_getattr(
-    sandbox: _Sandbox, monkeypatch: pytest.MonkeyPatch
+    sandbox: _Sandbox, jinja_asked: list[str]
 ) -> None:
-    asked: list[str] = []
-    real = SandboxedEnvironment.getattr
-
-    def counting(self: Any, obj: Any, attribute: str) -> Any:
-        asked.append(attribute)
-        return real(self, obj, attribute)
-
-    monkeypatch.setattr(SandboxedEnvironment, "getattr", counting)
+    asked = jinja_asked
     template = sandbox.from_string(
         "{% for r in rows %}{{ r.describe() }}{{ d.get('a') }}{% endfor %}"
     )
