@@ -208,6 +208,7 @@ def test_read_ahead_folders_answer_for_a_new_path_without_git(
     git(repo, "add", "--all")
     git(repo, "-c", "commit.gpgsign=false", "commit", "-q", "-m", "a talk")
     gittrail.read_ahead(repo, "talks/2026")
+    real_run = subprocess.run
     ran = runs_recorded(monkeypatch)
     rel = "talks/2026/T-b/plan.md.age"
     assert gittrail.committed(repo, rel) is None
@@ -218,7 +219,7 @@ def test_read_ahead_folders_answer_for_a_new_path_without_git(
     start = git(repo, "rev-parse", "HEAD")
     made = gittrail.commit(repo, [write(repo, rel, b"plan\n")], "plan T-b: drafted", AUTHOR)
     assert not [command for command in ran if "cat-file" in command]
-    monkeypatch.undo()  # git runs unrecorded again
+    monkeypatch.setattr(subprocess, "run", real_run)
     assert git(repo, "ls-tree", "-r", "--name-only", "HEAD", "talks").split() == [
         "talks/2026/T-a/plan.md.age",
         rel,
