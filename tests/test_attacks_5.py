@@ -281,3 +281,49 @@ def test_a_commit_made_between_read_ahead_and_the_write_is_kept(repo: Path) -> N
         "talks/2026/T-b/plan.md.age",
         "talks/2026/T-c/plan.md.age",
     ]
+
+
+# --- due: when each profile was added (gittrail.first_added_later) ----------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="gittrail._added reads each commit's author date as dt.date.fromisoformat("
+    "line[1:11]); git takes any author date (GIT_AUTHOR_DATE passes through _identity_env "
+    "when TALKBOOK_NOW is unset, and a hand-made commit may say anything) and prints a year "
+    "past 9999 as '@10000-01-01T…' (or '@%aI' for one it cannot show): ValueError, "
+    "`talkbook: unexpected ValueError` (exit 2) from `due` and the due reports, for everyone "
+    "and for good (history is never rewritten). Fix: in _added, a date that does not "
+    "parse is read as the latest one "
+    "(dt.date.max: that profile's cadence clock not started, as a year-9999 date already "
+    "makes it), e.g. `try: day = dt.date.fromisoformat(line[1:11]) except ValueError: "
+    "day = dt.date.max`",
+)
+def test_a_profile_added_with_an_author_date_past_9999_does_not_break_due(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conftest import PROFILE_ZH, STAFF, run
+    from talkbook.crypto import generate_key_file
+
+    keys = tmp_path / "keys"
+    keys.mkdir(mode=0o700)
+    key = keys / "P-01.txt"
+    public = generate_key_file(key)
+    root = tmp_path / "ws"
+    assert run("-i", key, "init", root, "--org", "市委组织部").exit_code == 0
+    name, roles = STAFF["P-01"]
+    added = run("-w", root, "-i", key, "person", "add", "P-01", "--name", name,
+                *(a for r in roles for a in ("--role", r)), "--key", public)  # fmt: skip
+    assert added.exit_code == 0, added.stderr
+    source = tmp_path / "profile.md"
+    source.write_text(PROFILE_ZH, encoding="utf-8")
+    # A member with push access (signing as themselves) sets git's date, not talkbook's clock.
+    monkeypatch.delenv("TALKBOOK_NOW", raising=False)
+    monkeypatch.setenv("GIT_AUTHOR_DATE", "@253402300800 +0000")  # 10000-01-01
+    made = run("-w", root, "-i", key, "cadre", "new", "--from", source)
+    assert made.exit_code == 0, made.stderr
+    monkeypatch.delenv("GIT_AUTHOR_DATE")
+    assert git(root, "log", "-1", "--format=%aI").startswith("10000-")
+    due = run("-w", root, "-i", key, "due")
+    assert due.exception is None or isinstance(due.exception, SystemExit), due.exception
+    assert due.exit_code == 0, due.stderr
