@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from talkbook import gittrail
+from conftest import ok
+from talkbook import catalog, gittrail, index, indexfile
+from talkbook.app import App
 
 AUTHOR = gittrail.Author("周慧敏", "p-01@talkbook.invalid")
 NOW = "2026-11-16T17:30"
@@ -327,3 +330,100 @@ def test_a_profile_added_with_an_author_date_past_9999_does_not_break_due(
     due = run("-w", root, "-i", key, "due")
     assert due.exception is None or isinstance(due.exception, SystemExit), due.exception
     assert due.exit_code == 0, due.stderr
+
+
+# --- index: a talk folder changed behind the index's back ----------------------------------
+
+
+def planned(workspace, cadre: str, day: str) -> Path:
+    at = f"2026-03-{day}T09:30"
+    talk = ok(workspace.as_("P-01", "plan", cadre, "--speaker", "P-03", "--at", at))
+    return next(workspace.root.glob(f"talks/*/{talk.stdout.strip().splitlines()[-1]}"))
+
+
+def refreshed(workspace) -> list[str]:
+    """The index's paths after a refresh, as P-01's."""
+    return index.refresh(App(workspace.root, workspace.keys["P-01"])).columns.rels
+
+
+def put_back(folder: Path, mtime_ns: int) -> None:
+    os.utime(folder, ns=(mtime_ns, mtime_ns))
+
+
+def changed_behind(folders: list[Path], how: str) -> None:
+    """A change made so that each talk folder's mtime is what it was (its ctime moves: only
+    the clock of the machine could put that back)."""
+    mtimes = {folder: folder.stat().st_mtime_ns for folder in folders}
+    a, b, c = folders
+    if how == "emptied":
+        for file in a.iterdir():
+            file.unlink()
+    elif how == "renamed":
+        a.rename(a.parent / "T-zzzzzz")
+        put_back(a.parent / "T-zzzzzz", mtimes[a])
+    elif how == "replaced by another":
+        a.rename(a.parent.parent / "gone")
+        shutil.copytree(b, a)  # copystat: b's mtime
+    elif how == "a file moved across":
+        (a / "plan.md.age").rename(b / "record.md.age")
+    elif how == "a new year with an old folder":
+        shutil.copytree(c, c.parent.parent / "2031" / c.name)  # its mtime copied
+    for folder in folders:
+        if folder.is_dir():
+            put_back(folder, mtimes[folder])
+
+
+@pytest.mark.parametrize("apart", [False, True])
+@pytest.mark.parametrize(
+    "how",
+    [
+        "emptied",
+        "renamed",
+        "replaced by another",
+        "a file moved across",
+        "a new year with an old folder",
+    ],
+)
+def test_a_talk_folder_changed_with_its_mtime_put_back_is_listed_as_it_is(
+    workspace, cadre: str, monkeypatch: pytest.MonkeyPatch, how: str, apart: bool
+) -> None:
+    monkeypatch.setattr(index, "RACY_NS", 0)
+    if apart:  # as on two cores: the child sweeps (and re-lists) while the parent loads
+        monkeypatch.setattr(index, "SWEEP_APART_FROM", 0)
+        monkeypatch.setattr(catalog, "processes", lambda: 2)
+    folders = [planned(workspace, cadre, day) for day in ("10", "11", "12")]
+    monkeypatch.setattr(index, "RACY_REHASH", 0)  # saved, not noted: the keys as saved
+    index.refresh(App(workspace.root, workspace.keys["P-01"]))
+    monkeypatch.setattr(index, "RACY_REHASH", 64)
+    assert refreshed(workspace) == index.listing(workspace.root)
+    changed_behind(folders, how)
+    for _ in range(2):  # the first refresh after the change, and the one after its save
+        assert refreshed(workspace) == index.listing(workspace.root)
+    listed = ok(workspace.as_("P-01", "list", "talks")).stdout
+    assert ("T-zzzzzz" in listed) == (how == "renamed")
+
+
+def test_a_stat_file_older_than_its_index_lists_the_tree_as_it_is(
+    workspace, cadre: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kill between the index's write and its stat file's leaves the stat file of the save
+    before: bound to another index, it is not taken (every folder listed, every file hashed),
+    in the parent and in the sweeping child."""
+    monkeypatch.setattr(index, "RACY_NS", 0)
+    monkeypatch.setattr(index, "SWEEP_APART_FROM", 0)
+    monkeypatch.setattr(catalog, "processes", lambda: 2)
+    folders = [planned(workspace, cadre, day) for day in ("10", "11")]
+    monkeypatch.setattr(index, "RACY_REHASH", 0)
+    index.refresh(App(workspace.root, workspace.keys["P-01"]))
+    [stat_file] = (workspace.root / indexfile.FOLDER).glob("index-*.stat.age")
+    before = stat_file.read_bytes()
+    mtime = folders[0].stat().st_mtime_ns
+    (folders[0] / "plan.md.age").rename(folders[0].parent.parent / "away")
+    put_back(folders[0], mtime)
+    index.refresh(App(workspace.root, workspace.keys["P-01"]))  # saved: index and stat file
+    stat_file.write_bytes(before)  # as if killed before the stat file was replaced
+    (folders[0].parent.parent / "away").rename(folders[0] / "plan.md.age")
+    put_back(folders[0], mtime)
+    monkeypatch.setattr(index, "RACY_REHASH", 64)
+    for _ in range(2):
+        assert refreshed(workspace) == index.listing(workspace.root)
