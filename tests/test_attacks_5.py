@@ -427,3 +427,42 @@ def test_a_stat_file_older_than_its_index_lists_the_tree_as_it_is(
     monkeypatch.setattr(index, "RACY_REHASH", 64)
     for _ in range(2):
         assert refreshed(workspace) == index.listing(workspace.root)
+
+
+# --- index format 10: a profile split into head and tail ------------------------------------
+
+
+@pytest.mark.parametrize("status", [None, "submitted"])
+def test_item_get_answers_every_field_as_the_whole_front_matter_does(status: str | None) -> None:
+    """Whatever a crafted profile (or plan) holds — a name or unit that is a list, a table
+    where a date goes, empty lists, a key named like a head list — Item.get of each key, before
+    and after the tail is decoded, is meta.get's, and the whole front matter comes back in its
+    order (readers that moved to Item.get miss nothing)."""
+    from talkbook.indexchunks import Tails, encode, heads
+
+    crafted = {
+        "id": "C-aaaaaa",
+        "name": ["张伟", "李明"],
+        "unit": {"zh": "市委"},
+        "post": None,
+        "events": [{"occasion": "promotion", "date": "2026-01-01"}],
+        "roles": [],
+        "work_history": [{"from": "2001", "unit": "x"}],
+        "retired": {"on": "2026-01-01"},
+        "decisions": ["a"],
+        "status": status,
+        "": [1],
+    }
+    rows = [("profile", crafted), ("plan", dict(crafted)), ("profile", {"id": "C-b"})]
+    head_rows, tail = heads(encode(rows))
+    for at, (kind, meta) in enumerate(rows):
+        row = head_rows[at]
+        split = len(row) == 3  # as index._built makes items: a tail only for a split row
+        tails = Tails([0], [len(rows)], [tail]) if split else None
+        keys = row[2] if split else ()
+        item = catalog.Item(kind, f"x/{at}", None, None, row[1], None, tails, at, keys)
+        for key in [*meta, "missing"]:
+            assert item.get(key, "default") == meta.get(key, "default"), key
+        assert list(item.meta.items()) == list(meta.items())
+        for key in [*meta, "missing"]:
+            assert item.get(key, "default") == meta.get(key, "default"), key
