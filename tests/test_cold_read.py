@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from talkbook import yamlguard
+from talkbook import models, plainyaml, yamlguard
 from talkbook.crypto import Keyring, agefile, encrypt
 from talkbook.errors import DecryptionError
 from talkbook.fsutil import Folders, read_below
@@ -201,3 +201,18 @@ def test_the_closing_line_is_found_where_the_regex_finds_it(pieces: list[str]) -
 )
 def test_bodies_as_frontmatter_parse_split_them(text: str, body: str) -> None:
     assert yamlguard.parse(text).body == body
+
+
+# -- plainyaml -----------------------------------------------------------------------------------
+def test_every_character_left_to_the_guarded_loader_is_one_isprintable_refuses() -> None:
+    """Reader.load searches for them only in a text with a line isprintable refuses."""
+    for code in range(0x110000):
+        char = chr(code)
+        assert not (plainyaml._OUTSIDE.match(char) and char.isprintable()), hex(code)
+
+
+@pytest.mark.parametrize("char", ["\x00", "\t", "\x85", "\u2028", "\ufeff", "\ud800", "\uffff"])
+def test_a_line_with_such_a_character_is_left_to_the_guarded_loader(char: str) -> None:
+    reader = plainyaml.Reader(models.to_plain)
+    assert reader.load(f"a: 1\nb: x{char}y\n") is None
+    assert reader.load("a: 1\nb: x\u3000y\n") == {"a": 1, "b": "x\u3000y"}  # printable to YAML
