@@ -478,3 +478,18 @@ def test_item_get_answers_every_field_as_the_whole_front_matter_does(status: str
         assert list(item.meta.items()) == list(meta.items())
         for key in [*meta, "missing"]:
             assert item.get(key, "default") == meta.get(key, "default"), key
+
+
+def test_a_pushed_gitignore_does_not_keep_a_write_out_of_the_trail(repo: Path) -> None:
+    """A .gitignore that matches the tool's paths (anyone may push one): the plumbing stages
+    and commits the path all the same (update-index reads no ignore rules), where `git add`
+    refused it before (`git commit --only` then failed the write). Its fallback still runs
+    `git add` without --force: see the report of test_attacks_5."""
+    write(repo, ".gitignore", b"talks/\n")
+    commit_all(repo, "ignore the talks")
+    path = write(repo, "talks/2026/T-b/plan.md.age", b"plan\n")
+    gittrail.commit(repo, [path], "plan T-b: drafted", AUTHOR)
+    assert (
+        git(repo, "ls-tree", "-r", "--name-only", "HEAD", "talks") == "talks/2026/T-b/plan.md.age"
+    )
+    assert git(repo, "status", "--porcelain", "--ignored", "--", "talks") == ""
