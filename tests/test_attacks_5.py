@@ -493,3 +493,32 @@ def test_a_pushed_gitignore_does_not_keep_a_write_out_of_the_trail(repo: Path) -
         git(repo, "ls-tree", "-r", "--name-only", "HEAD", "talks") == "talks/2026/T-b/plan.md.age"
     )
     assert git(repo, "status", "--porcelain", "--ignored", "--", "talks") == ""
+
+
+@pytest.mark.parametrize("then", ["removed", "a file added", "a file removed"])
+def test_a_folder_unsettled_at_the_save_is_never_answered_from_its_saved_paths(
+    workspace, cadre: str, monkeypatch: pytest.MonkeyPatch, then: str
+) -> None:
+    """A talk folder changed within RACY_NS of the save has no key in the stat file, while its
+    paths are in the index: gone or changed later, the listing (its year's keys as saved, or
+    not) and the stamps still give the tree as it is, in the parent and in the child."""
+    import time
+
+    monkeypatch.setattr(index, "SWEEP_APART_FROM", 0)
+    monkeypatch.setattr(catalog, "processes", lambda: 2)
+    settled = [planned(workspace, cadre, day) for day in ("10", "11")]
+    time.sleep(0.6)
+    fresh = planned(workspace, cadre, "12")
+    monkeypatch.setattr(index, "RACY_NS", 300_000_000)  # the first two settled, not the third
+    monkeypatch.setattr(index, "RACY_REHASH", 0)
+    index.refresh(App(workspace.root, workspace.keys["P-01"]))
+    monkeypatch.setattr(index, "RACY_REHASH", 64)
+    time.sleep(0.4)
+    if then == "removed":
+        shutil.rmtree(fresh)
+    elif then == "a file added":
+        (fresh / "record.md.age").write_bytes((settled[0] / "plan.md.age").read_bytes())
+    else:
+        (fresh / "plan.md.age").unlink()
+    for _ in range(3):
+        assert refreshed(workspace) == index.listing(workspace.root)
