@@ -3,7 +3,8 @@ index's partial re-listing: what a crafted name, a crafted tree in HEAD (pushed 
 push access; git fetches it without fsck by default) or a folder changed behind the index's
 back makes of them.
 
-Each xfail(strict=True) is a finding: it fails now and says what it breaks; the others hold.
+Four were findings, fixed in gittrail (a crafted tree goes to git, a CR in a path is read the
+ls-tree way, a commit date past 9999 counts for nothing): their tests failed before; the others hold.
 """
 
 from __future__ import annotations
@@ -106,13 +107,6 @@ def crafted_head(root: Path, folder: str, entries: list[tuple[str, str, str]]) -
 # --- gittrail: names ------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_plain_files lets through a name ending in \\r: `git hash-object --stdin-paths` "
-    "reads its lines with strbuf_getline, which drops a trailing CR, so it hashes the file "
-    "named without it: the commit holds another file's bytes under that name (fix: refuse "
-    "b'\\r' in a name as b'\\n' is, leaving it to `git commit --only`)",
-)
 def test_a_name_ending_in_a_carriage_return_commits_its_own_bytes(repo: Path) -> None:
     write(repo, "talks/2026/T-b/plan.md.age", b"decoy\n")
     path = write(repo, "talks/2026/T-b/plan.md.age\r", b"the real bytes\n")
@@ -125,12 +119,6 @@ def test_a_name_ending_in_a_carriage_return_commits_its_own_bytes(repo: Path) ->
     assert git(repo, "status", "--porcelain", "--", "talks") == "?? talks/2026/T-b/plan.md.age"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="committed() sends `HEAD:path` to `git cat-file --batch`, which reads its lines "
-    "with CR stripped: a path ending in \\r that HEAD does not hold answers the bytes of the "
-    "path without it (fix: send a name holding \\r the ls-tree way, as one holding \\n is)",
-)
 def test_committed_of_a_name_ending_in_a_carriage_return_is_its_own(repo: Path) -> None:
     write(repo, "cadres/C-aaaaaa.md.age", b"decoy\n")
     commit_all(repo, "decoy")
@@ -218,18 +206,6 @@ def test_a_symlinked_folder_in_the_working_tree_commits_nothing_through_it(
     assert git(repo, "rev-parse", "HEAD") == start
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a crafted tree in HEAD (a folder's mode written 040000, or entries out of git's "
-    "order; git fetch takes both without transfer.fsckObjects) is edited by bisecting keys "
-    "that assume git's order: the new entry lands out of order, so git's own lookups "
-    "(`HEAD:path`, committed()) stop before it and the file just committed reads as absent, "
-    "and the commit differs from `git commit --only`'s (which rewrites the tree from the "
-    "index, sorted, modes canonical). Fix: _put returns None (git commit --only) unless "
-    "every entry of the tree it edits has a canonical mode (100644, 100755, 120000, 160000, "
-    "40000) and the entries' keys strictly increase (checked once per tree, cached beside "
-    "_entry_starts)",
-)
 @pytest.mark.parametrize("crafted", ["zero-padded folder mode", "entries out of order"])
 def test_a_crafted_tree_in_head_does_not_hide_the_committed_file(
     repo: Path, crafted: str, monkeypatch: pytest.MonkeyPatch
@@ -301,19 +277,6 @@ def test_a_commit_made_between_read_ahead_and_the_write_is_kept(repo: Path) -> N
 # --- due: when each profile was added (gittrail.first_added_later) ----------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gittrail._added reads each commit's author date as dt.date.fromisoformat("
-    "line[1:11]); git takes any author date (GIT_AUTHOR_DATE passes through _identity_env "
-    "when TALKBOOK_NOW is unset, and a hand-made commit may say anything) and prints a year "
-    "past 9999 as '@10000-01-01T…' (or '@%aI' for one it cannot show): ValueError, "
-    "`talkbook: unexpected ValueError` (exit 2) from `due` and the due reports, for everyone "
-    "and for good (history is never rewritten). Fix: in _added, a date that does not "
-    "parse is read as the latest one "
-    "(dt.date.max: that profile's cadence clock not started, as a year-9999 date already "
-    "makes it), e.g. `try: day = dt.date.fromisoformat(line[1:11]) except ValueError: "
-    "day = dt.date.max`",
-)
 def test_a_profile_added_with_an_author_date_past_9999_does_not_break_due(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -188,7 +188,7 @@ def commit(
             sha = _commit_alone(root, rel, message, start, [*options, "commit-tree", *sign], env)
             made_on = start if sha is not None else None
         if sha is None:  # `git commit --only` takes only paths the index knows: staged first
-            _git_output(root, "add", "--all", "--", *rel)
+            _git_output(root, "add", "--all", "--force", "--", *rel)  # as the plumbing way
             args = ["--no-verify", "--quiet", "--only", "-m", message, "--", *rel]
             if allow_empty:
                 args.insert(0, "--allow-empty")
@@ -328,8 +328,8 @@ def _plain_files(root: Path, names: list[bytes]) -> list[bytes] | None:
     reads a path a line and unquotes one in quotes, would not read it as it is)."""
     present = []
     for name in names:
-        if b"\n" in name or name.startswith(b'"'):
-            return None
+        if b"\n" in name or b"\r" in name or name.startswith(b'"'):
+            return None  # git reads a path a line: it would drop a trailing CR
         try:
             mode = os.lstat(os.path.join(os.fsencode(root), name)).st_mode
         except FileNotFoundError:
@@ -408,14 +408,14 @@ def read_ahead(root: Path, rel_folder: str) -> None:
     has nothing at, such as a new talk's). `plan` does this while the index's child sweeps."""
     start = head(root)
     name = os.fsencode(rel_folder)
-    if start is None or b"\n" in name:
+    if start is None or b"\n" in name or b"\r" in name:
         return
     folders = [*(name[:at] for at in _folder_ends(name)), name]
     with contextlib.suppress(TalkbookError):  # asked again when needed, failing there if so
         _read_at(root, start, [], folders)
         seen = _folders_seen(root, start)
         for tree in filter(None, (seen.get(folder) for folder in folders)):
-            _entry_starts(tree, len(start) // 2)  # where its entries start: kept, looked up next
+            _canonical(tree, len(start) // 2)  # its entries found and checked: kept, used next
 
 
 def _objects_at(root: Path, start: str, paths: list[bytes]) -> list[tuple[bytes, bytes] | None]:
@@ -453,7 +453,9 @@ def _stored_blobs(root: Path, names: list[bytes]) -> dict[bytes, bytes]:
 def _put(tree: bytes, name: bytes, mode: bytes, oid: bytes | None, size: int) -> bytes | None:
     """A tree's bytes with its entry `name` made (mode, oid), or gone when oid is None, the
     entries kept in git's order (by name, a folder's as if it ended in a slash); None when
-    the tree holds `name` as something else."""
+    the tree holds `name` as something else, or is not as git writes trees (_canonical)."""
+    if not _canonical(tree, size):
+        return None
     starts = _entry_starts(tree, size)
     other = FILE_MODE if mode == FOLDER_MODE else FOLDER_MODE
     if _where(tree, starts, name, other)[1] is not None:
@@ -466,7 +468,10 @@ def _put(tree: bytes, name: bytes, mode: bytes, oid: bytes | None, size: int) ->
 
 
 def _holds(tree: bytes, name: bytes, size: int) -> bool:
-    """Whether a tree's bytes have an entry `name` (a file's, a folder's, anything's)."""
+    """Whether a tree's bytes have an entry `name` (a file's, a folder's, anything's); True
+    for a tree not as git writes them (_canonical): git is asked then."""
+    if not _canonical(tree, size):
+        return True
     starts = _entry_starts(tree, size)
     return any(_where(tree, starts, name, mode)[1] is not None for mode in (FILE_MODE, FOLDER_MODE))
 
@@ -504,6 +509,31 @@ def _entry_starts(tree: bytes, size: int) -> tuple[int, ...]:
     if at != len(tree):
         raise TalkbookError("git: a malformed tree")
     return (*starts, at)
+
+
+CANONICAL_MODES = {b"100644", b"100755", b"120000", b"160000", FOLDER_MODE}
+
+
+@functools.lru_cache(maxsize=8)
+def _canonical(tree: bytes, size: int) -> bool:
+    """Whether a tree's entries are as git writes them, which _where's bisection needs: known
+    modes, plain names (not "", ".", "..", none with a slash), each name once, in git's order.
+    A tree anyone pushed may be otherwise (git fetch takes one out of order, or with a
+    folder's mode as 040000): a write then commits through git, which writes it anew."""
+    starts = _entry_starts(tree, size)
+    names: set[bytes] = set()
+    before = b""
+    for at in starts[:-1]:
+        mode, sep, name = tree[at : tree.index(b"\0", at)].partition(b" ")
+        key = name + b"/" if mode == FOLDER_MODE else name
+        plain = name not in (b"", b".", b"..") and name.lower() != b".git" and b"/" not in name
+        if mode not in CANONICAL_MODES or not sep or not plain:
+            return False
+        if key <= before or name in names:
+            return False
+        names.add(name)
+        before = key
+    return True
 
 
 def _tree_id(content: bytes, size: int) -> bytes:
@@ -683,14 +713,28 @@ def first_added_later(root: Path, *pathspecs: str) -> Callable[[], dict[str, dt.
     return answer
 
 
+LAST_YEAR_COUNTED = 9000  # a later commit date is none a deadline can be counted from
+
+
 def _added(out: str) -> dict[str, dt.date]:
+    """Each path's day from `git log --format=@%aI --name-only`. Any author can set a commit's
+    date: one git shows past year 9999 (not ISO), or that leaves no room to add a cadence's
+    days, leaves its paths out (unknown: the command's own day stands in for it)."""
     added: dict[str, dt.date] = {}
-    day = dt.date.today()
+    day: dt.date | None = dt.date.today()
     for line in out.splitlines():
         if line.startswith("@"):
-            day = dt.date.fromisoformat(line[1:11])
+            try:
+                day = dt.date.fromisoformat(line[1:11])
+            except ValueError:
+                day = None
+            if day is not None and day.year > LAST_YEAR_COUNTED:
+                day = None
         elif line:
-            added[line] = day  # log runs newest first: the last seen is the first added
+            if day is None:
+                added.pop(line, None)  # first added on a day none can count from
+            else:
+                added[line] = day  # log runs newest first: the last seen is the first added
     return added
 
 
@@ -963,19 +1007,37 @@ def _git_output(root: Path, *args: str, given: bytes | None = None) -> bytes:
 def object_ids(root: Path, specs: list[str]) -> dict[str, str | None]:
     """The object id of each `rev:path` spec (None where it names nothing): one
     `git cat-file --batch-check` for all of them."""
-    if not specs:
-        return {}
+    odd = [spec for spec in specs if "\r" in spec or "\n" in spec]  # git reads a spec a line
+    plain = [spec for spec in specs if spec not in odd]
+    found: dict[str, str | None] = {spec: _listed_id(root, spec) for spec in odd}
+    if not plain:
+        return found
     import subprocess
 
     done = subprocess.run(
         ["git", "-C", str(root), "cat-file", "--batch-check=%(objectname)"],
-        input="\n".join(specs) + "\n", capture_output=True, text=True, check=True,
+        input="\n".join(plain) + "\n", capture_output=True, text=True, check=True,
     )  # fmt: skip
     lines = done.stdout.splitlines()
-    return {
+    found |= {
         spec: None if line.endswith(" missing") else line.strip()
-        for spec, line in zip(specs, lines, strict=False)
+        for spec, line in zip(plain, lines, strict=False)
     }
+    return found
+
+
+def _listed_id(root: Path, spec: str) -> str | None:
+    """The object id of a `rev:path` spec whose path git would not read whole from a line (a
+    CR or newline in it), as `ls-tree` lists it; None if the revision holds nothing there."""
+    rev, _sep, path = spec.partition(":")
+    listed = _git_output(
+        root, "--literal-pathspecs", "ls-tree", "-z", "--full-tree", rev, "--", path
+    )
+    for entry in filter(None, listed.split(b"\0")):
+        info, _tab, name = entry.partition(b"\t")
+        if name == os.fsencode(path):
+            return info.split()[2].decode("ascii")
+    return None
 
 
 def blobs_at(root: Path, rev: str, rel_paths: list[str]) -> dict[str, str]:
@@ -1001,7 +1063,7 @@ def committed(root: Path, rel_path: str, at: str | None = None) -> bytes | None:
     start = at or head(root)
     if start is None:
         return None
-    if not rel_path or "\n" in rel_path or rel_path.startswith(("./", "../")):
+    if not rel_path or "\n" in rel_path or "\r" in rel_path or rel_path.startswith(("./", "../")):
         blob = blobs_at(root, start, [rel_path]).get(rel_path)
         return _git_output(root, "cat-file", "blob", blob) if blob else None
     name = os.fsencode(rel_path)
