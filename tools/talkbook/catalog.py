@@ -306,20 +306,24 @@ def file_readings(
     in a worker, so that what crosses the pipe is what the caller keeps (plain values are
     cheaper to send than Readings, and the parent has nothing left to convert)."""
 
-    from talkbook.fsutil import read_below
+    from talkbook.fsutil import Folders, read_below
 
     base = str(root)
     shaped = shape or (lambda reading: reading)
+    folders = Folders()  # each process's own: files read in path order share their folders
 
     def one(file: tuple[str, str]) -> tuple[bytes, Any] | None:
         rel = file[0]
         try:
-            data = read_below(base, rel)  # no pathlib: a fifth of a file's cost
+            data = read_below(base, rel, folders)  # no pathlib: a fifth of a file's cost
             return hashlib.sha256(data).digest(), shaped(read(keyring, rel, data, keep_text))
         except (TalkbookError, OSError):
             return None  # an exception's fields may not survive the pipe: raised again below
 
-    done = _each(keyring, files, one)
+    try:
+        done = _each(keyring, files, one)
+    finally:
+        folders.close()  # what this process opened, when it read the files itself
     return [
         answer if answer is not None else _hashed_reading(keyring, root, *file, keep_text, shaped)
         for file, answer in zip(files, done, strict=True)
