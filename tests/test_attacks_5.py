@@ -4,7 +4,8 @@ push access; git fetches it without fsck by default) or a folder changed behind 
 back makes of them.
 
 Four were findings, fixed in gittrail (a crafted tree goes to git, a CR in a path is read the
-ls-tree way, a commit date past 9999 counts for nothing): their tests failed before; the others hold.
+ls-tree way, a commit date past 9999 counts for nothing): their tests failed before; the others
+hold.
 """
 
 from __future__ import annotations
