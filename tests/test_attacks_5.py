@@ -21,6 +21,7 @@ import pytest
 from conftest import ok
 from talkbook import catalog, gittrail, index, indexfile
 from talkbook.app import App
+from test_gittrail import plumbed, porcelain_commit  # what git commit --only makes; _run_git's
 
 AUTHOR = gittrail.Author("周慧敏", "p-01@talkbook.invalid")
 NOW = "2026-11-16T17:30"
@@ -56,18 +57,6 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
-def porcelain_commit(root: Path, rels: list[str], message: str) -> str:
-    """What `git add` and `git commit --only` make of these paths."""
-    env = {**os.environ, **gittrail._identity_env(AUTHOR)}
-    git(root, "add", "--all", "--", *rels)
-    args = ["-c", "commit.gpgsign=false", "commit", "--no-verify", "--quiet", "--only"]
-    done = subprocess.run(
-        ["git", "-C", str(root), *args, "-m", message, "--", *rels], env=env, capture_output=True
-    )
-    assert done.returncode == 0, done.stderr
-    return git(root, "rev-parse", "HEAD")
-
-
 def made_and_porcelain(root: Path, paths: list[Path], message: str) -> tuple[str, str]:
     start = git(root, "rev-parse", "HEAD")
     rels = [path.relative_to(root).as_posix() for path in paths]
@@ -75,18 +64,6 @@ def made_and_porcelain(root: Path, paths: list[Path], message: str) -> tuple[str
     git(root, "reset", "-q", "--soft", start)
     git(root, "reset", "-q", start, "--", *rels)
     return made, porcelain_commit(root, rels, message)
-
-
-def plumbed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    ran: list[str] = []
-    run_git = gittrail._run_git
-
-    def recorded(root: Path, args: list[str], env: dict[str, str]) -> str:
-        ran.append(next(arg for arg in args if arg in ("commit", "commit-tree", "update-ref")))
-        return run_git(root, args, env)
-
-    monkeypatch.setattr(gittrail, "_run_git", recorded)
-    return ran
 
 
 def crafted_head(root: Path, folder: str, entries: list[tuple[str, str, str]]) -> None:
@@ -486,3 +463,18 @@ def test_a_folder_unsettled_at_the_save_is_never_answered_from_its_saved_paths(
         (fresh / "plan.md.age").unlink()
     for _ in range(3):
         assert refreshed(workspace) == index.listing(workspace.root)
+
+
+def test_object_ids_read_a_path_with_a_cr_whole(repo: Path) -> None:
+    """trust asks the object id of each law path a commit changed (gittrail.object_ids): a
+    path ending in a CR is its own, not the id of the path without it (git's --batch-check
+    reads a spec a line and drops a trailing CR)."""
+    write(repo, "templates/x", b"plain\n")
+    write(repo, "templates/x\r", b"with a CR\n")
+    commit_all(repo, "two templates")
+    head = git(repo, "rev-parse", "HEAD")
+    found = gittrail.object_ids(repo, [f"{head}:templates/x\r", f"{head}:templates/x"])
+    with_cr = git(repo, "hash-object", "--stdin", given=b"with a CR\n")
+    assert found[f"{head}:templates/x\r"] == with_cr
+    assert found[f"{head}:templates/x"] == git(repo, "hash-object", "--stdin", given=b"plain\n")
+    assert gittrail.object_ids(repo, [f"{head}:templates/y\r"]) == {f"{head}:templates/y\r": None}
